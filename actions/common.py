@@ -1,0 +1,42 @@
+"""Helpers shared by the actions: the backend, shop facts, who the buyer is."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Tracker
+
+from xiaoer.shop.backend import ShopBackend, get_backend
+
+logger = logging.getLogger("xiaoer.actions")
+
+
+def backend() -> ShopBackend:
+    return get_backend()
+
+
+def shop_facts() -> dict[str, str]:
+    return backend().policies().facts()
+
+
+def buyer_id(tracker: Tracker) -> str | None:
+    """The platform buyer id, when the channel knows who is writing (metadata)."""
+    metadata: dict[str, Any] = tracker.latest_message.get("metadata") or {}
+    value = metadata.get("buyer_id")
+    return str(value) if value else None
+
+
+def latest_intent(tracker: Tracker) -> str | None:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def fmt_time(value: datetime | None) -> str:
+    return f"{value:%m月%d日 %H:%M}" if value else ""
+
+
+def log_event(event: str, tracker: Tracker, **fields: Any) -> None:
+    """Structured log line: event name, conversation id, non-personal fields only."""
+    extra = " ".join(f"{k}={v}" for k, v in fields.items())
+    logger.info("event=%s conversation=%s %s", event, tracker.sender_id, extra)

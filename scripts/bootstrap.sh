@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.10 and install the pinned dependencies.
+# Idempotent: a second run only checks a stamp and returns in well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP="$VENV/.xiaoer-installed"
+
+find_python() {
+  if [[ -n "${XIAOER_PYTHON:-}" ]]; then echo "$XIAOER_PYTHON"; return; fi
+  if command -v pyenv >/dev/null 2>&1; then
+    local p
+    p="$(pyenv root)/versions/3.10.13/bin/python3.10"
+    if [[ -x "$p" ]]; then echo "$p"; return; fi
+  fi
+  if command -v python3.10 >/dev/null 2>&1; then command -v python3.10; return; fi
+  echo "error: Python 3.10 not found (Rasa 3.6 needs Python 3.10). Install it with pyenv (pyenv install 3.10.13) or set XIAOER_PYTHON." >&2
+  exit 1
+}
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  PY="$(find_python)"
+  echo "==> creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+
+want="$(cat requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [[ "$want" == "$have" ]]; then
+  exit 0
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PIP=("$VENV/bin/python" -m pip)
+echo "==> installing pinned dependencies into $VENV (first run: about 4 minutes)"
+"${PIP[@]}" install -q "pip==24.3.1"
+"${PIP[@]}" install -q -r requirements/build.txt
+"${PIP[@]}" install -q -r requirements/lock.txt
+# pkuseg is an sdist whose setup.py imports numpy: build it against the venv's numpy.
+# Its default segmentation model ships inside the package (pkuseg/models/default).
+"${PIP[@]}" install -q --no-build-isolation -r requirements/pkuseg.txt
+"${PIP[@]}" install -q --no-build-isolation --no-deps -e .
+"$VENV/bin/python" -c "import rasa, pkuseg, xiaoer; print('==> rasa', rasa.__version__, 'ready')"
+echo "$want" > "$STAMP"

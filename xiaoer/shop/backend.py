@@ -1,0 +1,137 @@
+"""The one interface through which actions reach the shop's order and after-sales data."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from xiaoer.config import Settings, get_settings
+from xiaoer.shop.models import AfterSaleCase, Buyer, Order, Product, SizeChart
+from xiaoer.shop.policies import ShopPolicies
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class BackendError(Exception):
+    """The shop backend could not answer (the customer gets a polite message)."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend is down, too slow or answered garbage."""
+
+
+class ShopBackend(abc.ABC):
+    """Orders, products, size charts, policies and after-sales cases of one shop."""
+
+    name = "abstract"
+
+    @abc.abstractmethod
+    async def get_order(self, order_id: str) -> Order | None: ...
+
+    @abc.abstractmethod
+    async def orders_by_buyer(self, buyer_id: str, limit: int = 10) -> list[Order]:
+        """The buyer's orders, newest first."""
+
+    @abc.abstractmethod
+    async def get_buyer(self, buyer_id: str) -> Buyer | None: ...
+
+    @abc.abstractmethod
+    async def get_product(self, product_id: str) -> Product | None: ...
+
+    @abc.abstractmethod
+    async def list_products(self) -> list[Product]: ...
+
+    @abc.abstractmethod
+    async def get_size_chart(self, product_id: str) -> SizeChart | None: ...
+
+    @abc.abstractmethod
+    async def after_sales_for_order(self, order_id: str) -> list[AfterSaleCase]: ...
+
+    @abc.abstractmethod
+    async def get_after_sale(self, case_id: str) -> AfterSaleCase | None: ...
+
+    @abc.abstractmethod
+    def policies(self) -> ShopPolicies:
+        """The merchant's policies (from xiaoer.yml: the single source of truth)."""
+
+
+class GuardedBackend(ShopBackend):
+    """Wraps a backend: every call gets a timeout; every failure becomes BackendError.
+
+    Logs carry the method name and the error class only, never arguments (they can
+    hold buyer ids or order ids).
+    """
+
+    def __init__(self, inner: ShopBackend, timeout: float) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.name = inner.name
+
+    async def _call(self, method: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await asyncio.wait_for(fn(), timeout=self.timeout)
+        except BackendError as exc:
+            logger.warning("shop backend %s.%s failed: %s", self.name, method, type(exc).__name__)
+            raise
+        except asyncio.TimeoutError as exc:
+            logger.warning(
+                "shop backend %s.%s timed out after %.1fs", self.name, method, self.timeout
+            )
+            raise BackendUnavailable(f"{method} timed out") from exc
+        except Exception as exc:  # noqa: BLE001 - any failure of a backend is reported the same way
+            logger.warning("shop backend %s.%s failed: %s", self.name, method, type(exc).__name__)
+            raise BackendUnavailable(f"{method} failed: {type(exc).__name__}") from exc
+
+    async def get_order(self, order_id: str) -> Order | None:
+        return await self._call("get_order", lambda: self.inner.get_order(order_id))
+
+    async def orders_by_buyer(self, buyer_id: str, limit: int = 10) -> list[Order]:
+        return await self._call(
+            "orders_by_buyer", lambda: self.inner.orders_by_buyer(buyer_id, limit)
+        )
+
+    async def get_buyer(self, buyer_id: str) -> Buyer | None:
+        return await self._call("get_buyer", lambda: self.inner.get_buyer(buyer_id))
+
+    async def get_product(self, product_id: str) -> Product | None:
+        return await self._call("get_product", lambda: self.inner.get_product(product_id))
+
+    async def list_products(self) -> list[Product]:
+        return await self._call("list_products", self.inner.list_products)
+
+    async def get_size_chart(self, product_id: str) -> SizeChart | None:
+        return await self._call("get_size_chart", lambda: self.inner.get_size_chart(product_id))
+
+    async def after_sales_for_order(self, order_id: str) -> list[AfterSaleCase]:
+        return await self._call(
+            "after_sales_for_order", lambda: self.inner.after_sales_for_order(order_id)
+        )
+
+    async def get_after_sale(self, case_id: str) -> AfterSaleCase | None:
+        return await self._call("get_after_sale", lambda: self.inner.get_after_sale(case_id))
+
+    def policies(self) -> ShopPolicies:
+        return self.inner.policies()
+
+
+def create_backend(settings: Settings, **kwargs: Any) -> ShopBackend:
+    """Build the backend named in the settings (``backend.type`` in xiaoer.yml)."""
+    policies = ShopPolicies.from_settings(settings.shop)
+    if settings.backend_type == "sqlite":
+        from xiaoer.shop.sqlite_backend import SqliteShopBackend
+
+        inner: ShopBackend = SqliteShopBackend(settings.sqlite_path, policies, **kwargs)
+    else:
+        raise ValueError(f"unknown shop backend {settings.backend_type!r} (expected: sqlite)")
+    return GuardedBackend(inner, settings.backend_timeout)
+
+
+@lru_cache(maxsize=1)
+def get_backend() -> ShopBackend:
+    """The process-wide backend, built from xiaoer.yml on first use."""
+    return create_backend(get_settings())
