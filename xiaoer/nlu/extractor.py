@@ -116,10 +116,8 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            text = message.get(TEXT)
-            if not text:
-                continue
-            found = self.add_extractor_name(self.extract(text))
+            text = message.get(TEXT) or ""
+            found = self.add_extractor_name(self.extract(text)) if text else []
             message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
         return messages
 

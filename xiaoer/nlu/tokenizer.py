@@ -74,7 +74,7 @@ class PkusegTokenizer(Tokenizer):
 
     @staticmethod
     def required_packages() -> list[str]:
-        return ["pkuseg", "opencc"]
+        return ["pkuseg"]  # both the module and the distribution name
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:

@@ -255,7 +255,7 @@ class SqliteShopBackend(ShopBackend):
     async def orders_by_buyer(self, buyer_id: str, limit: int = 10) -> list[Order]:
         def q(conn: sqlite3.Connection) -> list[Order]:
             rows = conn.execute(
-                "SELECT * FROM orders WHERE buyer_id = ? ORDER BY created_at DESC LIMIT ?",
+                "SELECT * FROM orders WHERE buyer_id = ? ORDER BY created_at DESC, order_id DESC LIMIT ?",
                 (buyer_id, limit),
             ).fetchall()
             return [self._order(conn, r) for r in rows]

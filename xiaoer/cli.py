@@ -1,0 +1,264 @@
+"""The `xiaoer` command: the tasks of merchants, designers and integrators in one place."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from xiaoer.config import get_settings
+
+RASA_ENV = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, **{k: v for k, v in RASA_ENV.items() if k not in os.environ}}
+    return env
+
+
+def _rasa() -> str:
+    return str(Path(sys.executable).with_name("rasa"))
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from xiaoer.shop.sqlite_backend import seed_demo_shop
+
+    settings = get_settings()
+    created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
+    print(
+        ("已创建演示店铺数据：" if created else "演示店铺数据已存在：") + str(settings.sqlite_path)
+    )
+    return 0
+
+
+def cmd_gen_catalogue(args: argparse.Namespace) -> int:
+    from xiaoer.nlu.catalogue import write_catalogue_nlu
+    from xiaoer.shop.backend import get_backend
+
+    products = asyncio.run(get_backend().list_products())
+    path = get_settings().root / "data" / "nlu" / "catalogue.yml"
+    changed = write_catalogue_nlu(products, path)
+    print(f"{'updated' if changed else 'unchanged'}: {path}")
+    return 0
+
+
+def train(out: Path | None = None, quiet: bool = False) -> Path:
+    """`rasa train` (Rasa's fingerprinting skips it when nothing changed)."""
+    root = get_settings().root
+    out = out or root / "models"
+    cmd = [_rasa(), "train", "--out", str(out)]
+    print("==> rasa train (skipped by Rasa when data/, domain.yml and config.yml are unchanged)")
+    subprocess.run(
+        cmd, cwd=root, env=_env(), check=True, stdout=subprocess.DEVNULL if quiet else None
+    )
+    return latest_model(out)
+
+
+def latest_model(directory: Path) -> Path:
+    models = sorted(directory.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise SystemExit(f"no trained model in {directory}")
+    return models[-1]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    print(train())
+    return 0
+
+
+def api_token() -> str:
+    """XIAOER_API_TOKEN from the environment, else a generated one kept in var/ (0600)."""
+    token = os.environ.get("XIAOER_API_TOKEN")
+    if token:
+        return token
+    path = get_settings().data_dir / "api_token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    root = settings.root
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    if settings.backend_type == "sqlite":
+        cmd_seed(argparse.Namespace(reset=False))
+    model = train()
+    token = api_token()
+    env = _env()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        print(
+            f"==> starting the action server on :{args.actions_port} (log: {logs / 'actions.log'})"
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    _rasa(),
+                    "run",
+                    "actions",
+                    "--port",
+                    str(args.actions_port),
+                    "--actions",
+                    "actions",
+                ],
+                cwd=root,
+                env=env,
+                start_new_session=True,
+                stdout=open(logs / "actions.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        if not wait_http(f"http://localhost:{args.actions_port}/health", 120, procs[0]):
+            print("error: the action server did not start, see", logs / "actions.log")
+            return 1
+        print(
+            f"==> starting the Rasa server on :{args.port} (model {model.name}; log: {logs / 'rasa.log'})"
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    _rasa(),
+                    "run",
+                    "--model",
+                    str(model),
+                    "--port",
+                    str(args.port),
+                    "--enable-api",
+                    "--auth-token",
+                    token,
+                    "--endpoints",
+                    "endpoints.yml",
+                    "--credentials",
+                    "credentials.yml",
+                    "--cors",
+                    f"http://localhost:{args.port}",
+                ],
+                cwd=root,
+                env=env,
+                start_new_session=True,
+                stdout=open(logs / "rasa.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        if not wait_http(f"http://localhost:{args.port}/", 300, procs[1]):
+            print("error: the Rasa server did not start, see", logs / "rasa.log")
+            return 1
+        print(f"""
+店小二已启动 ✅  Xiaoer is running.
+  聊天 / chat:     .venv/bin/xiaoer chat
+  REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
+  HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
+按 Ctrl-C 停止 / press Ctrl-C to stop.""")
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        print("error: a server stopped unexpectedly, see", logs)
+        return 1
+    except KeyboardInterrupt:
+        print("\n==> stopping…")
+        return 0
+    finally:
+        _stop(procs)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    import requests
+
+    url = f"{args.url.rstrip('/')}/webhooks/rest/webhook"
+    sender = args.sender or f"cli-{uuid.uuid4().hex[:8]}"
+    print(f"与店小二聊天（会话 {sender}），输入 /quit 退出。")
+    while True:
+        try:
+            text = input("您: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if text in {"/quit", "/exit"}:
+            return 0
+        if not text:
+            continue
+        try:
+            response = requests.post(url, json={"sender": sender, "message": text}, timeout=30)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            print(f"[无法连接店小二：{type(exc).__name__}，请确认已运行 make run]")
+            continue
+        for message in response.json():
+            if message.get("text"):
+                print(f"店小二: {message['text']}")
+            for i, button in enumerate(message.get("buttons") or [], 1):
+                print(f"   [{i}] {button.get('title')}  ({button.get('payload')})")
+            if message.get("image"):
+                print(f"店小二: [图片] {message['image']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xiaoer", description="Xiaoer (店小二) assistant")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("seed", help="create the embedded demo shop database")
+    p.add_argument(
+        "--reset", action="store_true", help="delete and re-seed (dates relative to now)"
+    )
+    p.set_defaults(func=cmd_seed)
+    sub.add_parser(
+        "gen-catalogue", help="regenerate data/nlu/catalogue.yml from the shop"
+    ).set_defaults(func=cmd_gen_catalogue)
+    sub.add_parser("train", help="train the model if data changed").set_defaults(func=cmd_train)
+    p = sub.add_parser("up", help="seed, train if needed, start action and Rasa servers")
+    p.add_argument("--port", type=int, default=5005)
+    p.add_argument("--actions-port", type=int, default=5055)
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
+    p.add_argument("--url", default="http://localhost:5005")
+    p.add_argument("--sender", default=None)
+    p.set_defaults(func=cmd_chat)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
