@@ -14,7 +14,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import messages
 from actions.fallback import ActionDefaultFallback
 from actions.faq import ActionAnswerFaq
-from actions.handoff import ActionDeclineHuman, ActionHandoff, ActionNotYetAutomated, ActionOfferHuman
+from actions.handoff import (
+    ActionDeclineHuman,
+    ActionHandoff,
+    ActionNotYetAutomated,
+    ActionOfferHuman,
+)
 from actions.orders import ActionAskOrderId, ActionOrderStatus, ValidateOrderStatusForm
 from actions.products import ActionProductQuestion
 from actions.session import ActionSessionStart
@@ -70,7 +75,9 @@ def _shop(data_dir):
 
 # --- order status --------------------------------------------------------------------
 async def test_shipped_order_names_courier_tracking_number_and_latest_trace():
-    msgs, events = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"}))
+    msgs, events = await run(
+        ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"})
+    )
     text = texts(msgs)
     assert "已发货" in text and "顺丰速运" in text and "SF1234567890123" in text
     assert "【杭州转运中心】已发出，下一站【广州转运中心】" in text
@@ -108,7 +115,9 @@ async def test_backend_down_gives_a_polite_answer_and_offers_a_human(monkeypatch
         raise BackendUnavailable("down")
 
     monkeypatch.setattr(backend_module.GuardedBackend, "get_order", broken)
-    msgs, events = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"}))
+    msgs, events = await run(
+        ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"})
+    )
     assert "订单系统暂时有点忙" in texts(msgs)
     assert SlotSet("handoff_offered", True) in events
 
@@ -118,7 +127,9 @@ async def test_missing_shop_database_is_a_polite_answer(data_dir):
 
     get_backend()  # seeds
     (data_dir / "shop.db").unlink()
-    msgs, events = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"}))
+    msgs, events = await run(
+        ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"})
+    )
     assert "订单系统暂时有点忙" in texts(msgs)
     assert SlotSet("handoff_offered", True) in events
 
@@ -140,13 +151,17 @@ async def test_valid_order_id_with_spaces_is_normalised():
 
 async def test_unknown_order_id_gets_a_clear_answer_and_another_chance():
     msgs, events = await run(ValidateOrderStatusForm(), form_tracker("1234567890123456"))
-    assert "没有查到订单号 1234567890123456" in texts(msgs) or "没有找到订单 1234567890123456" in texts(msgs)
+    assert "没有查到订单号 1234567890123456" in texts(
+        msgs
+    ) or "没有找到订单 1234567890123456" in texts(msgs)
     assert SlotSet("order_id", None) in events
     assert SlotSet("order_id_failures", 1.0) in events
 
 
 async def test_second_failure_ends_the_form():
-    msgs, events = await run(ValidateOrderStatusForm(), form_tracker("1234567890123456", failures=1.0))
+    msgs, events = await run(
+        ValidateOrderStatusForm(), form_tracker("1234567890123456", failures=1.0)
+    )
     assert SlotSet("order_id_failures", 2.0) in events
     assert SlotSet("requested_slot", None) in events
 
@@ -167,7 +182,18 @@ async def test_ask_order_id():
     "intent,expected",
     [
         ("return_policy", ["7天无理由", "运费险"]),
-        ("ask_shipping", ["杭州", "中通快递、圆通速递", "顺丰速运", "10元", "新疆、西藏、青海", "15元", "港澳台"]),
+        (
+            "ask_shipping",
+            [
+                "杭州",
+                "中通快递、圆通速递",
+                "顺丰速运",
+                "10元",
+                "新疆、西藏、青海",
+                "15元",
+                "港澳台",
+            ],
+        ),
         ("shipping_time", ["48小时内", "16:00前付款当天发货"]),
         ("ask_invoice", ["电子普通发票", "增值税专用发票", "人工客服"]),
         ("ask_discount", ["满199减20"]),
@@ -181,9 +207,13 @@ async def test_faq_answers_come_from_the_policies(intent, expected):
 
 
 async def test_returning_customer_code_only_for_returning_customers():
-    msgs, _ = await run(ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_001"}))
+    msgs, _ = await run(
+        ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_001"})
+    )
     assert "XIAOER5" in texts(msgs)
-    msgs, _ = await run(ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_002"}))
+    msgs, _ = await run(
+        ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_002"})
+    )
     assert "XIAOER5" not in texts(msgs)
     msgs, _ = await run(ActionAnswerFaq(), tracker(intent="ask_discount"))
     assert "XIAOER5" not in texts(msgs)
@@ -191,25 +221,36 @@ async def test_returning_customer_code_only_for_returning_customers():
 
 # --- products ---------------------------------------------------------------------------
 async def test_price_of_a_named_product():
-    msgs, _ = await run(ActionProductQuestion(), tracker(intent="ask_price", slots={"product": "P1002"}))
+    msgs, _ = await run(
+        ActionProductQuestion(), tracker(intent="ask_price", slots={"product": "P1002"})
+    )
     assert "男士轻量跑步鞋" in texts(msgs) and "¥299.00" in texts(msgs)
 
 
 async def test_stock_lists_variants_and_restock_dates():
-    msgs, _ = await run(ActionProductQuestion(), tracker(intent="ask_stock", slots={"product": "P1001"}))
+    msgs, _ = await run(
+        ActionProductQuestion(), tracker(intent="ask_stock", slots={"product": "P1001"})
+    )
     text = texts(msgs)
     assert "白色 S/M/L/XL/XXL" in text and "黑色 M暂时缺货" in text and "补货" in text
 
 
 async def test_size_chart_and_fit_note():
-    msgs, _ = await run(ActionProductQuestion(), tracker(intent="ask_size", slots={"product": "P1001"}))
+    msgs, _ = await run(
+        ActionProductQuestion(), tracker(intent="ask_size", slots={"product": "P1001"})
+    )
     assert "L码 身高167-173cm 体重57.5-65kg" in texts(msgs) and "大一码" in texts(msgs)
 
 
 async def test_no_product_known_offers_buttons_for_the_same_question():
     msgs, _ = await run(ActionProductQuestion(), tracker(intent="ask_stock"))
     buttons = msgs[0]["buttons"]
-    assert [b["title"] for b in buttons] == ["纯棉短袖T恤", "男士轻量跑步鞋", "陶瓷马克杯", "儿童防水雨衣"]
+    assert [b["title"] for b in buttons] == [
+        "纯棉短袖T恤",
+        "男士轻量跑步鞋",
+        "陶瓷马克杯",
+        "儿童防水雨衣",
+    ]
     assert buttons[0]["payload"] == '/ask_stock{"product": "P1001"}'
 
 
@@ -220,7 +261,9 @@ async def test_handoff_is_recorded_once_per_conversation():
     assert SlotSet("handoff_offered", False) in events
     await run(ActionHandoff(), tracker(intent="request_human", text="快点转人工"))
     waiting = get_handoff_store().waiting()
-    assert [(w.sender_id, w.reason, w.details) for w in waiting] == [("test-user", "requested", "转人工")]
+    assert [(w.sender_id, w.reason, w.details) for w in waiting] == [
+        ("test-user", "requested", "转人工")
+    ]
 
 
 async def test_complaint_offer_and_decline():
@@ -247,9 +290,13 @@ def fallback_events(n: int) -> list[dict[str, Any]]:
 
 
 async def test_first_miss_asks_to_rephrase_second_offers_a_human():
-    msgs, events = await run(ActionDefaultFallback(), tracker(intent="nlu_fallback", events=fallback_events(1)))
-    assert "换个说法" in texts(msgs) and events == []
-    msgs, events = await run(ActionDefaultFallback(), tracker(intent="nlu_fallback", events=fallback_events(2)))
+    msgs, events = await run(
+        ActionDefaultFallback(), tracker(intent="nlu_fallback", events=fallback_events(1))
+    )
+    assert "说法" in texts(msgs) and events == []
+    msgs, events = await run(
+        ActionDefaultFallback(), tracker(intent="nlu_fallback", events=fallback_events(2))
+    )
     assert "转接人工客服" in texts(msgs) and SlotSet("handoff_offered", True) in events
 
 

@@ -78,7 +78,12 @@ async def test_products_variants_and_size_charts(backend):
 
     chart = await backend.get_size_chart("P1001")
     assert [(r.size, r.height_min, r.height_max) for r in chart.rows][2] == ("L", 167, 173)
-    assert [r.size for r in (await backend.get_size_chart("P1004")).rows] == ["100", "110", "120", "130"]
+    assert [r.size for r in (await backend.get_size_chart("P1004")).rows] == [
+        "100",
+        "110",
+        "120",
+        "130",
+    ]
     assert await backend.get_size_chart("P1003") is None
 
 
@@ -98,7 +103,9 @@ async def test_policies_come_from_the_settings_file(backend):
     assert policies.ship_within_hours == 48
     assert policies.surcharge_regions == ("新疆", "西藏", "青海")
     assert not policies.has_return_insurance("P1003")
-    assert policies.agents_on_duty(D.replace(hour=10)) and not policies.agents_on_duty(D.replace(hour=23))
+    assert policies.agents_on_duty(D.replace(hour=10)) and not policies.agents_on_duty(
+        D.replace(hour=23)
+    )
 
 
 def test_seeding_is_idempotent(tmp_path):

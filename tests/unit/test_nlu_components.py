@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def catalogue_data() -> TrainingData:
-    return RasaFileImporter(training_data_paths=[str(ROOT / "data/nlu/catalogue.yml")]).get_nlu_data()
+    return RasaFileImporter(
+        training_data_paths=[str(ROOT / "data/nlu/catalogue.yml")]
+    ).get_nlu_data()
 
 
 @pytest.fixture()
@@ -47,7 +49,15 @@ def _texts(tokenizer: PkusegTokenizer, text: str) -> list[str]:
 
 def test_segments_shop_language(storage, context, catalogue_data):
     tok = _tokenizer(storage, context, catalogue_data)
-    assert _texts(tok, "我想退货，运费险怎么算") == ["我", "想", "退货", ",", "运费险", "怎么", "算"]
+    assert _texts(tok, "我想退货，运费险怎么算") == [
+        "我",
+        "想",
+        "退货",
+        ",",
+        "运费险",
+        "怎么",
+        "算",
+    ]
     assert "纯棉短袖t恤" in _texts(tok, "纯棉短袖T恤有XL吗")
     assert "七天无理由" in _texts(tok, "支持七天无理由吗")
 
@@ -103,7 +113,10 @@ def test_entities_are_extracted_and_normalised(storage, context, catalogue_data)
         ("size", "42", "42码"),
         ("color", "白色", "白"),
     ]
-    assert _entities(ex, "纯棉短袖Ｔ恤ＸＸＬ") == [("product", "P1001", "纯棉短袖Ｔ恤"), ("size", "XXL", "ＸＸＬ")]
+    assert _entities(ex, "纯棉短袖Ｔ恤ＸＸＬ") == [
+        ("product", "P1001", "纯棉短袖Ｔ恤"),
+        ("size", "XXL", "ＸＸＬ"),
+    ]
 
 
 def test_no_false_entities(storage, context, catalogue_data):

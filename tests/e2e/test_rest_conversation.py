@@ -1,0 +1,158 @@
+"""End-to-end: the real action server and Rasa server, a conversation over REST."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from xiaoer.stack import Stack, running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(trained_model, tmp_path_factory.mktemp("stack")) as s:
+        yield s
+
+
+def sender() -> str:
+    return f"e2e-{uuid.uuid4().hex[:10]}"
+
+
+def text_of(replies: list[dict]) -> str:
+    return "\n".join(r.get("text") or "" for r in replies)
+
+
+def test_order_status_names_the_tracking_number(stack: Stack):
+    user = sender()
+    replies = stack.say(user, "帮我查下订单 6938271045123400002 到哪了")
+    text = text_of(replies)
+    assert "SF1234567890123" in text and "顺丰速运" in text and "已发货" in text
+
+
+def test_order_number_asked_for_then_given(stack: Stack):
+    user = sender()
+    asked = text_of(stack.say(user, "我的快递到哪里了"))
+    assert "订单号" in asked or "订单编号" in asked
+    answer = text_of(stack.say(user, "6938 2710 4512 3400 001"))
+    assert "待发货" in answer and "48小时内" in answer
+
+
+def test_unknown_order_id_gets_a_second_chance_then_a_human(stack: Stack):
+    user = sender()
+    stack.say(user, "查一下我的订单")
+    first = text_of(stack.say(user, "1234567890123456"))
+    assert "1234567890123456" in first and ("没有查到" in first or "没有找到" in first)
+    second = stack.say(user, "1234567890123457")
+    assert "1234567890123457" in text_of(second)
+    assert any("转人工" in [b["title"] for b in r.get("buttons") or []] for r in second)
+    handed = text_of(stack.say(user, "/affirm"))
+    assert "人工客服" in handed
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
+    rows = db.execute("SELECT reason FROM handoff_requests WHERE sender_id = ?", (user,)).fetchall()
+    assert rows == [("order_not_found",)]
+
+
+def test_greeting_names_the_bot_and_shop(stack: Stack):
+    text = text_of(stack.say(sender(), "你好 在吗"))
+    assert "店小二" in text and "小二优选旗舰店" in text and "{" not in text
+
+
+def test_traditional_chinese_is_understood(stack: Stack):
+    text = text_of(stack.say(sender(), "請問支持七天無理由退貨嗎"))
+    assert "7天无理由" in text
+
+
+def test_policy_answer_from_settings(stack: Stack):
+    text = text_of(stack.say(sender(), "新疆包邮吗"))
+    assert "新疆" in text and "15元" in text
+
+
+def test_conversation_is_stored_in_the_tracker_store(stack: Stack):
+    user = sender()
+    stack.say(user, "你好")
+    r = requests.get(
+        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+    )
+    assert r.status_code == 200
+    events = r.json()["events"]
+    assert any(e["event"] == "user" and e["text"] == "你好" for e in events)
+    assert any(e["event"] == "bot" and "店小二" in (e.get("text") or "") for e in events)
+    db = sqlite3.connect(stack.workdir / "tracker.db")
+    assert db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (user,)).fetchone()[0] > 0
+
+
+def test_http_api_requires_the_token(stack: Stack):
+    assert requests.get(f"{stack.rasa_url}/status", timeout=10).status_code == 401
+    assert (
+        requests.get(f"{stack.rasa_url}/status", params={"token": "wrong"}, timeout=10).status_code
+        == 401
+    )
+    assert (
+        requests.get(
+            f"{stack.rasa_url}/status", params={"token": stack.token}, timeout=10
+        ).status_code
+        == 200
+    )
+
+
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_body"),
+        (b'{"message": "hi"}', 400, "invalid_sender"),
+        (b'{"sender": "x", "message": "   "}', 400, "empty_message"),
+        (b'{"sender": "x"}', 400, "empty_message"),
+        (
+            b'{"sender": "x", "message": "' + "好".encode() * 2001 + b'"}',
+            413,
+            "message_too_long",
+        ),
+        (b'{"sender": "x", "message": "hi", "metadata": "nope"}', 400, "invalid_metadata"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(stack: Stack, body: bytes, status: int, code: str):
+    r = requests.post(
+        stack.webhook, data=body, headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert r.status_code == status
+    assert r.json()["error"] == code
+
+
+def test_bom_prefixed_body_is_accepted(stack: Stack):
+    body = "\ufeff".encode() + b'{"sender": "bom-user", "message": "hello"}'
+    r = requests.post(
+        stack.webhook, data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert r.status_code == 200 and r.json()
+
+
+def test_logs_do_not_contain_full_phone_numbers(stack: Stack):
+    stack.say(sender(), "我电话是13912345678，麻烦回电")
+    assert "13912345678" not in stack.log("actions")
+
+
+def test_heldout_intent_accuracy_does_not_regress(stack: Stack):
+    """The blind held-out set through the live server's /model/parse (bench/nlu.py has figures)."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    heldout = load_data(str(Path(__file__).resolve().parents[1] / "nlu" / "heldout.yml"))
+    correct = 0
+    for message in heldout.intent_examples:
+        r = requests.post(
+            f"{stack.rasa_url}/model/parse",
+            params={"token": stack.token},
+            json={"text": message.get("text")},
+            timeout=10,
+        )
+        ranking = [i for i in r.json()["intent_ranking"] if i["name"] != "nlu_fallback"]
+        correct += ranking[0]["name"] == message.get("intent")
+    accuracy = correct / len(heldout.intent_examples)
+    assert accuracy >= 0.88, f"held-out intent accuracy {accuracy:.3f}"

@@ -1,0 +1,93 @@
+"""The REST channel with input validation.
+
+Same contract as Rasa's ``rest`` channel (POST /webhooks/rest/webhook with
+``{"sender": "...", "message": "..."}``), but bad input gets a clear 4xx instead of
+reaching the assistant: invalid JSON, a missing sender, an empty or oversized message.
+The platform identity ``buyer_id`` is never taken from REST metadata (anyone could
+claim any buyer); channels that verify the caller set it themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000
+MAX_SENDER_CHARS = 128
+TRUSTED_ONLY_METADATA = ("buyer_id",)
+
+
+def _error(status: int, code: str, message: str) -> HTTPResponse:
+    return response.json({"error": code, "message": message}, status=status)
+
+
+def validate_payload(raw: bytes) -> tuple[dict[str, Any] | None, HTTPResponse | None]:
+    try:
+        body = json.loads(raw.decode("utf-8-sig") if raw else "")
+    except (ValueError, UnicodeDecodeError):
+        return None, _error(
+            400, "invalid_json", '请求体必须是 JSON：{"sender": "...", "message": "..."}'
+        )
+    if not isinstance(body, dict):
+        return None, _error(400, "invalid_body", "请求体必须是 JSON 对象")
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
+        return None, _error(
+            400, "invalid_sender", f"sender 必须是 1-{MAX_SENDER_CHARS} 个字符的字符串"
+        )
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return None, _error(400, "empty_message", "message 不能为空")
+    if len(message) > MAX_MESSAGE_CHARS:
+        return None, _error(413, "message_too_long", f"message 最长 {MAX_MESSAGE_CHARS} 个字符")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return None, _error(400, "invalid_metadata", "metadata 必须是 JSON 对象")
+    metadata = {k: v for k, v in metadata.items() if k not in TRUSTED_ONLY_METADATA}
+    return {"sender": sender.strip(), "message": message, "metadata": metadata}, None
+
+
+class XiaoerRestInput(RestInput):
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("xiaoer_rest_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            payload, error = validate_payload(request.body)
+            if error is not None or payload is None:
+                return error or _error(400, "invalid_body", "bad request")
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        payload["message"],
+                        collector,
+                        payload["sender"],
+                        input_channel=self.name(),
+                        metadata=payload["metadata"],
+                    )
+                )
+            except Exception:  # noqa: BLE001 - reported to the caller, logged without text
+                logger.exception("rest message failed (conversation %s)", payload["sender"])
+                return _error(500, "processing_failed", "消息处理失败，请稍后重试")
+            return response.json(collector.messages)
+
+        return webhook

@@ -1,0 +1,172 @@
+"""Start the action server and the Rasa server as real processes on free ports.
+
+Used by the end-to-end tests and the serving benchmark (``xiaoer up`` runs the same
+commands on the standard ports).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from xiaoer.config import PROJECT_ROOT
+
+RASA_ENV = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rasa_bin() -> str:
+    return str(Path(sys.executable).with_name("rasa"))
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+@dataclass
+class Stack:
+    rasa_url: str
+    actions_url: str
+    token: str
+    workdir: Path
+    rasa: subprocess.Popen
+    actions: subprocess.Popen
+    rasa_start_seconds: float = 0.0
+
+    @property
+    def webhook(self) -> str:
+        return f"{self.rasa_url}/webhooks/rest/webhook"
+
+    def say(self, sender: str, text: str) -> list[dict]:
+        r = requests.post(self.webhook, json={"sender": sender, "message": text}, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+
+def write_endpoints(path: Path, actions_port: int, tracker_db: Path, extra: str = "") -> None:
+    path.write_text(
+        f"""action_endpoint:
+  url: "http://localhost:{actions_port}/webhook"
+tracker_store:
+  type: SQL
+  dialect: "sqlite"
+  db: "{tracker_db}"
+{extra}""",
+        encoding="utf-8",
+    )
+
+
+def _log(workdir: Path, name: str) -> IO[bytes]:
+    return open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
+
+
+@contextmanager
+def running_stack(
+    model: Path, workdir: Path, token: str = "test-token", endpoints_extra: str = ""
+) -> Iterator[Stack]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var")}
+    actions_port, rasa_port = free_port(), free_port()
+    endpoints = workdir / "endpoints.yml"
+    write_endpoints(endpoints, actions_port, workdir / "tracker.db", endpoints_extra)
+    procs: list[subprocess.Popen] = []
+    try:
+        actions = subprocess.Popen(
+            [rasa_bin(), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=_log(workdir, "actions"),
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(actions)
+        if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
+            raise RuntimeError(
+                "action server did not start:\n" + (workdir / "actions.log").read_text()
+            )
+        started = time.monotonic()
+        rasa = subprocess.Popen(
+            [
+                rasa_bin(),
+                "run",
+                "--model",
+                str(model),
+                "--port",
+                str(rasa_port),
+                "--enable-api",
+                "--auth-token",
+                token,
+                "--endpoints",
+                str(endpoints),
+                "--credentials",
+                str(PROJECT_ROOT / "credentials.yml"),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=_log(workdir, "rasa"),
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(rasa)
+        if not wait_http(f"http://localhost:{rasa_port}/", 300, rasa):
+            raise RuntimeError(
+                "Rasa server did not start:\n" + (workdir / "rasa.log").read_text()[-5000:]
+            )
+        yield Stack(
+            rasa_url=f"http://localhost:{rasa_port}",
+            actions_url=f"http://localhost:{actions_port}",
+            token=token,
+            workdir=workdir,
+            rasa=rasa,
+            actions=actions,
+            rasa_start_seconds=time.monotonic() - started,
+        )
+    finally:
+        stop(procs)
