@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -14,13 +13,7 @@ import uuid
 from pathlib import Path
 
 from xiaoer.config import get_settings
-
-RASA_ENV = {
-    "RASA_TELEMETRY_ENABLED": "false",
-    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONWARNINGS": "ignore",
-}
+from xiaoer.stack import RASA_ENV, stop, wait_http
 
 
 def _env() -> dict[str, str]:
@@ -89,34 +82,6 @@ def api_token() -> str:
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    return False
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -202,7 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("\n==> stopping…")
         return 0
     finally:
-        _stop(procs)
+        stop(procs)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
