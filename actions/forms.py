@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -12,15 +13,16 @@ from rasa_sdk.types import DomainDict
 MAX_FAILURES = 2
 
 
-class XiaoerFormValidationAction(FormValidationAction):
+class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
     """After MAX_FAILURES bad answers for a slot the form stops asking for it.
 
     The failure count lives in the slot ``<slot>_failures``; the form's submit action
     sees the slot still empty and the count at MAX_FAILURES and offers a human.
     """
 
-    def name(self) -> str:  # pragma: no cover - subclasses define it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The form's validation action name: validate_<form name>."""
 
     @staticmethod
     def failures(tracker: Tracker, slot: str) -> int:

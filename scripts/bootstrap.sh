@@ -14,6 +14,9 @@ find_python() {
     p="$(pyenv root)/versions/3.10.13/bin/python3.10"
     if [[ -x "$p" ]]; then echo "$p"; return; fi
   fi
+  for p in "${PYENV_ROOT:-$HOME/.pyenv}/versions/3.10.13/bin/python3.10" /root/.pyenv/versions/3.10.13/bin/python3.10; do
+    if [[ -x "$p" ]]; then echo "$p"; return; fi
+  done
   if command -v python3.10 >/dev/null 2>&1; then command -v python3.10; return; fi
   echo "error: Python 3.10 not found (Rasa 3.6 needs Python 3.10). Install it with pyenv (pyenv install 3.10.13) or set XIAOER_PYTHON." >&2
   exit 1

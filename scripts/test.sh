@@ -10,8 +10,10 @@ echo "==> ruff"
 "$BIN/ruff" check xiaoer actions tests bench
 
 echo "==> rasa data validate --fail-on-warnings"
-"$BIN/rasa" data validate --fail-on-warnings --quiet 2>&1 | grep -v -E "DeprecationWarning|declare_namespace|pkg_resources|xla_computation|^\s*$" || true
-"$BIN/rasa" data validate --fail-on-warnings --quiet >/dev/null 2>&1
+if ! "$BIN/rasa" data validate --fail-on-warnings >/tmp/xiaoer-validate.log 2>&1; then
+  grep -v -E "DeprecationWarning|declare_namespace|pkg_resources|xla_computation" /tmp/xiaoer-validate.log | tail -40
+  exit 1
+fi
 
 echo "==> training once for the whole run (skipped when the model is up to date)"
 start=$(date +%s)
