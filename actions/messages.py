@@ -41,13 +41,15 @@ def render(key: str, rng: random.Random | None = None, **values: Any) -> dict[st
     return message
 
 
-def say(
-    dispatcher: CollectingDispatcher,
-    key: str,
-    buttons: list[dict[str, str]] | None = None,
-    **values: Any,
+def say(dispatcher: CollectingDispatcher, key: str, **values: Any) -> None:
+    """Send one variation of message ``key``."""
+    dispatcher.utter_message(**render(key, **values))
+
+
+def say_with_buttons(
+    dispatcher: CollectingDispatcher, key: str, buttons: list[dict[str, str]], **values: Any
 ) -> None:
+    """Send message ``key`` with extra buttons after its own."""
     message = render(key, **values)
-    if buttons:
-        message["buttons"] = message.get("buttons", []) + buttons
+    message["buttons"] = message.get("buttons", []) + buttons
     dispatcher.utter_message(**message)

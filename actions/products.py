@@ -11,7 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent, shop_facts
 from actions.handoff import offer_human
-from actions.messages import say
+from actions.messages import say, say_with_buttons
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Product, SizeChart
 
@@ -62,7 +62,7 @@ class ActionProductQuestion(Action):
                     }
                     for p in products
                 ]
-                say(dispatcher, "which_product", buttons=buttons)
+                say_with_buttons(dispatcher, "which_product", buttons)
                 return []
             chart = await backend().get_size_chart(product.product_id)
         except BackendError:

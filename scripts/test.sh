@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
 BIN=.venv/bin
 
-echo "==> ruff"
+echo "==> ruff and mypy"
 "$BIN/ruff" check xiaoer actions tests bench
+"$BIN/ruff" format --check --quiet xiaoer actions tests bench
+"$BIN/mypy"
 
 echo "==> rasa data validate --fail-on-warnings"
 if ! "$BIN/rasa" data validate --fail-on-warnings >/tmp/xiaoer-validate.log 2>&1; then

@@ -117,7 +117,15 @@ def test_http_api_requires_the_token(stack: Stack):
         ),
         (b'{"sender": "x", "message": "hi", "metadata": "nope"}', 400, "invalid_metadata"),
     ],
-    ids=["invalid-json", "not-an-object", "no-sender", "blank", "no-message", "too-long", "bad-metadata"],
+    ids=[
+        "invalid-json",
+        "not-an-object",
+        "no-sender",
+        "blank",
+        "no-message",
+        "too-long",
+        "bad-metadata",
+    ],
 )
 def test_bad_requests_get_a_clear_4xx(stack: Stack, body: bytes, status: int, code: str):
     r = requests.post(
