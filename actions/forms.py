@@ -1,4 +1,12 @@
-"""A shared form-validation base: counts failures per slot and stops asking after MAX."""
+"""Shared form-validation bases.
+
+* ``XiaoerFormValidationAction`` counts failures per slot (``<slot>_failures``) and stops
+  asking for a slot after MAX_FAILURES bad answers.
+* ``OrderFormValidation`` validates ``order_id`` for every order flow: normalised, looked
+  up in the shop backend, unknown ids get one more chance. A flow may decide from the
+  order that it cannot go on (``blocker``): the slot ``flow_blocker`` is set and the form
+  stops asking, so that its submit action explains why.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,12 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
+
+from actions.common import backend, log_event
+from actions.messages import say
+from xiaoer.parsing import mask_order_id, parse_order_id
+from xiaoer.shop.backend import BackendError
+from xiaoer.shop.models import Order
 
 MAX_FAILURES = 2
 
@@ -39,3 +53,52 @@ class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
         domain: DomainDict,
     ) -> list[str]:
         return [s for s in domain_slots if self.failures(tracker, s) < MAX_FAILURES]
+
+
+class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
+    """Validation of ``order_id`` shared by all order flows."""
+
+    async def blocker(self, order: Order, tracker: Tracker) -> str | None:
+        """A reason code why this flow cannot continue for ``order`` (None: go on)."""
+        return None
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        if tracker.get_slot("flow_blocker"):
+            return ["order_id"]
+        slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        if "order_id" not in slots:  # the id failed twice: stop the whole form
+            return []
+        return slots
+
+    async def validate_order_id(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        order_id = parse_order_id(str(slot_value) if slot_value is not None else None)
+        if order_id is None:
+            say(dispatcher, "invalid_order_id", value=str(slot_value or "")[:30])
+            return self.fail(tracker, "order_id")
+        try:
+            order = await backend().get_order(order_id)
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
+        if order is None:
+            log_event("order_not_found", tracker, order=mask_order_id(order_id))
+            say(dispatcher, "order_not_found", order_id=order_id)
+            return self.fail(tracker, "order_id")
+        try:
+            reason = await self.blocker(order, tracker)
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
+        return {"order_id": order_id, "flow_blocker": reason}

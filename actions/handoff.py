@@ -64,14 +64,12 @@ class ActionDeclineHuman(Action):
         return [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
 
 
-class ActionNotYetAutomated(Action):
-    """Requests whose automated flow is not available: collect and offer a human."""
-
-    def name(self) -> str:
-        return "action_not_yet_automated"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, "needs_human")
-        return offer_human(dispatcher, tracker, f"needs_agent:{latest_intent(tracker)}")
+def hand_over(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, what: str, details: str
+) -> list[EventType]:
+    """Hand the conversation to an agent at once, with what the bot collected."""
+    request = get_handoff_store().request(tracker.sender_id, reason, details=details[:1000])
+    facts = backend().policies().facts()
+    say(dispatcher, "handed_over", what=what, service_hours=facts["service_hours"])
+    log_event("handoff_requested", tracker, reason=reason, request=request.id)
+    return [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]

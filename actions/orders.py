@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, fmt_time, log_event, shop_facts
-from actions.forms import MAX_FAILURES, XiaoerFormValidationAction
+from actions.common import backend, buyer_id, fmt_time, log_event, shop_facts
+from actions.forms import OrderFormValidation
 from actions.handoff import offer_human
-from actions.messages import say
-from xiaoer.parsing import mask_order_id, parse_order_id
+from actions.messages import say, say_with_buttons
+from xiaoer.parsing import mask_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
 
-class ValidateOrderStatusForm(XiaoerFormValidationAction):
+class ValidateOrderStatusForm(OrderFormValidation):
     def name(self) -> str:
         return "validate_order_status_form"
-
-    async def validate_order_id(
-        self,
-        slot_value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> dict[str, Any]:
-        order_id = parse_order_id(str(slot_value) if slot_value is not None else None)
-        if order_id is None:
-            shown = str(slot_value or "")[:30]
-            say(dispatcher, "invalid_order_id", value=shown)
-            return self.fail(tracker, "order_id")
-        try:
-            order = await backend().get_order(order_id)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
-        if order is None:
-            log_event("order_not_found", tracker, order=mask_order_id(order_id))
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return self.fail(tracker, "order_id")
-        return {"order_id": order_id}
 
 
 def order_reply(
@@ -90,7 +67,11 @@ class ActionOrderStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        reset = [SlotSet("order_id", None), SlotSet("order_id_failures", 0.0)]
+        reset = [
+            SlotSet("order_id", None),
+            SlotSet("order_id_failures", 0.0),
+            SlotSet("flow_blocker", None),
+        ]
         order_id = tracker.get_slot("order_id")
         if not order_id:
             # the form gave up after repeated bad ids (or the backend failed)
@@ -110,8 +91,17 @@ class ActionOrderStatus(Action):
         return reset
 
 
+# which of the buyer's orders each flow offers as buttons
+FLOW_ORDER_FILTER = {
+    "urge_form": {OrderStatus.PAID},
+    "cancel_form": {OrderStatus.UNPAID, OrderStatus.PAID},
+    "address_form": {OrderStatus.UNPAID, OrderStatus.PAID},
+    "after_sales_form": {OrderStatus.DELIVERED, OrderStatus.COMPLETED, OrderStatus.PAID},
+}
+
+
 class ActionAskOrderId(Action):
-    """The form's question for the order id."""
+    """The forms' question for the order id; a known buyer gets their orders as buttons."""
 
     def name(self) -> str:
         return "action_ask_order_id"
@@ -119,5 +109,26 @@ class ActionAskOrderId(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        say(dispatcher, "ask_order_id")
+        buyer = buyer_id(tracker)
+        orders: list[Order] = []
+        if buyer:
+            try:
+                orders = await backend().orders_by_buyer(buyer, limit=10)
+            except BackendError:
+                orders = []
+            form = (tracker.active_loop or {}).get("name", "")
+            wanted = FLOW_ORDER_FILTER.get(form)
+            if wanted:
+                orders = [o for o in orders if o.status in wanted]
+        if not orders:
+            say(dispatcher, "ask_order_id")
+            return []
+        buttons = [
+            {
+                "title": f"{o.summary} · {o.status.words} · 尾号{o.order_id[-4:]}",
+                "payload": "/inform_order_id" + json.dumps({"order_id": o.order_id}),
+            }
+            for o in orders[:5]
+        ]
+        say_with_buttons(dispatcher, "pick_order", buttons)
         return []

@@ -21,6 +21,8 @@ class Settings:
     backend_timeout: float
     sqlite_path: Path
     shop: dict[str, Any] = field(default_factory=dict)
+    doudian: dict[str, Any] = field(default_factory=dict)
+    permissions: dict[str, bool] = field(default_factory=dict)
 
 
 def _config_path() -> Path:
@@ -46,6 +48,8 @@ def load_settings(path: Path | None = None) -> Settings:
         backend_timeout=float(backend.get("timeout_seconds") or 3.0),
         sqlite_path=sqlite_path,
         shop=raw.get("shop") or {},
+        doudian=backend.get("doudian") or {},
+        permissions={k: bool(v) for k, v in (raw.get("permissions") or {}).items()},
     )
 
 

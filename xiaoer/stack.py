@@ -109,10 +109,14 @@ def _log(workdir: Path, name: str) -> IO[bytes]:
 
 @contextmanager
 def running_stack(
-    model: Path, workdir: Path, token: str = "test-token", endpoints_extra: str = ""
+    model: Path,
+    workdir: Path,
+    token: str = "test-token",
+    endpoints_extra: str = "",
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var")}
+    env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
     actions_port, rasa_port = free_port(), free_port()
     endpoints = workdir / "endpoints.yml"
     write_endpoints(endpoints, actions_port, workdir / "tracker.db", endpoints_extra)

@@ -165,3 +165,100 @@ def test_heldout_intent_accuracy_does_not_regress(stack: Stack):
         correct += ranking[0]["name"] == message.get("intent")
     accuracy = correct / len(heldout.intent_examples)
     assert accuracy >= 0.88, f"held-out intent accuracy {accuracy:.3f}"
+
+
+# --- order and after-sales flows over REST ------------------------------------------------
+def buttons_of(replies: list[dict]) -> list[dict]:
+    return [b for r in replies for b in r.get("buttons") or []]
+
+
+def test_new_return_opens_a_case_with_the_return_address(stack: Stack):
+    user = sender()
+    asked = text_of(stack.say(user, "我想退货"))
+    assert "订单号" in asked or "订单编号" in asked
+    reasons = stack.say(user, "6938271045123400007")
+    assert [b["title"] for b in buttons_of(reasons)][:3] == ["不想要了", "尺码不合适", "质量问题"]
+    confirm = text_of(stack.say(user, "不想要了"))
+    assert "确认提交" in confirm or "确认" in confirm
+    done = text_of(stack.say(user, "/affirm"))
+    assert "售后单号 AS" in done and "文一西路1001号" in done
+    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    rows = db.execute(
+        "SELECT case_type, reason FROM after_sales WHERE order_id = '6938271045123400007'"
+    ).fetchall()
+    assert rows == [("return_refund", "不想要了")]
+
+
+def test_existing_case_is_reported(stack: Stack):
+    text = text_of(stack.say(sender(), "订单6938271045123400003我要退货"))
+    assert "AS20261101" in text and "39.90" in text
+
+
+def test_quality_issue_with_a_photo(stack: Stack):
+    user = sender()
+    stack.say(user, "收到的鞋子开胶了，质量太差")
+    photo_request = text_of(stack.say(user, "6938271045123400009"))
+    assert "照片" in photo_request
+    r = requests.post(
+        stack.webhook,
+        json={
+            "sender": user,
+            "message": "[图片]",
+            "metadata": {"attachments": [{"type": "image", "url": "https://img.example/shoe.jpg"}]},
+        },
+        timeout=60,
+    )
+    assert "已附照片" in text_of(r.json())
+    done = text_of(stack.say(user, "/affirm"))
+    assert "售后单号 AS" in done
+
+
+def test_cancel_unpaid_order_after_confirmation(stack: Stack):
+    user = sender()
+    confirm = stack.say(user, "帮我取消订单6938271045123400004")
+    assert [b["title"] for b in buttons_of(confirm)] == ["确认取消", "不取消了"]
+    done = text_of(stack.say(user, "/affirm"))
+    assert "已为您取消" in done
+    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    status = db.execute(
+        "SELECT status FROM orders WHERE order_id = '6938271045123400004'"
+    ).fetchone()
+    assert status == ("cancelled",)
+
+
+def test_paid_order_cancel_goes_to_a_human_by_default(stack: Stack):
+    text = text_of(stack.say(sender(), "订单6938271045123400001不要了，帮我取消"))
+    assert "人工客服" in text
+
+
+def test_change_address_before_shipping(stack: Stack):
+    user = sender()
+    stack.say(user, "我想改一下收货地址")
+    assert "收件人" in text_of(stack.say(user, "6938271045123400001"))
+    assert "手机号" in text_of(stack.say(user, "李四"))
+    assert "地址" in text_of(stack.say(user, "139 1234 5678"))
+    readback = text_of(stack.say(user, "浙江省杭州市西湖区文三路100号"))
+    assert "李四" in readback and "13912345678" in readback
+    assert "已为您修改" in text_of(stack.say(user, "/affirm"))
+    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    row = db.execute(
+        "SELECT recipient_name, recipient_address FROM orders WHERE order_id = '6938271045123400001'"
+    ).fetchone()
+    assert row == ("李四", "浙江省杭州市西湖区文三路100号")
+
+
+def test_address_of_shipped_order_is_refused_with_the_reason(stack: Stack):
+    text = text_of(stack.say(sender(), "订单6938271045123400002的地址要改一下"))
+    assert "已经发货" in text
+
+
+def test_urge_paid_order_and_shipped_order(stack: Stack):
+    text = text_of(stack.say(sender(), "订单6938271045123400001怎么还不发货，快点发"))
+    assert "48小时内" in text
+    text = text_of(stack.say(sender(), "6938271045123400002 催一下发货"))
+    assert "SF1234567890123" in text
+
+
+def test_size_advice(stack: Stack):
+    text = text_of(stack.say(sender(), "T恤 165 55kg穿什么码"))
+    assert "建议选 M 码" in text

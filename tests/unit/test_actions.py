@@ -2,69 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions import messages
 from actions.fallback import ActionDefaultFallback
 from actions.faq import ActionAnswerFaq
-from actions.handoff import (
-    ActionDeclineHuman,
-    ActionHandoff,
-    ActionNotYetAutomated,
-    ActionOfferHuman,
-)
+from actions.handoff import ActionDeclineHuman, ActionHandoff, ActionOfferHuman
 from actions.orders import ActionAskOrderId, ActionOrderStatus, ValidateOrderStatusForm
 from actions.products import ActionProductQuestion
 from actions.session import ActionSessionStart
+from tests.helpers import run, texts, tracker
 from xiaoer.handoff.store import get_handoff_store
 from xiaoer.shop import backend as backend_module
 from xiaoer.shop.backend import BackendUnavailable
-
-ROOT = Path(__file__).resolve().parents[2]
-DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-
-
-def tracker(
-    intent: str = "order_status",
-    text: str = "",
-    slots: dict[str, Any] | None = None,
-    events: list[dict[str, Any]] | None = None,
-    metadata: dict[str, Any] | None = None,
-    entities: list[dict[str, Any]] | None = None,
-) -> Tracker:
-    latest = {
-        "intent": {"name": intent, "confidence": 0.99},
-        "entities": entities or [],
-        "text": text,
-        "metadata": metadata or {},
-    }
-    return Tracker(
-        sender_id="test-user",
-        slots={"order_id_failures": 0.0, "handoff_offered": False, **(slots or {})},
-        latest_message=latest,
-        events=events or [{"event": "user", "text": text, "parse_data": latest}],
-        paused=False,
-        followup_action=None,
-        active_loop={},
-        latest_action_name="action_listen",
-    )
-
-
-async def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    events = await action.run(dispatcher, t, DOMAIN)
-    return dispatcher.messages, events
-
-
-def texts(msgs: list[dict[str, Any]]) -> str:
-    return "\n".join(m.get("text") or "" for m in msgs)
 
 
 @pytest.fixture(autouse=True)
@@ -271,12 +225,6 @@ async def test_complaint_offer_and_decline():
     assert SlotSet("handoff_reason", "complaint") in events
     msgs, events = await run(ActionDeclineHuman(), tracker(intent="deny"))
     assert SlotSet("handoff_offered", False) in events and msgs
-
-
-async def test_not_yet_automated_requests_offer_a_human():
-    msgs, events = await run(ActionNotYetAutomated(), tracker(intent="cancel_order"))
-    assert "人工" in texts(msgs)
-    assert SlotSet("handoff_offered", True) in events
 
 
 def fallback_events(n: int) -> list[dict[str, Any]]:

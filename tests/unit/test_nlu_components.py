@@ -119,9 +119,21 @@ def test_entities_are_extracted_and_normalised(storage, context, catalogue_data)
     ]
 
 
+def test_body_measures_are_extracted_in_cm_and_kg(storage, context, catalogue_data):
+    ex = _extractor(storage, context, catalogue_data)
+    assert _entities(ex, "身高175cm体重70kg") == [
+        ("height_cm", "175", "175cm"),
+        ("weight_kg", "70", "70kg"),
+    ]
+    assert _entities(ex, "一米六五 一百斤穿什么码") == [
+        ("height_cm", "165", "一米六五"),
+        ("weight_kg", "50", "一百斤"),
+    ]
+
+
 def test_no_false_entities(storage, context, catalogue_data):
     ex = _extractor(storage, context, catalogue_data)
-    assert _entities(ex, "身高175cm体重70kg") == []
+    assert _entities(ex, "运费89元") == []
     assert _entities(ex, "运单号SF1234567890123") == []
     assert _entities(ex, "黑心商家") == []
     assert _entities(ex, "") == []

@@ -33,7 +33,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from xiaoer.parsing import ORDER_ID_PATTERN
+from xiaoer.parsing import ORDER_ID_PATTERN, find_body_measures
 from xiaoer.text import NormalizedText, normalize
 
 CATALOGUE_ENTITIES = ("product", "color", "size")
@@ -66,7 +66,7 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"entities": ["order_id", *CATALOGUE_ENTITIES]}
+        return {"entities": ["order_id", *CATALOGUE_ENTITIES, "height_cm", "weight_kg"]}
 
     def __init__(
         self,
@@ -145,6 +145,8 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
         for m in ORDER_ID_PATTERN.finditer(norm.text):
             add("order_id", m.start(), m.end(), re.sub(r"\D", "", m.group(0)))
+        for entity, (amount, start, end) in find_body_measures(norm.text).items():
+            add(entity, start, end, f"{amount:g}")
         for m in _SIZE_NUMBER.finditer(norm.text):
             if m.group(1) in self.terms.get("size", {}):
                 add("size", m.start(), m.end(), self.terms["size"][m.group(1)])

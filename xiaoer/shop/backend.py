@@ -10,7 +10,15 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from xiaoer.config import Settings, get_settings
-from xiaoer.shop.models import AfterSaleCase, Buyer, Order, Product, SizeChart
+from xiaoer.shop.models import (
+    AfterSaleCase,
+    AfterSaleRequest,
+    Buyer,
+    Order,
+    Product,
+    Recipient,
+    SizeChart,
+)
 from xiaoer.shop.policies import ShopPolicies
 
 logger = logging.getLogger(__name__)
@@ -23,6 +31,15 @@ class BackendError(Exception):
 
 class BackendUnavailable(BackendError):
     """The backend is down, too slow or answered garbage."""
+
+
+class NotSupportedByBackend(BackendError):
+    """This backend cannot do that (e.g. the Doudian API cannot cancel an order for a
+    buyer): the action records the request and hands it to an agent."""
+
+
+class OperationRejected(BackendError):
+    """The shop system refused the change (e.g. the order shipped in the meantime)."""
 
 
 class ShopBackend(abc.ABC):
@@ -58,6 +75,23 @@ class ShopBackend(abc.ABC):
     @abc.abstractmethod
     def policies(self) -> ShopPolicies:
         """The merchant's policies (from xiaoer.yml: the single source of truth)."""
+
+    # --- changes (may raise NotSupportedByBackend or OperationRejected) --------------
+    async def cancel_order(self, order_id: str) -> Order:
+        """Cancel an order that has not shipped; returns the updated order."""
+        raise NotSupportedByBackend("cancel_order")
+
+    async def update_address(self, order_id: str, recipient: Recipient) -> Order:
+        """Change recipient, phone and address of an order that has not shipped."""
+        raise NotSupportedByBackend("update_address")
+
+    async def create_after_sale(self, request: AfterSaleRequest) -> AfterSaleCase:
+        """Open an after-sales case; returns it with its case number."""
+        raise NotSupportedByBackend("create_after_sale")
+
+    async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
+        """Products most often bought by buyers of ``product_id`` (for recommendations)."""
+        return []
 
 
 class GuardedBackend(ShopBackend):
@@ -118,6 +152,20 @@ class GuardedBackend(ShopBackend):
     def policies(self) -> ShopPolicies:
         return self.inner.policies()
 
+    async def cancel_order(self, order_id: str) -> Order:
+        return await self._call("cancel_order", lambda: self.inner.cancel_order(order_id))
+
+    async def update_address(self, order_id: str, recipient: Recipient) -> Order:
+        return await self._call(
+            "update_address", lambda: self.inner.update_address(order_id, recipient)
+        )
+
+    async def create_after_sale(self, request: AfterSaleRequest) -> AfterSaleCase:
+        return await self._call("create_after_sale", lambda: self.inner.create_after_sale(request))
+
+    async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
+        return await self._call("popular_with", lambda: self.inner.popular_with(product_id, limit))
+
 
 def create_backend(settings: Settings, **kwargs: Any) -> ShopBackend:
     """Build the backend named in the settings (``backend.type`` in xiaoer.yml)."""
@@ -126,8 +174,14 @@ def create_backend(settings: Settings, **kwargs: Any) -> ShopBackend:
         from xiaoer.shop.sqlite_backend import SqliteShopBackend
 
         inner: ShopBackend = SqliteShopBackend(settings.sqlite_path, policies, **kwargs)
+    elif settings.backend_type == "doudian":
+        from xiaoer.shop.doudian import DoudianShopBackend
+
+        inner = DoudianShopBackend.from_settings(settings, policies)
     else:
-        raise ValueError(f"unknown shop backend {settings.backend_type!r} (expected: sqlite)")
+        raise ValueError(
+            f"unknown shop backend {settings.backend_type!r} (expected: sqlite or doudian)"
+        )
     return GuardedBackend(inner, settings.backend_timeout)
 
 

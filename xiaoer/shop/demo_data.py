@@ -188,6 +188,41 @@ def orders(d: datetime) -> list[dict[str, Any]]:
                 (days(2), "【广州天河区】已签收，签收人：本人"),
             ],
         },
+        # extra records (not in the spec's list) so that every after-sales path has an order
+        {
+            "order_id": "6938271045123400008",
+            "buyer_id": "buyer_demo_002",
+            "status": "delivered",
+            "items": [("P1003", "白色", None, 1, "39.90")],
+            "total": "39.90",
+            "created_at": days(4),
+            "paid_at": days(4),
+            "shipped_at": days(3),
+            "delivered_at": days(1),
+            "courier": "圆通速递",
+            "tracking_no": "YT5555666677778",
+            "traces": [
+                (days(3), "【杭州】已揽收"),
+                (days(1), "【广州白云区】已签收，签收人：本人"),
+            ],
+        },
+        {
+            "order_id": "6938271045123400009",
+            "buyer_id": "buyer_demo_002",
+            "status": "delivered",
+            "items": [("P1001", "白色", "M", 1, "89.00")],
+            "total": "89.00",
+            "created_at": days(4),
+            "paid_at": days(4),
+            "shipped_at": days(3),
+            "delivered_at": days(1),
+            "courier": "中通快递",
+            "tracking_no": "75300000000009",
+            "traces": [
+                (days(3), "【杭州】已揽收"),
+                (days(1), "【广州白云区】已签收，签收人：本人"),
+            ],
+        },
     ]
 
 

@@ -179,6 +179,19 @@ class AfterSaleCase:
 
 
 @dataclass(frozen=True)
+class AfterSaleRequest:
+    """What the customer asked for, collected by the after-sales form."""
+
+    order_id: str
+    case_type: AfterSaleType
+    reason: str
+    amount: Decimal
+    photo_url: str | None = None
+    wanted_color: str | None = None  # exchange: the variant wanted
+    wanted_size: str | None = None
+
+
+@dataclass(frozen=True)
 class Buyer:
     buyer_id: str
     returning: bool

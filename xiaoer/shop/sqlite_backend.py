@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from xiaoer.shop import demo_data
-from xiaoer.shop.backend import ShopBackend
+from xiaoer.shop.backend import OperationRejected, ShopBackend
 from xiaoer.shop.models import (
     AfterSaleCase,
+    AfterSaleRequest,
     AfterSaleType,
     Buyer,
     Order,
@@ -360,5 +361,91 @@ class SqliteShopBackend(ShopBackend):
         def q(conn: sqlite3.Connection) -> AfterSaleCase | None:
             row = conn.execute("SELECT * FROM after_sales WHERE case_id = ?", (case_id,)).fetchone()
             return self._case(row) if row else None
+
+        return await self._run(q)
+
+    # --- changes ------------------------------------------------------------------------
+    async def cancel_order(self, order_id: str) -> Order:
+        def q(conn: sqlite3.Connection) -> Order:
+            with conn:
+                cur = conn.execute(
+                    "UPDATE orders SET status = 'cancelled' WHERE order_id = ? "
+                    "AND status IN ('unpaid', 'paid')",
+                    (order_id,),
+                )
+                if cur.rowcount != 1:
+                    raise OperationRejected("order cannot be cancelled in its current state")
+            row = conn.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            return self._order(conn, row)
+
+        return await self._run(q)
+
+    async def update_address(self, order_id: str, recipient: Recipient) -> Order:
+        def q(conn: sqlite3.Connection) -> Order:
+            with conn:
+                cur = conn.execute(
+                    "UPDATE orders SET recipient_name = ?, recipient_phone = ?, "
+                    "recipient_address = ? WHERE order_id = ? AND status IN ('unpaid', 'paid')",
+                    (recipient.name, recipient.phone, recipient.address, order_id),
+                )
+                if cur.rowcount != 1:
+                    raise OperationRejected("address can only be changed before shipping")
+            row = conn.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+            return self._order(conn, row)
+
+        return await self._run(q)
+
+    async def create_after_sale(self, request: AfterSaleRequest) -> AfterSaleCase:
+        def q(conn: sqlite3.Connection) -> AfterSaleCase:
+            now = now_beijing().replace(microsecond=0)
+            reason = request.reason
+            if request.wanted_color or request.wanted_size:
+                wanted = " ".join(v for v in (request.wanted_color, request.wanted_size) if v)
+                reason = f"{reason}；换成：{wanted}"
+            if request.photo_url:
+                reason = f"{reason}；照片：{request.photo_url}"
+            with conn:
+                open_case = conn.execute(
+                    "SELECT case_id FROM after_sales WHERE order_id = ? "
+                    "AND status NOT IN ('closed', 'refunded', 'rejected')",
+                    (request.order_id,),
+                ).fetchone()
+                if open_case:
+                    raise OperationRejected(f"order already has case {open_case['case_id']}")
+                count = conn.execute("SELECT COUNT(*) FROM after_sales").fetchone()[0]
+                case_id = f"AS{now:%Y%m%d}{count + 1:03d}"
+                conn.execute(
+                    "INSERT INTO after_sales VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        case_id,
+                        request.order_id,
+                        request.case_type.value,
+                        "applied",
+                        "已提交，等待商家审核",
+                        _fen(request.amount),
+                        _iso(now),
+                        reason,
+                        "商家会在48小时内审核",
+                    ),
+                )
+            row = conn.execute("SELECT * FROM after_sales WHERE case_id = ?", (case_id,)).fetchone()
+            return self._case(row)
+
+        return await self._run(q)
+
+    async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
+        def q(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                """SELECT other.product_id, COUNT(DISTINCT o2.buyer_id) AS buyers
+                   FROM order_items mine
+                   JOIN orders o1 ON o1.order_id = mine.order_id
+                   JOIN orders o2 ON o2.buyer_id = o1.buyer_id
+                   JOIN order_items other ON other.order_id = o2.order_id
+                   WHERE mine.product_id = ? AND other.product_id != ?
+                   GROUP BY other.product_id ORDER BY buyers DESC, other.product_id
+                   LIMIT ?""",
+                (product_id, product_id, limit),
+            ).fetchall()
+            return [r["product_id"] for r in rows]
 
         return await self._run(q)

@@ -1,0 +1,198 @@
+"""Change the recipient, phone and address of an order before it ships."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.cancel import order_values
+from actions.common import backend, log_event
+from actions.forms import OrderFormValidation
+from actions.handoff import hand_over, offer_human
+from actions.messages import say
+from xiaoer.parsing import mask_order_id, mask_phone, parse_phone, valid_address, valid_name
+from xiaoer.permissions import allowed
+from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
+from xiaoer.shop.models import Order, OrderStatus, Recipient
+
+SLOTS = ("new_name", "new_phone", "new_address", "address_confirmed")
+RESET = [
+    SlotSet("order_id", None),
+    SlotSet("order_id_failures", 0.0),
+    SlotSet("flow_blocker", None),
+    *[SlotSet(s, None) for s in SLOTS],
+    *[SlotSet(f"{s}_failures", 0.0) for s in SLOTS[:3]],
+]
+
+
+class ValidateAddressForm(OrderFormValidation):
+    def name(self) -> str:
+        return "validate_address_form"
+
+    async def blocker(self, order: Order, tracker: Tracker) -> str | None:
+        if order.status == OrderStatus.SHIPPED:
+            return "shipped"
+        if order.status not in (OrderStatus.UNPAID, OrderStatus.PAID):
+            return "closed"
+        return None if allowed("change_address") else "needs_agent"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> list[str]:
+        slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
+        # a detail that failed twice: stop and let an agent finish
+        if any(self.failures(tracker, s) >= 2 for s in SLOTS[:3]):
+            return []
+        return slots
+
+    async def validate_new_name(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        name = valid_name(slot_value)
+        if name is None:
+            say(dispatcher, "address_invalid_name", value=str(slot_value)[:30])
+            return self.fail(tracker, "new_name")
+        return {"new_name": name}
+
+    async def validate_new_phone(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        phone = parse_phone(slot_value)
+        if phone is None:
+            say(dispatcher, "address_invalid_phone", value=str(slot_value)[:30])
+            return self.fail(tracker, "new_phone")
+        return {"new_phone": phone}
+
+    async def validate_new_address(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        address = valid_address(slot_value)
+        if address is None:
+            say(dispatcher, "address_invalid_address")
+            return self.fail(tracker, "new_address")
+        return {"new_address": address}
+
+
+class AskAction(Action, abc.ABC):
+    """Asks for a form slot with one message of messages.yml."""
+
+    message = ""
+
+    @abc.abstractmethod
+    def name(self) -> str: ...
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        say(dispatcher, self.message)
+        return []
+
+
+class ActionAskNewName(AskAction):
+    message = "address_ask_name"
+
+    def name(self) -> str:
+        return "action_ask_new_name"
+
+
+class ActionAskNewPhone(AskAction):
+    message = "address_ask_phone"
+
+    def name(self) -> str:
+        return "action_ask_new_phone"
+
+
+class ActionAskNewAddress(AskAction):
+    message = "address_ask_address"
+
+    def name(self) -> str:
+        return "action_ask_new_address"
+
+
+class ActionAskAddressConfirmed(Action):
+    def name(self) -> str:
+        return "action_ask_address_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        say(
+            dispatcher,
+            "address_confirm",
+            name=tracker.get_slot("new_name"),
+            phone=tracker.get_slot("new_phone"),
+            address=tracker.get_slot("new_address"),
+        )
+        return []
+
+
+class ActionChangeAddress(Action):
+    def name(self) -> str:
+        return "action_change_address"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        order_id = tracker.get_slot("order_id")
+        if not order_id:
+            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+        try:
+            order = await backend().get_order(order_id)
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        if order is None:
+            say(dispatcher, "order_not_found", order_id=order_id)
+            return RESET
+        values = order_values(order)
+        blocker = tracker.get_slot("flow_blocker")
+        if blocker == "shipped":
+            say(dispatcher, "address_shipped", **values)
+            return RESET + offer_human(dispatcher, tracker, "address_shipped")
+        if blocker == "closed":
+            say(dispatcher, "address_closed", **values)
+            return RESET
+        name, phone, address = (tracker.get_slot(s) for s in SLOTS[:3])
+        details = f"订单 {order.order_id} 改地址：{name or '?'} {phone or '?'} {address or '?'}"
+        if blocker == "needs_agent" or not (name and phone and address):
+            return RESET + hand_over(
+                dispatcher, tracker, "change_address", "订单和新的收货信息", details
+            )
+        if tracker.get_slot("address_confirmed") is not True:
+            say(dispatcher, "address_kept", **values)
+            return RESET
+        try:
+            await backend().update_address(order.order_id, Recipient(name, phone, address))
+        except (NotSupportedByBackend, OperationRejected):
+            return RESET + hand_over(
+                dispatcher, tracker, "change_address", "订单和新的收货信息", details
+            )
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        log_event(
+            "address_changed", tracker, order=mask_order_id(order_id), phone=mask_phone(phone)
+        )
+        say(dispatcher, "address_changed", **values)
+        return RESET

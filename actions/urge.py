@@ -1,0 +1,80 @@
+"""Urge shipment: record the urge for agents and give the promise (or the tracking)."""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import backend, fmt_time, log_event, shop_facts
+from actions.forms import OrderFormValidation
+from actions.handoff import hand_over, offer_human
+from actions.messages import say
+from actions.orders import order_reply
+from xiaoer.handoff.urges import get_urge_store
+from xiaoer.parsing import mask_order_id
+from xiaoer.shop.backend import BackendError
+from xiaoer.shop.models import OrderStatus, now_beijing
+
+RESET = [
+    SlotSet("order_id", None),
+    SlotSet("order_id_failures", 0.0),
+    SlotSet("flow_blocker", None),
+]
+
+
+class ValidateUrgeForm(OrderFormValidation):
+    def name(self) -> str:
+        return "validate_urge_form"
+
+
+class ActionUrgeShipment(Action):
+    def name(self) -> str:
+        return "action_urge_shipment"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        order_id = tracker.get_slot("order_id")
+        if not order_id:
+            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+        try:
+            order = await backend().get_order(order_id)
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        if order is None:
+            say(dispatcher, "order_not_found", order_id=order_id)
+            return RESET
+        policies = backend().policies()
+        facts = shop_facts()
+        _, values = order_reply(order, facts, policies.ship_within_hours)
+        if order.status == OrderStatus.PAID:
+            deadline = order.ship_deadline(policies.ship_within_hours)
+            overdue = (
+                max(0.0, (now_beijing() - deadline).total_seconds() / 3600) if deadline else 0.0
+            )
+            times = get_urge_store().record(tracker.sender_id, order.order_id, overdue)
+            log_event("urge", tracker, order=mask_order_id(order_id), overdue_h=round(overdue))
+            values["ship_deadline"] = fmt_time(deadline)
+            if overdue > 0 and times >= 2:
+                say(dispatcher, "urge_repeated_overdue")
+                return RESET + hand_over(
+                    dispatcher,
+                    tracker,
+                    "urge_overdue",
+                    "订单信息和催单记录",
+                    f"订单 {order.order_id} 超时约{overdue:.0f}小时，已催单{times}次",
+                )
+            key = "urge_recorded_overdue" if overdue > 0 else "urge_recorded"
+            say(dispatcher, key, overdue_hours=f"{overdue:.0f}", **values)
+        elif order.status == OrderStatus.SHIPPED:
+            say(dispatcher, "urge_shipped", **values)
+        elif order.status == OrderStatus.UNPAID:
+            say(dispatcher, "urge_unpaid", **values)
+        elif order.status in (OrderStatus.DELIVERED, OrderStatus.COMPLETED):
+            say(dispatcher, "urge_delivered", delivered_at=fmt_time(order.delivered_at), **values)
+        else:
+            say(dispatcher, "urge_cancelled", **values)
+        return RESET

@@ -1,0 +1,49 @@
+"""Helpers for action tests: hand-built trackers and a runner with CollectingDispatcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+
+
+def tracker(
+    intent: str = "order_status",
+    text: str = "",
+    slots: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+    entities: list[dict[str, Any]] | None = None,
+) -> Tracker:
+    latest = {
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": entities or [],
+        "text": text,
+        "metadata": metadata or {},
+    }
+    return Tracker(
+        sender_id="test-user",
+        slots={"order_id_failures": 0.0, "handoff_offered": False, **(slots or {})},
+        latest_message=latest,
+        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+async def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, DOMAIN)
+    return dispatcher.messages, events
+
+
+def texts(msgs: list[dict[str, Any]]) -> str:
+    return "\n".join(m.get("text") or "" for m in msgs)
