@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -76,6 +76,8 @@ class Stack:
     rasa: subprocess.Popen
     actions: subprocess.Popen
     rasa_start_seconds: float = 0.0
+    backend: str = "sqlite"
+    fake: Any = None  # the fake platform a test started beside the stack, if any
 
     @property
     def webhook(self) -> str:
