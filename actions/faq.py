@@ -8,7 +8,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, latest_intent, shop_facts
+from actions.handoff import hand_over
 from actions.messages import say
+from xiaoer.permissions import allowed
 from xiaoer.shop.backend import BackendError
 
 FAQ_RESPONSES = {
@@ -44,6 +46,15 @@ class ActionAnswerFaq(Action):
             say(dispatcher, "please_rephrase")
             return []
         if intent == "ask_discount" and await is_returning_buyer(tracker):
+            if not allowed("give_coupons"):
+                say(dispatcher, response, **shop_facts())
+                return hand_over(
+                    dispatcher,
+                    tracker,
+                    "coupon",
+                    "您的老客户身份",
+                    "老客户询问优惠码（店铺设置：优惠码需人工发放）",
+                )
             response = "faq_discount_returning"
         say(dispatcher, response, **shop_facts())
         return []

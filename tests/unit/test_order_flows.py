@@ -481,3 +481,13 @@ async def test_no_reason_return_of_a_product_without_insurance_explains_postage(
     t = tracker(slots={**slots, "as_reason": "不想要了", "flow_blocker": "no_insurance"})
     msgs, events = await run(ActionSubmitAfterSales(), t)
     assert "不含运费险" in texts(msgs) and SlotSet("handoff_offered", True) in events
+
+
+async def test_coupon_code_handed_to_an_agent_when_the_bot_may_not_give_coupons(permissions):
+    permissions(give_coupons=False)
+    from actions.faq import ActionAnswerFaq
+
+    t = tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_001"})
+    msgs, _ = await run(ActionAnswerFaq(), t)
+    assert "满199减20" in texts(msgs) and "XIAOER5" not in texts(msgs) and "人工客服" in texts(msgs)
+    assert [r.reason for r in get_handoff_store().waiting()] == ["coupon"]
