@@ -8,11 +8,13 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from xiaoer.config import get_settings
+from xiaoer.notifier import RasaNotifier
 from xiaoer.stack import RASA_ENV, stop, wait_http
 
 
@@ -159,6 +161,11 @@ def cmd_up(args: argparse.Namespace) -> int:
   REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
   HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
 按 Ctrl-C 停止 / press Ctrl-C to stop.""")
+        notifier = RasaNotifier(f"http://localhost:{args.port}", token)
+        stop_notifier = threading.Event()
+        threading.Thread(
+            target=notifier.run_forever, args=(stop_notifier,), daemon=True, name="notifier"
+        ).start()
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         print("error: a server stopped unexpectedly, see", logs)
@@ -168,6 +175,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(procs)
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    delivered = RasaNotifier(args.url, api_token()).deliver_pending()
+    print(f"delivered {delivered} notification(s)")
+    return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -217,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--actions-port", type=int, default=5055)
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser("notify", help="deliver queued proactive notifications now")
+    p.add_argument("--url", default="http://localhost:5005")
+    p.set_defaults(func=cmd_notify)
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
     p.add_argument("--url", default="http://localhost:5005")
     p.add_argument("--sender", default=None)

@@ -326,3 +326,22 @@ def test_doudian_outage_gets_a_polite_answer(stack: Stack):
     finally:
         stack.fake.clear_faults()
     assert "订单系统暂时有点忙" in text
+
+
+def test_queued_notification_reaches_the_buyers_conversation(stack: Stack):
+    only("sqlite", stack)
+    from xiaoer.notifier import RasaNotifier
+    from xiaoer.notify import NotificationOutbox
+
+    user = sender()
+    stack.say(user, "你好")
+    outbox = NotificationOutbox(stack.workdir / "var" / "xiaoer.db")
+    outbox.add(user, "shipped", "6938271045123400001", "您的订单已发货，运单号 YT0000000001")
+    assert RasaNotifier(stack.rasa_url, "wrong-token", outbox).deliver_pending() == 0
+    assert len(outbox.pending(buyer_id=user)) == 1  # kept for a later round
+    assert RasaNotifier(stack.rasa_url, stack.token, outbox).deliver_pending() == 1
+    assert outbox.pending(buyer_id=user) == []
+    events = requests.get(
+        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+    ).json()["events"]
+    assert any(e["event"] == "bot" and "YT0000000001" in (e.get("text") or "") for e in events)
