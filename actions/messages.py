@@ -41,15 +41,22 @@ def render(key: str, rng: random.Random | None = None, **values: Any) -> dict[st
     return message
 
 
+def _with_facts(values: dict[str, Any]) -> dict[str, Any]:
+    """Shop facts (name, hours, policies) are available to every message."""
+    from xiaoer.shop.backend import get_backend
+
+    return {**get_backend().policies().facts(), **values}
+
+
 def say(dispatcher: CollectingDispatcher, key: str, **values: Any) -> None:
     """Send one variation of message ``key``."""
-    dispatcher.utter_message(**render(key, **values))
+    dispatcher.utter_message(**render(key, **_with_facts(values)))
 
 
 def say_with_buttons(
     dispatcher: CollectingDispatcher, key: str, buttons: list[dict[str, str]], **values: Any
 ) -> None:
     """Send message ``key`` with extra buttons after its own."""
-    message = render(key, **values)
+    message = render(key, **_with_facts(values))
     message["buttons"] = message.get("buttons", []) + buttons
     dispatcher.utter_message(**message)

@@ -12,17 +12,18 @@ echo "==> ruff and mypy"
 "$BIN/mypy"
 
 echo "==> rasa data validate --fail-on-warnings"
-if ! "$BIN/rasa" data validate --fail-on-warnings >/tmp/xiaoer-validate.log 2>&1; then
-  grep -v -E "DeprecationWarning|declare_namespace|pkg_resources|xla_computation" /tmp/xiaoer-validate.log | tail -40
+mkdir -p var
+if ! "$BIN/rasa" data validate --fail-on-warnings >var/validate.log 2>&1; then
+  grep -v -E "DeprecationWarning|declare_namespace|pkg_resources|xla_computation" var/validate.log | tail -40
   exit 1
 fi
 
 echo "==> training once for the whole run (skipped when the model is up to date)"
-start=$(date +%s)
-"$BIN/rasa" train --out models --quiet >/tmp/xiaoer-train.log 2>&1 || { tail -50 /tmp/xiaoer-train.log; exit 1; }
-echo "    done in $(( $(date +%s) - start )) s"
-MODEL="$(ls -t models/*.tar.gz | head -1)"
-export XIAOER_TEST_MODEL="$PWD/$MODEL"
+mkdir -p var
+"$BIN/xiaoer" train --quiet --print-path >var/train.log 2>&1 || { tail -50 var/train.log; exit 1; }
+grep "==>" var/train.log || true
+MODEL="$(tail -1 var/train.log)"
+export XIAOER_TEST_MODEL="$MODEL"
 
 echo "==> pytest"
 exec "$BIN/python" -m pytest -p no:cacheprovider "$@"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,4 +47,6 @@ async def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def texts(msgs: list[dict[str, Any]]) -> str:
-    return "\n".join(m.get("text") or "" for m in msgs)
+    text = "\n".join(m.get("text") or "" for m in msgs)
+    assert not re.search(r"\{\w+\}", text), f"unfilled placeholder in: {text}"
+    return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import secrets
 import subprocess
@@ -49,16 +50,53 @@ def cmd_gen_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "xiaoer/nlu")
+
+
+def training_fingerprint(root: Path) -> str:
+    """Hash of everything a trained model depends on: config, domain, training data and
+    the code of the custom NLU components."""
+    digest = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if file.suffix in {".pyc"} or "__pycache__" in file.parts:
+                continue
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def train(out: Path | None = None, quiet: bool = False) -> Path:
-    """`rasa train` (Rasa's fingerprinting skips it when nothing changed)."""
+    """Train unless the latest model was trained on exactly the current inputs.
+
+    ``rasa train`` itself reuses unchanged components from its cache; skipping it when
+    nothing changed saves the packaging of a new, identical model."""
     root = get_settings().root
     out = out or root / "models"
-    cmd = [_rasa(), "train", "--out", str(out)]
-    print("==> rasa train (skipped by Rasa when data/, domain.yml and config.yml are unchanged)")
+    fingerprint = training_fingerprint(root)
+    marker = out / f"{fingerprint}.model"
+    if marker.exists():
+        model = out / marker.read_text().strip()
+        if model.exists():
+            print(
+                f"==> model up to date ({model.name}): data/, domain.yml and config.yml unchanged"
+            )
+            return model
+    print("==> rasa train (data/, domain.yml or config.yml changed)")
+    started = time.monotonic()
     subprocess.run(
-        cmd, cwd=root, env=_env(), check=True, stdout=subprocess.DEVNULL if quiet else None
+        [_rasa(), "train", "--out", str(out)],
+        cwd=root,
+        env=_env(),
+        check=True,
+        stdout=subprocess.DEVNULL if quiet else None,
     )
-    return latest_model(out)
+    model = latest_model(out)
+    marker.write_text(model.name)
+    print(f"==> trained {model.name} in {time.monotonic() - started:.0f} s")
+    return model
 
 
 def latest_model(directory: Path) -> Path:
@@ -69,7 +107,9 @@ def latest_model(directory: Path) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    print(train())
+    model = train(quiet=args.quiet)
+    if args.print_path:
+        print(model)
     return 0
 
 
@@ -225,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "gen-catalogue", help="regenerate data/nlu/catalogue.yml from the shop"
     ).set_defaults(func=cmd_gen_catalogue)
-    sub.add_parser("train", help="train the model if data changed").set_defaults(func=cmd_train)
+    p = sub.add_parser("train", help="train the model if data/, domain.yml or config.yml changed")
+    p.add_argument("--quiet", action="store_true", help="hide Rasa's training output")
+    p.add_argument("--print-path", action="store_true", help="print the model's path last")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("up", help="seed, train if needed, start action and Rasa servers")
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--actions-port", type=int, default=5055)

@@ -8,6 +8,7 @@ queued for an agent there instead.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,9 @@ def sender() -> str:
 
 
 def text_of(replies: list[dict]) -> str:
-    return "\n".join(r.get("text") or "" for r in replies)
+    text = "\n".join(r.get("text") or "" for r in replies)
+    assert not re.search(r"\{\w+\}", text), f"unfilled placeholder in: {text}"
+    return text
 
 
 def test_order_status_names_the_tracking_number(stack: Stack):
