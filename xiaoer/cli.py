@@ -217,6 +217,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop(procs)
 
 
+def cmd_queue(args: argparse.Namespace) -> int:
+    """What agents need to look at: waiting handoffs and urge requests."""
+    from xiaoer.handoff.store import get_handoff_store
+    from xiaoer.handoff.urges import get_urge_store
+    from xiaoer.logsafe import mask_pii
+
+    waiting = get_handoff_store().waiting()
+    print(f"待人工处理（{len(waiting)}）")
+    for h in waiting:
+        print(f"  #{h.id} {h.created_at} 会话 {h.sender_id} 原因 {h.reason}：{mask_pii(h.details)}")
+    urges = get_urge_store().recent()
+    print(f"催发货记录（最近 {len(urges)} 条）")
+    for u in urges:
+        print(
+            f"  {u.created_at} 订单 {u.order_id} 已超时 {u.overdue_hours:g} 小时（会话 {u.sender_id}）"
+        )
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     delivered = RasaNotifier(args.url, api_token()).deliver_pending()
     print(f"delivered {delivered} notification(s)")
@@ -273,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--actions-port", type=int, default=5055)
     p.set_defaults(func=cmd_up)
+    sub.add_parser("queue", help="list waiting handoffs and urge requests").set_defaults(
+        func=cmd_queue
+    )
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
     p.add_argument("--url", default="http://localhost:5005")
     p.set_defaults(func=cmd_notify)

@@ -65,6 +65,14 @@ class UrgeStore:
             ).fetchall()
             return [UrgeRequest(**dict(r)) for r in rows]
 
+    def recent(self, limit: int = 50) -> list[UrgeRequest]:
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM urge_requests ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [UrgeRequest(**dict(r)) for r in rows]
+
 
 def get_urge_store() -> UrgeStore:
     return UrgeStore(get_settings().data_dir / "xiaoer.db")
