@@ -23,18 +23,27 @@ import asyncio
 import copy
 import hmac
 import json
+import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
-from aiohttp import web
+from sanic import Request, Sanic, response
+from sanic.config import Config
+from sanic.constants import HTTP_METHODS
+from sanic.handlers import ErrorHandler
+from sanic.headers import parse_content_header
+from sanic.log import error_logger
+from sanic.response import HTTPResponse
+from sanic.server import AsyncioServer
 
 from xiaoer.shop import demo_data
 from xiaoer.shop.doudian import (
@@ -80,6 +89,30 @@ def _fen(amount: str | Decimal) -> int:
 
 def _masked_phone(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}"
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The query string, first value of each name, blank values kept."""
+    return {k: v[0] for k, v in request.get_args(keep_blank_values=True).items()}
+
+
+def _path(request: Request) -> str:
+    return unquote(request.path)
+
+
+def _json(body: Any, status: int = 200) -> HTTPResponse:
+    return response.json(
+        body, status=status, dumps=json.dumps, content_type="application/json; charset=utf-8"
+    )
+
+
+class _Errors(ErrorHandler):
+    """Sanic's error answers, logged without the URL (its query holds the access_token)."""
+
+    @staticmethod
+    def log(request: Request, exception: BaseException) -> None:
+        if not getattr(exception, "quiet", False):
+            error_logger.exception("fake Doudian: error handling %s", _path(request))
 
 
 @dataclass
@@ -271,31 +304,60 @@ class FakeDoudian:
             self.calls.append(call)
 
     # --- HTTP ---------------------------------------------------------------------
-    def make_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post(ADMIN + "/faults", self._admin_inject)
-        app.router.add_delete(ADMIN + "/faults", self._admin_clear)
-        app.router.add_get(ADMIN + "/calls", self._admin_calls)
-        app.router.add_route("*", "/{path:.*}", self._handle)
+    def make_app(self) -> Sanic:
+        """A Sanic app of its own (not in Sanic's registry of app names, no logging
+        set-up, no environment settings, no access log, no banner)."""
+        config = Config(env_prefix=None)
+        config.update(
+            REGISTER=False,
+            ACCESS_LOG=False,
+            MOTD=False,
+            KEEP_ALIVE_TIMEOUT=75,  # an aiohttp client may reuse a connection a while
+            REQUEST_TIMEOUT=3600,  # injected delays decide how long an answer takes
+            RESPONSE_TIMEOUT=3600,
+        )
+        name = f"fake_doudian_{id(self)}_{uuid.uuid4().hex[:8]}"
+        app = Sanic(name, config=config, configure_logging=False, error_handler=_Errors())
+        # every path and method comes to ``_route_request``, which serves the admin
+        # endpoints for their methods only and the API for everything else
+        app.add_route(self._route_request, "/", methods=HTTP_METHODS, name="root")
+        app.add_route(self._route_request, "/<path:path>", methods=HTTP_METHODS, name="any")
         return app
 
-    async def _admin_inject(self, request: web.Request) -> web.Response:
-        body = await request.json()
+    def _admin_routes(
+        self,
+    ) -> dict[tuple[str, str], Callable[[Request], Awaitable[HTTPResponse]]]:
+        return {
+            ("POST", ADMIN + "/faults"): self._admin_inject,
+            ("DELETE", ADMIN + "/faults"): self._admin_clear,
+            ("GET", ADMIN + "/calls"): self._admin_calls,
+            ("HEAD", ADMIN + "/calls"): self._admin_calls,
+        }
+
+    async def _route_request(self, request: Request, path: str = "") -> HTTPResponse:
+        admin = self._admin_routes().get((request.method, _path(request)))
+        if admin is not None:
+            return await admin(request)
+        # like aiohttp's server, finish (and record) a call whose client went away
+        return await asyncio.shield(self._handle(request))
+
+    async def _admin_inject(self, request: Request) -> HTTPResponse:
+        body = json.loads(request.body)
         method = str(body.pop("method", "*"))
         try:
             self.inject(method, **body)
         except TypeError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"ok": True})
+            return _json({"error": str(exc)}, status=400)
+        return _json({"ok": True})
 
-    async def _admin_clear(self, request: web.Request) -> web.Response:
-        self.clear_faults(request.query.get("method"))
-        return web.json_response({"ok": True})
+    async def _admin_clear(self, request: Request) -> HTTPResponse:
+        self.clear_faults(_query(request).get("method"))
+        return _json({"ok": True})
 
-    async def _admin_calls(self, request: web.Request) -> web.Response:
+    async def _admin_calls(self, request: Request) -> HTTPResponse:
         with self._lock:
             calls = [asdict(c) for c in self.calls]
-        return web.json_response(calls)
+        return _json(calls)
 
     @staticmethod
     def _error(spec: tuple[int, str, str], detail: str = "", variant: int = 0) -> dict[str, Any]:
@@ -330,22 +392,26 @@ class FakeDoudian:
             }
         return {"err_no": 0, "message": "success", "data": data, "log_id": log_id}
 
-    async def _param_json(self, request: web.Request) -> str:
-        if request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            value = form.get("param_json")
-            if isinstance(value, str):
+    @staticmethod
+    def _param_json(request: Request) -> str:
+        mime, options = parse_content_header(request.content_type)
+        if mime == "application/x-www-form-urlencoded":
+            charset = str(options.get("charset") or "utf-8")
+            text = request.body.rstrip().decode(charset)
+            form = parse_qsl(text, keep_blank_values=True, encoding=charset)
+            value = next((v for k, v in form if k == "param_json"), None)
+            if value is not None:
                 return value
-        raw = await request.read()
+        raw = request.body
         if raw:
             return raw.decode("utf-8")
-        return request.query.get("param_json", "{}")
+        return _query(request).get("param_json", "{}")
 
     def _check(
-        self, request: web.Request, method: str, param_json: str
+        self, request: Request, method: str, param_json: str
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The parameters, or an error answer for a request the platform would refuse."""
-        q = request.query
+        q = _query(request)
         for name in ("app_key", "method", "timestamp", "sign", "v"):
             if not q.get(name):
                 return {}, self._error(ERR_MISSING, name)
@@ -353,7 +419,7 @@ class FakeDoudian:
             return {}, self._error(ERR_APP_KEY)
         if q["v"] != "2":
             return {}, self._error(ERR_INVALID, "v")
-        if method_path(q["method"]) != request.path.rstrip("/"):
+        if method_path(q["method"]) != _path(request).rstrip("/"):
             return {}, self._error(ERR_INVALID, "method does not match the path")
         sign_method = q.get("sign_method", "md5")
         if sign_method not in SIGN_METHODS:
@@ -377,22 +443,22 @@ class FakeDoudian:
             return {}, self._error(ERR_INVALID, "param_json must be sorted, compact JSON")
         return params, None
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        method = request.query.get("method") or request.path.strip("/").replace("/", ".")
+    async def _handle(self, request: Request) -> HTTPResponse:
+        q = _query(request)
+        method = q.get("method") or _path(request).strip("/").replace("/", ".")
         fault = self._take_fault(method)
         if fault and fault.delay:
             await asyncio.sleep(fault.delay)
-        param_json = await self._param_json(request)
-        sign_method = request.query.get("sign_method", "md5")
-        timestamp = request.query.get("timestamp", "")
-        given_sign = request.query.get("sign", "")
+        param_json = self._param_json(request)
+        sign_method = q.get("sign_method", "md5")
+        timestamp = q.get("timestamp", "")
+        given_sign = q.get("sign", "")
         if fault and fault.status:
             outcome = f"http {fault.status}"
             self._record(Call(method, {}, sign_method, timestamp, outcome, given_sign))
-            return web.Response(
+            return response.html(
+                f"<html><body>{fault.status} fake gateway error</body></html>",
                 status=fault.status,
-                text=f"<html><body>{fault.status} fake gateway error</body></html>",
-                content_type="text/html",
             )
         answer: dict[str, Any] = {}
         params, error = self._check(request, method, param_json)
@@ -411,10 +477,9 @@ class FakeDoudian:
         code = answer.get("code", answer.get("err_no"))
         outcome = "ok" if str(code) in ("10000", "0") else f"error {code}"
         self._record(Call(method, params, sign_method, timestamp, outcome, given_sign))
-        return web.Response(
-            text=json.dumps(answer, ensure_ascii=False),
-            content_type="application/json",
-            charset="utf-8",
+        return response.text(
+            json.dumps(answer, ensure_ascii=False),
+            content_type="application/json; charset=utf-8",
         )
 
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
@@ -570,7 +635,7 @@ class FakeDoudian:
 
 
 class _ServerThread:
-    """Runs the fake's aiohttp app on its own event loop in a daemon thread."""
+    """Runs the fake's Sanic app on its own event loop in a daemon thread."""
 
     def __init__(self, fake: FakeDoudian, host: str = "127.0.0.1", port: int = 0) -> None:
         self.fake = fake
@@ -579,26 +644,65 @@ class _ServerThread:
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         self.loop = asyncio.new_event_loop()
+        self.server: AsyncioServer | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="fake-doudian", daemon=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(self.fake.make_app(), access_log=None, shutdown_timeout=0.5)
         try:
-            self.loop.run_until_complete(runner.setup())
-            self.loop.run_until_complete(web.SockSite(runner, self.sock).start())
+            self.loop.run_until_complete(self._start())
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             self._error = exc
             self._ready.set()
+            self.loop.close()
             return
         self._ready.set()
         try:
             self.loop.run_forever()
         finally:
-            self.loop.run_until_complete(runner.cleanup())
+            self.loop.run_until_complete(self._shutdown())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
+
+    async def _start(self) -> None:
+        # At each app's startup Sanic 21.12 rewrites its HTTP class from the source
+        # ("touch-up"), which works once per process unless in test mode, where the
+        # original is kept: set for the process, so that fakes, Rasa channels under test
+        # and other Sanic apps can start one after another.
+        Sanic.test_mode = True
+        # no signal handlers: create_server leaves them to the caller
+        server = await self.fake.make_app().create_server(
+            sock=self.sock, return_asyncio_server=True, access_log=False
+        )
+        if server is None:
+            raise RuntimeError("Sanic returned no server")
+        await server.startup()
+        await server.before_start()
+        await server.after_start()
+        self.server = server
+
+    async def _shutdown(self, grace: float = 0.5) -> None:
+        server = self.server
+        if server is None:
+            return
+        await server.before_stop()
+        closed = server.close()  # stop listening
+        for conn in list(server.connections):
+            conn.close_if_idle()
+        current = asyncio.current_task()
+        pending = {t for t in asyncio.all_tasks() if t is not current}
+        if pending:  # answers under way get a moment to finish, then are cut
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for conn in list(server.connections):
+            conn.abort()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if closed is not None:
+            await closed
+        await server.after_stop()
 
     def start(self) -> None:
         self.thread.start()
@@ -606,7 +710,7 @@ class _ServerThread:
             raise RuntimeError(f"fake Doudian did not start: {self._error!r}")
 
     def stop(self) -> None:
-        if self.loop.is_running():
+        if self.thread.is_alive() and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.sock.close()
@@ -645,7 +749,18 @@ def main(argv: list[str] | None = None) -> None:
         f'faults: curl -X POST http://{args.host}:{args.port}{ADMIN}/faults -d \'{{"method": "order.orderDetail", "delay": 5}}\'',
         flush=True,
     )
-    web.run_app(fake.make_app(), host=args.host, port=args.port, access_log=None, print=None)
+    # no "Sanic is running in PRODUCTION mode" hint on a terminal: this is a fake
+    error_logger.addFilter(lambda record: "PRODUCTION mode" not in record.getMessage())
+    server = _ServerThread(fake, host=args.host, port=args.port)
+    server.start()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
+    try:
+        while server.thread.is_alive():
+            server.thread.join(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
