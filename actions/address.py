@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -12,7 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.cancel import order_values
 from actions.common import backend, log_event
-from actions.forms import OrderFormValidation
+from actions.forms import AskAction, OrderFormValidation, order_for_submit
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, mask_phone, parse_phone, valid_address, valid_name
@@ -94,21 +93,6 @@ class ValidateAddressForm(OrderFormValidation):
         return {"new_address": address}
 
 
-class AskAction(Action, abc.ABC):
-    """Asks for a form slot with one message of messages.yml."""
-
-    message = ""
-
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, self.message)
-        return []
-
-
 class ActionAskNewName(AskAction):
     message = "address_ask_name"
 
@@ -154,17 +138,10 @@ class ActionChangeAddress(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        if not order_id:
-            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
-        try:
-            order = await backend().get_order(order_id)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
         if order is None:
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return RESET
+            return stop
+        order_id = order.order_id
         values = order_values(order)
         blocker = tracker.get_slot("flow_blocker")
         if blocker == "shipped":

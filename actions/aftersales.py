@@ -13,7 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.cancel import order_values
 from actions.common import backend, fmt_time, latest_intent, log_event, shop_facts
-from actions.forms import OrderFormValidation
+from actions.forms import AskAction, OrderFormValidation, current_order, order_for_submit
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id
@@ -275,48 +275,32 @@ class ValidateAfterSalesForm(OrderFormValidation):
         return {"wanted_variant": f"{color}|{size}"}
 
 
-class ActionAskAsReason(Action):
+class ActionAskAsReason(AskAction):
+    message = "as_ask_reason"
+
     def name(self) -> str:
         return "action_ask_as_reason"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, "as_ask_reason")
-        return []
 
+class ActionAskAsType(AskAction):
+    message = "as_ask_type"
 
-class ActionAskAsType(Action):
     def name(self) -> str:
         return "action_ask_as_type"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, "as_ask_type")
-        return []
 
+class ActionAskAsPhoto(AskAction):
+    message = "as_ask_photo"
 
-class ActionAskAsPhoto(Action):
     def name(self) -> str:
         return "action_ask_as_photo"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, "as_ask_photo")
-        return []
 
+class ActionAskWantedVariant(AskAction):
+    message = "as_ask_variant"
 
-class ActionAskWantedVariant(Action):
     def name(self) -> str:
         return "action_ask_wanted_variant"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, "as_ask_variant")
-        return []
 
 
 def case_type(kind: str, order: Order) -> AfterSaleType:
@@ -352,10 +336,7 @@ class ActionAskAsConfirmed(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        try:
-            order = await backend().get_order(tracker.get_slot("order_id") or "")
-        except BackendError:
-            order = None
+        order = await current_order(tracker)
         if order is None:
             say(dispatcher, "backend_error")
             return []
@@ -370,19 +351,16 @@ class ActionSubmitAfterSales(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        if not order_id:
-            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
+        if order is None:
+            return stop
+        order_id = order.order_id
         try:
-            order = await backend().get_order(order_id)
-            cases = await backend().after_sales_for_order(order_id) if order else []
-            product = await first_product(order) if order else None
+            cases = await backend().after_sales_for_order(order_id)
+            product = await first_product(order)
         except BackendError:
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
-        if order is None:
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return RESET
         facts = shop_facts()
         values = {**order_values(order), **facts}
         blocker = tracker.get_slot("flow_blocker")

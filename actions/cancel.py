@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event, shop_facts
-from actions.forms import OrderFormValidation
+from actions.forms import OrderFormValidation, current_order, order_for_submit
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id
@@ -56,10 +56,7 @@ class ActionAskCancelConfirmed(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        try:
-            order = await backend().get_order(tracker.get_slot("order_id") or "")
-        except BackendError:
-            order = None
+        order = await current_order(tracker)
         if order is None:
             say(dispatcher, "backend_error")
             return []
@@ -74,17 +71,10 @@ class ActionCancelOrder(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        if not order_id:
-            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
-        try:
-            order = await backend().get_order(order_id)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
         if order is None:
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return RESET
+            return stop
+        order_id = order.order_id
         values = order_values(order)
         blocker = tracker.get_slot("flow_blocker")
         if blocker == "shipped":

@@ -13,18 +13,35 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from rasa_sdk import Tracker
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
+from actions.handoff import offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, parse_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order
 
 MAX_FAILURES = 2
+
+
+class AskAction(Action, abc.ABC):
+    """Asks for a form slot with one message of messages.yml."""
+
+    message = ""
+
+    @abc.abstractmethod
+    def name(self) -> str: ...
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        say(dispatcher, self.message)
+        return []
 
 
 class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
@@ -102,3 +119,33 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
             say(dispatcher, "backend_error")
             return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
         return {"order_id": order_id, "flow_blocker": reason}
+
+
+async def order_for_submit(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reset: list[EventType]
+) -> tuple[Order | None, list[EventType]]:
+    """The order a finished form collected, for its submit action.
+
+    ``(None, events)`` means the action stops and returns ``events``: the id failed twice
+    (a human is offered), the backend failed (polite answer, human offered) or the order
+    vanished."""
+    order_id = tracker.get_slot("order_id")
+    if not order_id:
+        return None, reset + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+    try:
+        order = await backend().get_order(order_id)
+    except BackendError:
+        say(dispatcher, "backend_error")
+        return None, reset + offer_human(dispatcher, tracker, "backend_error")
+    if order is None:
+        say(dispatcher, "order_not_found", order_id=order_id)
+        return None, reset
+    return order, []
+
+
+async def current_order(tracker: Tracker) -> Order | None:
+    """The order of the running form (None when unknown or the backend failed)."""
+    try:
+        return await backend().get_order(tracker.get_slot("order_id") or "")
+    except BackendError:
+        return None

@@ -10,12 +10,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, fmt_time, log_event, shop_facts
-from actions.forms import OrderFormValidation
-from actions.handoff import offer_human
+from actions.forms import OrderFormValidation, order_for_submit
 from actions.messages import say, say_with_buttons
 from xiaoer.parsing import mask_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
+
+RESET = [
+    SlotSet("order_id", None),
+    SlotSet("order_id_failures", 0.0),
+    SlotSet("flow_blocker", None),
+]
 
 
 class ValidateOrderStatusForm(OrderFormValidation):
@@ -67,28 +72,16 @@ class ActionOrderStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        reset = [
-            SlotSet("order_id", None),
-            SlotSet("order_id_failures", 0.0),
-            SlotSet("flow_blocker", None),
-        ]
-        order_id = tracker.get_slot("order_id")
-        if not order_id:
-            # the form gave up after repeated bad ids (or the backend failed)
-            return reset + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
-        try:
-            order = await backend().get_order(order_id)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return reset + offer_human(dispatcher, tracker, "backend_error")
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
         if order is None:
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return reset
+            # the form gave up after repeated bad ids, or the backend failed
+            return stop
+        order_id = order.order_id
         policies = backend().policies()
         response, values = order_reply(order, shop_facts(), policies.ship_within_hours)
         say(dispatcher, response, **values)
         log_event("order_status", tracker, order=mask_order_id(order_id), status=order.status.value)
-        return reset
+        return RESET
 
 
 # which of the buyer's orders each flow offers as buttons

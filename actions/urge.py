@@ -8,13 +8,12 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, log_event, shop_facts
-from actions.forms import OrderFormValidation
-from actions.handoff import hand_over, offer_human
+from actions.forms import OrderFormValidation, order_for_submit
+from actions.handoff import hand_over
 from actions.messages import say
 from actions.orders import order_reply
 from xiaoer.handoff.urges import get_urge_store
 from xiaoer.parsing import mask_order_id
-from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import OrderStatus, now_beijing
 
 RESET = [
@@ -36,17 +35,10 @@ class ActionUrgeShipment(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order_id = tracker.get_slot("order_id")
-        if not order_id:
-            return RESET + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
-        try:
-            order = await backend().get_order(order_id)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
         if order is None:
-            say(dispatcher, "order_not_found", order_id=order_id)
-            return RESET
+            return stop
+        order_id = order.order_id
         policies = backend().policies()
         facts = shop_facts()
         _, values = order_reply(order, facts, policies.ship_within_hours)
