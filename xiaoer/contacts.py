@@ -20,7 +20,7 @@ Phones
 
 WeChat
     An id of 6-20 letters, digits, ``_`` and ``-``, starting with a letter, after a marker
-    (微信, 微信号, vx, v信, wx, 薇, 威信, 加v, 加微, 卫星...) and a few filler words ("是",
+    (微信, 微信号, vx, v信, wx, 薇, 威信, 加v, 加微, 卫星, "v:"...) and a few filler words ("是",
     "号", ":", "搜", "加我"...); the value is the id as written (full-width folded to
     ASCII, case kept). A phone right after a marker ("加v 139...", "微信同号 139...") or
     declared the same as the WeChat ("139... 微信同号", "139...(微信)") is BOTH a phone
@@ -70,7 +70,7 @@ _NOT_A_PHONE_BEFORE = re.compile(
 # Groupings of a phone cut off by whitespace inside a longer run of digit groups ("13912345678
 # 2件", "139 1234 5678 138 1234 5678"); anything else (a 12-digit "139 1234 5678 9") is not one.
 _PHONE_GROUPINGS = frozenset({(11,), (3, 4, 4)})
-# A Chinese numeral phone followed by a word starting with 一 / 两 ("一会儿", "两件").
+# A phone followed by a word starting with 一 / 两 ("...一会儿打给我", "...两件都要").
 _TRAILING_WORD_NUMERALS = frozenset("一两")
 
 
@@ -113,7 +113,7 @@ def _atoms(view: str, text: str, start: int, end: int) -> tuple[list[_Atom], lis
             j += 1
         if atoms:
             gap = text[atoms[-1].end : i]
-            soft.append(gap == "" or gap.strip(" ") == "")
+            soft.append(not gap.strip(" "))
         atoms.append(_Atom(i, j, view[i:j]))
         i = j
     return atoms, soft
@@ -122,7 +122,7 @@ def _atoms(view: str, text: str, start: int, end: int) -> tuple[list[_Atom], lis
 def _glued_ok(text: str, start: int, end: int) -> bool:
     """False when the number at [start, end) is part of something that is not a phone."""
     before = text[:start]
-    letters = re.search(r"([a-z]+):?$", before)
+    letters = re.search(r"([a-z]+):?$", before[-16:])
     if letters and letters.group(1) not in _LETTERS_BEFORE:
         return False  # SF1234..., YT..., "no13912345678"
     if before and before[-1] in _CURRENCY:
@@ -159,7 +159,7 @@ def _find_phones(norm: str) -> list[_Phone]:
             # "...5678两件" / "幺三九一二三四五六七八一会儿": a word starting with 一 / 两 follows
             whole = _whole_run(digits[:-1], explicit_prefix)
             end -= 1
-            while norm[end - 1] not in _CN_NUMERALS and view[end - 1] not in _DIGITS:
+            while view[end - 1] not in _DIGITS:
                 end -= 1  # the separator before "两"
         if whole:
             if _glued_ok(norm, run.start(), end):
@@ -176,7 +176,8 @@ def _ends_with_numeral_word(norm: str, atoms: list[_Atom], end: int) -> bool:
     return (
         end < len(norm)
         and norm[end - 1] in _TRAILING_WORD_NUMERALS
-        and (len(last.digits) == 1 and len(atoms) > 1 or norm[end - 2] in _CN_NUMERALS)
+        and end >= 2
+        and ((len(last.digits) == 1 and len(atoms) > 1) or norm[end - 2] in _CN_NUMERALS)
         and "\u4e00" <= norm[end] <= "\u9fff"
         and norm[end] not in _CN_NUMERALS
     )
@@ -197,7 +198,7 @@ def _phones_inside(
                     continue
                 part = atoms[i : j + 1]
                 value = _mobile_digits("".join(a.digits for a in part))
-                if value and _phone_shaped(norm, part, soft[i:j]):
+                if value and _phone_shaped(norm, part):
                     start = run.start() if i == 0 else part[0].start
                     if _glued_ok(norm, start, part[-1].end):
                         hit = (j, _Phone(start, part[-1].end, value))
@@ -210,7 +211,7 @@ def _phones_inside(
     return found
 
 
-def _phone_shaped(norm: str, part: list[_Atom], inner_soft: list[bool]) -> bool:
+def _phone_shaped(norm: str, part: list[_Atom]) -> bool:
     """A part of a longer run counts as a phone only if grouped like one."""
     if any(norm[a.start] in _CN_NUMERALS for a in part):
         return True  # a script switch is a strong boundary: "13912345678一会儿"
@@ -226,6 +227,7 @@ _MARKER = re.compile(
     r"|(?<![a-z0-9])v信"
     r"|(?<![a-z0-9])(?:vx|wx|weixin|wechat)(?![a-z])"
     r"|(?:加|[+➕])v(?![a-z信])"
+    r"|(?<![a-z0-9])v(?=[ ]?[:❤♥])"
 )
 _FILLER_TOKEN = (
     r"[ :=,、/\-~>→*#\u2600-\u27bf\U0001f300-\U0001faff]|号码|号|码|是|为|的|搜索|搜|账号|帐号|id|也是|就是|都是"
@@ -239,7 +241,11 @@ _WXID = re.compile(r"(?<![a-z0-9_\-])wxid_[a-z0-9_\-]{4,16}(?![a-z0-9_\-])")
 _ID_STOPWORDS = frozenset(
     {"wechat", "weixin", "iphone", "android", "paypal", "alipay", "taobao", "douyin", "online"}
 )
-_NEGATED = re.compile(r"(?<!要)(?:不|没|别|无)[\u4e00-\u9fff]{0,3}$")
+# "没有微信", "不用加微信", "不方便加微信", "别加我微信", "不是微信" (but "要不加个微信")
+_NEGATED = re.compile(
+    r"(?<!要)(?:不|没|别|无)(?:需要|必要|方便|常用|用|要|想|有|是|会|能)?(?:加|用|玩)?"
+    r"(?:你|我|个|他)?的?$"
+)
 _SAME_AFTER = re.compile(
     r"号?[ ]*(?:同号|同手机|同电话|一样|相同|通用|也是|也行|也可以|同上|就是|[)）])"
 )
@@ -258,7 +264,7 @@ def _marker_ok(norm: str, m: re.Match[str]) -> bool:
         nxt = norm[m.end()] if m.end() < len(norm) else ""
         if prev and _NAME_BEFORE_WEI.match(prev) and prev not in _WEI_ALLOWED_BEFORE:
             return False
-        if nxt and _NAME_BEFORE_WEI.match(nxt) and nxt not in "信号":
+        if nxt and _NAME_BEFORE_WEI.match(nxt) and nxt not in "信号是为":
             return False
     return True
 
