@@ -348,3 +348,15 @@ def test_queued_notification_reaches_the_buyers_conversation(stack: Stack):
         f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
     ).json()["events"]
     assert any(e["event"] == "bot" and "YT0000000001" in (e.get("text") or "") for e in events)
+
+
+def test_contacts_are_extracted_in_any_message(stack: Stack):
+    only("sqlite", stack)
+    user = sender()
+    stack.say(user, "有货的话打我电话 一三九 1234 5678，微信 xiaoer_fan88")
+    events = requests.get(
+        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+    ).json()["events"]
+    last = [e for e in events if e["event"] == "user"][-1]
+    found = {(e["entity"], e["value"]) for e in last["parse_data"]["entities"]}
+    assert {("phone", "13912345678"), ("wechat", "xiaoer_fan88")} <= found
