@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.cancel import order_values
 from actions.common import backend, log_event
-from actions.forms import AskAction, OrderFormValidation, order_for_submit
+from actions.forms import AskAction, OrderFormValidation, form_reset, order_for_submit, order_values
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, mask_phone, parse_phone, valid_address, valid_name
@@ -20,13 +19,7 @@ from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRe
 from xiaoer.shop.models import Order, OrderStatus, Recipient
 
 SLOTS = ("new_name", "new_phone", "new_address", "address_confirmed")
-RESET = [
-    SlotSet("order_id", None),
-    SlotSet("order_id_failures", 0.0),
-    SlotSet("flow_blocker", None),
-    *[SlotSet(s, None) for s in SLOTS],
-    *[SlotSet(f"{s}_failures", 0.0) for s in SLOTS[:3]],
-]
+RESET = form_reset(*SLOTS, failures=SLOTS[:3])
 
 
 class ValidateAddressForm(OrderFormValidation):
@@ -60,11 +53,14 @@ class ValidateAddressForm(OrderFormValidation):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
-        name = valid_name(slot_value)
-        if name is None:
-            say(dispatcher, "address_invalid_name", value=str(slot_value)[:30])
-            return self.fail(tracker, "new_name")
-        return {"new_name": name}
+        return self.checked(
+            dispatcher,
+            tracker,
+            "new_name",
+            valid_name(slot_value),
+            "address_invalid_name",
+            value=str(slot_value)[:30],
+        )
 
     async def validate_new_phone(
         self,
@@ -73,11 +69,14 @@ class ValidateAddressForm(OrderFormValidation):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
-        phone = parse_phone(slot_value)
-        if phone is None:
-            say(dispatcher, "address_invalid_phone", value=str(slot_value)[:30])
-            return self.fail(tracker, "new_phone")
-        return {"new_phone": phone}
+        return self.checked(
+            dispatcher,
+            tracker,
+            "new_phone",
+            parse_phone(slot_value),
+            "address_invalid_phone",
+            value=str(slot_value)[:30],
+        )
 
     async def validate_new_address(
         self,
@@ -86,11 +85,9 @@ class ValidateAddressForm(OrderFormValidation):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
-        address = valid_address(slot_value)
-        if address is None:
-            say(dispatcher, "address_invalid_address")
-            return self.fail(tracker, "new_address")
-        return {"new_address": address}
+        return self.checked(
+            dispatcher, tracker, "new_address", valid_address(slot_value), "address_invalid_address"
+        )
 
 
 class ActionAskNewName(AskAction):

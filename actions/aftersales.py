@@ -7,13 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.cancel import order_values
-from actions.common import backend, fmt_time, latest_intent, log_event, shop_facts
-from actions.forms import AskAction, OrderFormValidation, current_order, order_for_submit
+from actions.common import backend, fmt_time, latest_intent, log_event
+from actions.forms import (
+    AskAction,
+    OrderFormValidation,
+    current_order,
+    form_reset,
+    order_for_submit,
+    order_values,
+)
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id
@@ -49,14 +55,7 @@ INTENT_TYPES = {
 }
 TEXT_TYPES = [("换", "exchange"), ("退货", "return_refund"), ("退款", "refund")]
 SLOTS = ("as_reason", "as_photo", "wanted_variant", "as_confirmed", "as_type")
-RESET = [
-    SlotSet("order_id", None),
-    SlotSet("order_id_failures", 0.0),
-    SlotSet("flow_blocker", None),
-    *[SlotSet(s, None) for s in SLOTS],
-    SlotSet("as_photo_failures", 0.0),
-    SlotSet("wanted_variant_failures", 0.0),
-]
+RESET = form_reset(*SLOTS, failures=("as_photo", "wanted_variant"))
 TYPE_WORDS = {
     "return_refund": "退货退款",
     "refund": "退款",
@@ -361,8 +360,7 @@ class ActionSubmitAfterSales(Action):
         except BackendError:
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
-        facts = shop_facts()
-        values = {**order_values(order), **facts}
+        values = order_values(order)
         blocker = tracker.get_slot("flow_blocker")
         if blocker == "existing_case" and cases:
             case = cases[-1]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, log_event, shop_facts
-from actions.forms import OrderFormValidation, current_order, order_for_submit
+from actions.common import backend, log_event
+from actions.forms import (
+    OrderFormValidation,
+    current_order,
+    form_reset,
+    order_for_submit,
+    order_values,
+)
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id
@@ -18,21 +22,7 @@ from xiaoer.permissions import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus
 
-RESET = [
-    SlotSet("order_id", None),
-    SlotSet("order_id_failures", 0.0),
-    SlotSet("flow_blocker", None),
-    SlotSet("cancel_confirmed", None),
-]
-
-
-def order_values(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "items": order.summary,
-        "total": f"{order.total:.2f}",
-        "status": order.status.words,
-    }
+RESET = form_reset("cancel_confirmed")
 
 
 class ValidateCancelForm(OrderFormValidation):
@@ -78,7 +68,7 @@ class ActionCancelOrder(Action):
         values = order_values(order)
         blocker = tracker.get_slot("flow_blocker")
         if blocker == "shipped":
-            say(dispatcher, "cancel_shipped", return_days=shop_facts()["return_days"], **values)
+            say(dispatcher, "cancel_shipped", **values)
             return RESET + offer_human(dispatcher, tracker, "cancel_shipped")
         if blocker == "closed":
             say(dispatcher, "cancel_closed", **values)

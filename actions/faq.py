@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, buyer_id, latest_intent, shop_facts
+from actions.common import backend, buyer_id, latest_intent
 from actions.handoff import hand_over
 from actions.messages import say
 from xiaoer.permissions import allowed
@@ -47,7 +47,7 @@ class ActionAnswerFaq(Action):
             return []
         if intent == "ask_discount" and await is_returning_buyer(tracker):
             if not allowed("give_coupons"):
-                say(dispatcher, response, **shop_facts())
+                say(dispatcher, response)
                 return hand_over(
                     dispatcher,
                     tracker,
@@ -56,5 +56,5 @@ class ActionAnswerFaq(Action):
                     "老客户询问优惠码（店铺设置：优惠码需人工发放）",
                 )
             response = "faq_discount_returning"
-        say(dispatcher, response, **shop_facts())
+        say(dispatcher, response)
         return []

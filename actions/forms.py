@@ -14,7 +14,7 @@ import abc
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
@@ -27,6 +27,23 @@ from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order
 
 MAX_FAILURES = 2
+
+
+def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
+    """Events that clear an order flow's slots once its submit action is done."""
+    cleared = ("order_id", "flow_blocker", *slots)
+    counted = ("order_id", *failures)
+    return [SlotSet(s, None) for s in cleared] + [SlotSet(f"{s}_failures", 0.0) for s in counted]
+
+
+def order_values(order: Order) -> dict[str, Any]:
+    """The placeholders every order message uses."""
+    return {
+        "order_id": order.order_id,
+        "items": order.summary,
+        "total": f"{order.total:.2f}",
+        "status": order.status.words,
+    }
 
 
 class AskAction(Action, abc.ABC):
@@ -61,6 +78,21 @@ class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
 
     def fail(self, tracker: Tracker, slot: str) -> dict[str, Any]:
         return {slot: None, f"{slot}_failures": float(self.failures(tracker, slot) + 1)}
+
+    def checked(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        slot: str,
+        parsed: Any,
+        error: str,
+        **error_values: Any,
+    ) -> dict[str, Any]:
+        """``{slot: parsed}``; when ``parsed`` is None, message ``error`` and a failure."""
+        if parsed is None:
+            say(dispatcher, error, **error_values)
+            return self.fail(tracker, slot)
+        return {slot: parsed}
 
     async def required_slots(
         self,

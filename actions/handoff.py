@@ -69,7 +69,6 @@ def hand_over(
 ) -> list[EventType]:
     """Hand the conversation to an agent at once, with what the bot collected."""
     request = get_handoff_store().request(tracker.sender_id, reason, details=details[:1000])
-    facts = backend().policies().facts()
-    say(dispatcher, "handed_over", what=what, service_hours=facts["service_hours"])
+    say(dispatcher, "handed_over", what=what)
     log_event("handoff_requested", tracker, reason=reason, request=request.id)
     return [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]

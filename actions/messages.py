@@ -43,9 +43,9 @@ def render(key: str, rng: random.Random | None = None, **values: Any) -> dict[st
 
 def _with_facts(values: dict[str, Any]) -> dict[str, Any]:
     """Shop facts (name, hours, policies) are available to every message."""
-    from xiaoer.shop.backend import get_backend
+    from actions.common import shop_facts
 
-    return {**get_backend().policies().facts(), **values}
+    return {**shop_facts(), **values}
 
 
 def say(dispatcher: CollectingDispatcher, key: str, **values: Any) -> None:

@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, buyer_id, fmt_time, log_event, shop_facts
-from actions.forms import OrderFormValidation, order_for_submit
+from actions.common import backend, buyer_id, fmt_time, log_event
+from actions.forms import OrderFormValidation, form_reset, order_for_submit, order_values
 from actions.messages import say, say_with_buttons
 from xiaoer.parsing import mask_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
-RESET = [
-    SlotSet("order_id", None),
-    SlotSet("order_id_failures", 0.0),
-    SlotSet("flow_blocker", None),
-]
+RESET = form_reset()
 
 
 class ValidateOrderStatusForm(OrderFormValidation):
@@ -28,17 +24,10 @@ class ValidateOrderStatusForm(OrderFormValidation):
         return "validate_order_status_form"
 
 
-def order_reply(
-    order: Order, facts: dict[str, str], within_hours: int
-) -> tuple[str, dict[str, str]]:
-    """The response name and its values for an order's status."""
-    values = {
-        "order_id": order.order_id,
-        "items": order.summary,
-        "total": f"{order.total:.2f}",
-        "status": order.status.words,
-        "ship_promise": facts["ship_promise"],
-    }
+def order_reply(order: Order, within_hours: int) -> tuple[str, dict[str, str]]:
+    """The response name and its values for an order's status (shop facts such as the
+    shipping promise are added by ``say``)."""
+    values = order_values(order)
     shipment = order.shipment
     if shipment:
         latest = shipment.latest_trace
@@ -78,7 +67,7 @@ class ActionOrderStatus(Action):
             return stop
         order_id = order.order_id
         policies = backend().policies()
-        response, values = order_reply(order, shop_facts(), policies.ship_within_hours)
+        response, values = order_reply(order, policies.ship_within_hours)
         say(dispatcher, response, **values)
         log_event("order_status", tracker, order=mask_order_id(order_id), status=order.status.value)
         return RESET

@@ -13,7 +13,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, latest_intent, shop_facts
+from actions.common import backend, latest_intent
 from actions.handoff import offer_human
 from actions.messages import say, say_with_buttons
 from xiaoer.shop.backend import BackendError
@@ -124,7 +124,6 @@ class ActionProductQuestion(Action):
                     "product_price",
                     product_name=product.name,
                     price=f"{product.price}",
-                    **shop_facts(),
                 )
             return events
         except BackendError:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, fmt_time, log_event, shop_facts
-from actions.forms import OrderFormValidation, order_for_submit
+from actions.common import backend, fmt_time, log_event
+from actions.forms import OrderFormValidation, form_reset, order_for_submit
 from actions.handoff import hand_over
 from actions.messages import say
 from actions.orders import order_reply
@@ -16,11 +16,7 @@ from xiaoer.handoff.urges import get_urge_store
 from xiaoer.parsing import mask_order_id
 from xiaoer.shop.models import OrderStatus, now_beijing
 
-RESET = [
-    SlotSet("order_id", None),
-    SlotSet("order_id_failures", 0.0),
-    SlotSet("flow_blocker", None),
-]
+RESET = form_reset()
 
 
 class ValidateUrgeForm(OrderFormValidation):
@@ -40,8 +36,7 @@ class ActionUrgeShipment(Action):
             return stop
         order_id = order.order_id
         policies = backend().policies()
-        facts = shop_facts()
-        _, values = order_reply(order, facts, policies.ship_within_hours)
+        _, values = order_reply(order, policies.ship_within_hours)
         if order.status == OrderStatus.PAID:
             deadline = order.ship_deadline(policies.ship_within_hours)
             overdue = (

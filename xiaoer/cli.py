@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xiaoer.config import get_settings
 from xiaoer.notifier import RasaNotifier
-from xiaoer.stack import RASA_ENV, stop, wait_http
+from xiaoer.stack import RASA_ENV, StartError, start_servers, stop
 
 
 def _env() -> dict[str, str]:
@@ -136,64 +136,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         cmd_seed(argparse.Namespace(reset=False))
     model = train()
     token = api_token()
-    env = _env()
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        print(
-            f"==> starting the action server on :{args.actions_port} (log: {logs / 'actions.log'})"
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    _rasa(),
-                    "run",
-                    "actions",
-                    "--port",
-                    str(args.actions_port),
-                    "--actions",
-                    "actions",
-                ],
-                cwd=root,
-                env=env,
-                start_new_session=True,
-                stdout=open(logs / "actions.log", "ab"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        if not wait_http(f"http://localhost:{args.actions_port}/health", 120, procs[0]):
-            print("error: the action server did not start, see", logs / "actions.log")
-            return 1
-        print(
-            f"==> starting the Rasa server on :{args.port} (model {model.name}; log: {logs / 'rasa.log'})"
-        )
-        procs.append(
-            subprocess.Popen(
-                [
-                    _rasa(),
-                    "run",
-                    "--model",
-                    str(model),
-                    "--port",
-                    str(args.port),
-                    "--enable-api",
-                    "--auth-token",
-                    token,
-                    "--endpoints",
-                    "endpoints.yml",
-                    "--credentials",
-                    "credentials.yml",
-                    "--cors",
-                    f"http://localhost:{args.port}",
-                ],
-                cwd=root,
-                env=env,
-                start_new_session=True,
-                stdout=open(logs / "rasa.log", "ab"),
-                stderr=subprocess.STDOUT,
-            )
-        )
-        if not wait_http(f"http://localhost:{args.port}/", 300, procs[1]):
-            print("error: the Rasa server did not start, see", logs / "rasa.log")
+        print(f"==> starting the action server on :{args.actions_port}, then the Rasa server on "
+              f":{args.port} (model {model.name}; logs in {logs})")  # fmt: skip
+        try:
+            start_servers(
+                model, rasa_port=args.port, actions_port=args.actions_port, token=token,
+                endpoints=root / "endpoints.yml", logs=logs, env=_env(), procs=procs,
+                cors=f"http://localhost:{args.port}",
+            )  # fmt: skip
+        except StartError as exc:
+            print(f"error: {exc}")
             return 1
         print(f"""
 店小二已启动 ✅  Xiaoer is running.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import requests
 
@@ -105,8 +105,58 @@ tracker_store:
     )
 
 
-def _log(workdir: Path, name: str) -> IO[bytes]:
-    return open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child process
+class StartError(RuntimeError):
+    """A server did not answer in time; the message names its log."""
+
+
+def start_servers(
+    model: Path,
+    *,
+    rasa_port: int,
+    actions_port: int,
+    token: str,
+    endpoints: Path,
+    logs: Path,
+    env: dict[str, str],
+    procs: list[subprocess.Popen],
+    cors: str | None = None,
+) -> tuple[subprocess.Popen, subprocess.Popen, float]:
+    """Start the action server, wait for it, then the Rasa server, and wait for that.
+
+    Returns both processes and the Rasa server's start time in seconds (model load).
+
+    Started processes are appended to ``procs`` at once, so that the caller's ``stop``
+    cleans up even when a start fails."""
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def launch(args: list[str], log: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [rasa_bin(), "run", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=open(logs / log, "ab"),  # noqa: SIM115 - owned by the child process
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    actions = launch(
+        ["actions", "--port", str(actions_port), "--actions", "actions"], "actions.log"
+    )
+    if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
+        raise StartError(f"the action server did not start, see {logs / 'actions.log'}")
+    rasa_args = [
+        "--model", str(model), "--port", str(rasa_port), "--enable-api", "--auth-token", token,
+        "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+    ]  # fmt: skip
+    if cors:
+        rasa_args += ["--cors", cors]
+    started = time.monotonic()
+    rasa = launch(rasa_args, "rasa.log")
+    if not wait_http(f"http://localhost:{rasa_port}/", 300, rasa):
+        raise StartError(f"the Rasa server did not start, see {logs / 'rasa.log'}")
+    return actions, rasa, time.monotonic() - started
 
 
 @contextmanager
@@ -124,47 +174,14 @@ def running_stack(
     write_endpoints(endpoints, actions_port, workdir / "tracker.db", endpoints_extra)
     procs: list[subprocess.Popen] = []
     try:
-        actions = subprocess.Popen(
-            [rasa_bin(), "run", "actions", "--port", str(actions_port), "--actions", "actions"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=_log(workdir, "actions"),
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(actions)
-        if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
-            raise RuntimeError(
-                "action server did not start:\n" + (workdir / "actions.log").read_text()
-            )
-        started = time.monotonic()
-        rasa = subprocess.Popen(
-            [
-                rasa_bin(),
-                "run",
-                "--model",
-                str(model),
-                "--port",
-                str(rasa_port),
-                "--enable-api",
-                "--auth-token",
-                token,
-                "--endpoints",
-                str(endpoints),
-                "--credentials",
-                str(PROJECT_ROOT / "credentials.yml"),
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=_log(workdir, "rasa"),
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(rasa)
-        if not wait_http(f"http://localhost:{rasa_port}/", 300, rasa):
-            raise RuntimeError(
-                "Rasa server did not start:\n" + (workdir / "rasa.log").read_text()[-5000:]
-            )
+        try:
+            actions, rasa, rasa_seconds = start_servers(
+                model, rasa_port=rasa_port, actions_port=actions_port, token=token,
+                endpoints=endpoints, logs=workdir, env=env, procs=procs,
+            )  # fmt: skip
+        except StartError as exc:
+            logs = "".join(p.read_text()[-5000:] for p in sorted(workdir.glob("*.log")))
+            raise StartError(f"{exc}\n{logs}") from exc
         yield Stack(
             rasa_url=f"http://localhost:{rasa_port}",
             actions_url=f"http://localhost:{actions_port}",
@@ -172,7 +189,7 @@ def running_stack(
             workdir=workdir,
             rasa=rasa,
             actions=actions,
-            rasa_start_seconds=time.monotonic() - started,
+            rasa_start_seconds=rasa_seconds,
         )
     finally:
         stop(procs)

@@ -58,7 +58,9 @@ class NormalizedText:
         return self.offsets[start], self.offsets[end - 1] + 1
 
 
+@lru_cache(maxsize=512)
 def normalize(text: str) -> NormalizedText:
+    """Cached: the tokenizer and both entity extractors normalise the same message."""
     chars = to_simplified("".join(_char_nfkc(c) for c in text)).lower()
     out: list[str] = []
     offsets: list[int] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from xiaoer.config import get_settings
@@ -21,15 +22,6 @@ CREATE TABLE IF NOT EXISTS handoff_requests (
 );
 CREATE INDEX IF NOT EXISTS handoff_by_status ON handoff_requests (status, created_at);
 """
-
-REASONS = (
-    "requested",
-    "complaint",
-    "repeated_failure",
-    "backend_error",
-    "order_not_found",
-    "needs_agent",
-)
 
 
 @dataclass(frozen=True)
@@ -78,4 +70,10 @@ class HandoffStore:
 
 
 def get_handoff_store() -> HandoffStore:
-    return HandoffStore(get_settings().data_dir / "xiaoer.db")
+    """The store of the configured data folder (its schema is created once per process)."""
+    return _store_at(get_settings().data_dir / "xiaoer.db")
+
+
+@lru_cache(maxsize=8)
+def _store_at(path: Path) -> HandoffStore:
+    return HandoffStore(path)

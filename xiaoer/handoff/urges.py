@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from xiaoer.config import get_settings
@@ -75,4 +76,10 @@ class UrgeStore:
 
 
 def get_urge_store() -> UrgeStore:
-    return UrgeStore(get_settings().data_dir / "xiaoer.db")
+    """The store of the configured data folder (its schema is created once per process)."""
+    return _store_at(get_settings().data_dir / "xiaoer.db")
+
+
+@lru_cache(maxsize=8)
+def _store_at(path: Path) -> UrgeStore:
+    return UrgeStore(path)

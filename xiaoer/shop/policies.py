@@ -7,7 +7,8 @@ merchant who changes a policy changes it in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
+from functools import cached_property
 from typing import Any
 
 from xiaoer.shop.models import BEIJING, now_beijing
@@ -106,7 +107,11 @@ class ShopPolicies:
         )
 
     def facts(self) -> dict[str, str]:
-        """Placeholders for responses (all strings)."""
+        """Placeholders for responses (all strings); a copy the caller may change."""
+        return dict(self._facts)
+
+    @cached_property
+    def _facts(self) -> dict[str, str]:
         return {
             "shop_name": self.shop_name,
             "bot_name": self.bot_name,
@@ -136,6 +141,3 @@ class ShopPolicies:
             "returning_code": self.returning_code,
             "returning_discount": self.returning_discount,
         }
-
-    def next_ship_time_hint(self, paid_at: datetime) -> datetime:
-        return paid_at + timedelta(hours=self.ship_within_hours)

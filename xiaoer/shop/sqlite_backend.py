@@ -197,25 +197,20 @@ class SqliteShopBackend(ShopBackend):
         return self._policies
 
     # --- orders -------------------------------------------------------------------
-    def _names(self, conn: sqlite3.Connection) -> dict[str, str]:
-        return {
-            r["product_id"]: r["name"]
-            for r in conn.execute("SELECT product_id, name FROM products")
-        }
-
     def _order(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Order:
-        names = self._names(conn)
         items = tuple(
             OrderItem(
                 r["product_id"],
-                names.get(r["product_id"], r["product_id"]),
+                r["name"] or r["product_id"],
                 r["color"],
                 r["size"],
                 r["quantity"],
                 _yuan(r["unit_price_fen"]),
             )
             for r in conn.execute(
-                "SELECT * FROM order_items WHERE order_id = ? ORDER BY seq", (row["order_id"],)
+                "SELECT i.*, p.name FROM order_items i LEFT JOIN products p USING (product_id) "
+                "WHERE i.order_id = ? ORDER BY i.seq",
+                (row["order_id"],),
             )
         )
         shipment = None
