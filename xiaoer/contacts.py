@@ -264,7 +264,9 @@ def _marker_ok(norm: str, m: re.Match[str]) -> bool:
         nxt = norm[m.end()] if m.end() < len(norm) else ""
         if prev and _NAME_BEFORE_WEI.match(prev) and prev not in _WEI_ALLOWED_BEFORE:
             return False
-        if nxt and _NAME_BEFORE_WEI.match(nxt) and nxt not in "信号是为":
+        # a Chinese numeral after it starts a number ("薇壹叁…"), not a name ("薇薇")
+        spelled_digit = digits_from_chinese(nxt).isdigit()
+        if nxt and _NAME_BEFORE_WEI.match(nxt) and nxt not in "信号是为" and not spelled_digit:
             return False
     return True
 

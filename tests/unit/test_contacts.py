@@ -496,3 +496,12 @@ def test_component_leaves_messages_without_contacts_alone(extractor):
     empty = Message(data={})
     extractor.process([empty])
     assert empty.get(ENTITIES) == []
+
+
+def test_spelled_phone_right_after_wei_marker_is_both():
+    """Found by hypothesis: 薇 followed by a Chinese numeral starts a number, not a name."""
+    text = "薇壹叁零零零零零零零零零"
+    assert _found(text) == [
+        ("phone", "13000000000", "壹叁零零零零零零零零零"),
+        ("wechat", "13000000000", "壹叁零零零零零零零零零"),
+    ]
