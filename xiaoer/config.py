@@ -23,6 +23,13 @@ class Settings:
     shop: dict[str, Any] = field(default_factory=dict)
     doudian: dict[str, Any] = field(default_factory=dict)
     permissions: dict[str, bool] = field(default_factory=dict)
+    # every top-level section of xiaoer.yml, for the services' own settings
+    # (douyin, handoff, console, leads): read them with ``section(name)``
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name)
+        return value if isinstance(value, dict) else {}
 
 
 def _config_path() -> Path:
@@ -50,6 +57,7 @@ def load_settings(path: Path | None = None) -> Settings:
         shop=raw.get("shop") or {},
         doudian=backend.get("doudian") or {},
         permissions={k: bool(v) for k, v in (raw.get("permissions") or {}).items()},
+        raw=raw,
     )
 
 
