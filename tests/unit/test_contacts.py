@@ -3,6 +3,8 @@ ContactExtractor graph component."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,14 @@ from rasa.shared.nlu.training_data.message import Message
 from xiaoer.contacts import Contact, find_contacts
 from xiaoer.nlu.contacts import ContactExtractor
 
-FAST = settings(max_examples=200, deadline=None, database=None)
+# CI runs the same 200 examples every time (an example found by chance must not turn CI red
+# on an unrelated change); XIAOER_HYPOTHESIS_EXPLORE=1 draws new examples when you work on it.
+FAST = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    derandomize=not os.environ.get("XIAOER_HYPOTHESIS_EXPLORE"),
+)
 
 FULL_WIDTH = {str(d): chr(0xFF10 + d) for d in range(10)}
 CN_LOWER = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
