@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
 BIN=.venv/bin
 
+# real servers and the browser the tests start (redis-server, postgresql-15, chromium)
+bash scripts/system-deps.sh
+
 echo "==> ruff and mypy"
 "$BIN/ruff" check xiaoer actions tests bench
 "$BIN/ruff" format --check --quiet xiaoer actions tests bench

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian packages the test suite starts as real servers or drives:
+#   redis-server     Redis lock store of the scale-out profile
+#   postgresql-15    PostgreSQL tracker store of the scale-out profile
+#   chromium         the browser of the console's browser tests (Playwright drives it;
+#                    no browser is ever downloaded by Playwright)
+# Installs only what is missing; a second run costs a few dpkg queries.
+set -euo pipefail
+
+missing=()
+for pkg in redis-server postgresql-15 chromium; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else
+    echo "error: missing Debian packages: ${missing[*]} (run as root: apt-get install -y ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+echo "==> installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq >/dev/null 2>&1 || true
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

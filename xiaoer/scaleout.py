@@ -1,0 +1,113 @@
+"""The scale-out profile on one machine: PostgreSQL tracker store, Redis lock store,
+one action server and several Rasa servers sharing them.
+
+Used by the scale-out tests and ``bench/scaleout.py``; ``docs/deployment.md`` shows the
+same ``endpoints.yml`` for servers on several machines behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from xiaoer.config import PROJECT_ROOT
+from xiaoer.services import Postgres, Redis, running_postgres, running_redis
+from xiaoer.stack import RASA_ENV, StartError, free_port, rasa_bin, stop, wait_http
+
+
+@dataclass
+class ScaleOut:
+    postgres: Postgres
+    redis: Redis
+    actions_url: str
+    rasa_urls: list[str]
+    workdir: Path
+    rasa: list[subprocess.Popen] = field(default_factory=list)
+
+    def say(self, replica: int, sender: str, text: str) -> list[dict]:
+        url = f"{self.rasa_urls[replica]}/webhooks/rest/webhook"
+        r = requests.post(url, json={"sender": sender, "message": text}, timeout=120)
+        r.raise_for_status()
+        return r.json()
+
+
+def endpoints_yaml(actions_port: int, postgres: Postgres, redis: Redis) -> str:
+    return (
+        f'action_endpoint:\n  url: "http://localhost:{actions_port}/webhook"\n'
+        + postgres.endpoints_tracker_store()
+        + redis.endpoints_lock_store()
+    )
+
+
+@contextmanager
+def running_scale_out(
+    model: Path, workdir: Path, replicas: int = 2, token: str = "test-token"
+) -> Iterator[ScaleOut]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var")}
+    procs: list[subprocess.Popen] = []
+
+    def launch(args: list[str], log: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [rasa_bin(), "run", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=open(workdir / log, "ab"),  # noqa: SIM115 - owned by the child process
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    with ExitStack() as services:
+        postgres = services.enter_context(running_postgres(workdir / "postgres"))
+        redis = services.enter_context(running_redis(workdir / "redis"))
+        try:
+            actions_port = free_port()
+            endpoints = workdir / "endpoints.yml"
+            endpoints.write_text(endpoints_yaml(actions_port, postgres, redis), encoding="utf-8")
+            actions = launch(
+                ["actions", "--port", str(actions_port), "--actions", "actions"], "actions.log"
+            )
+            if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
+                raise StartError(f"the action server did not start, see {workdir}/actions.log")
+            ports = [free_port() for _ in range(replicas)]
+            servers = [
+                launch(
+                    [
+                        "--model",
+                        str(model),
+                        "--port",
+                        str(port),
+                        "--enable-api",
+                        "--auth-token",
+                        token,
+                        "--endpoints",
+                        str(endpoints),
+                        "--credentials",
+                        str(PROJECT_ROOT / "credentials.yml"),
+                    ],
+                    f"rasa-{i}.log",
+                )  # fmt: skip
+                for i, port in enumerate(ports)
+            ]
+            for i, (port, proc) in enumerate(zip(ports, servers, strict=True)):
+                if not wait_http(f"http://localhost:{port}/", 300, proc):
+                    log = (workdir / f"rasa-{i}.log").read_text(errors="replace")[-4000:]
+                    raise StartError(f"Rasa server {i} did not start:\n{log}")
+            yield ScaleOut(
+                postgres=postgres,
+                redis=redis,
+                actions_url=f"http://localhost:{actions_port}",
+                rasa_urls=[f"http://localhost:{p}" for p in ports],
+                workdir=workdir,
+                rasa=servers,
+            )
+        finally:
+            stop(procs)
