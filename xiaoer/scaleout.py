@@ -37,12 +37,22 @@ class ScaleOut:
         return r.json()
 
 
-def endpoints_yaml(actions_port: int, postgres: Postgres, redis: Redis) -> str:
-    return (
-        f'action_endpoint:\n  url: "http://localhost:{actions_port}/webhook"\n'
-        + postgres.endpoints_tracker_store()
-        + redis.endpoints_lock_store()
-    )
+ENDPOINTS = PROJECT_ROOT / "deploy" / "endpoints.scale-out.yml"
+
+
+def endpoints_env(actions_port: int, postgres: Postgres, redis: Redis) -> dict[str, str]:
+    """The environment that deploy/endpoints.scale-out.yml reads (the shipped file is the
+    one the tests run)."""
+    return {
+        "XIAOER_ACTIONS_URL": f"http://localhost:{actions_port}/webhook",
+        "XIAOER_PG_HOST": postgres.host,
+        "XIAOER_PG_PORT": str(postgres.port),
+        "XIAOER_PG_DB": postgres.db,
+        "XIAOER_PG_USER": postgres.user,
+        "XIAOER_PG_PASSWORD": postgres.password,
+        "XIAOER_REDIS_HOST": redis.host,
+        "XIAOER_REDIS_PORT": str(redis.port),
+    }
 
 
 @contextmanager
@@ -70,8 +80,8 @@ def running_scale_out(
         redis = services.enter_context(running_redis(workdir / "redis"))
         try:
             actions_port = free_port()
-            endpoints = workdir / "endpoints.yml"
-            endpoints.write_text(endpoints_yaml(actions_port, postgres, redis), encoding="utf-8")
+            endpoints = ENDPOINTS
+            env.update(endpoints_env(actions_port, postgres, redis))
             actions = launch(
                 ["actions", "--port", str(actions_port), "--actions", "actions"], "actions.log"
             )

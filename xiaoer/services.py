@@ -43,27 +43,11 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.db}"
 
-    def endpoints_tracker_store(self) -> str:
-        """The ``tracker_store`` section of endpoints.yml for this server."""
-        return (
-            "tracker_store:\n"
-            "  type: SQL\n"
-            '  dialect: "postgresql"\n'
-            f'  url: "{self.host}"\n'
-            f"  port: {self.port}\n"
-            f'  db: "{self.db}"\n'
-            f'  username: "{self.user}"\n'
-            f'  password: "{self.password}"\n'
-        )
-
 
 @dataclass(frozen=True)
 class Redis:
     host: str
     port: int
-
-    def endpoints_lock_store(self) -> str:
-        return f'lock_store:\n  type: "redis"\n  url: "{self.host}"\n  port: {self.port}\n  db: 1\n'
 
 
 def pg_bin(name: str) -> str:
