@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.handoff import offer_human
+from actions.leads import contacts_in, thank_contact
 from actions.messages import say
 
 MISSES_BEFORE_HUMAN = 2
@@ -33,6 +34,8 @@ class ActionDefaultFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if contacts_in(tracker.latest_message):
+            return thank_contact(dispatcher, tracker)  # a contact is always understood
         if consecutive_misses(tracker) >= MISSES_BEFORE_HUMAN:
             return offer_human(dispatcher, tracker, "repeated_failure", after_misses=True)
         say(dispatcher, "please_rephrase")

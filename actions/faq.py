@@ -9,6 +9,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, latest_intent
 from actions.handoff import hand_over
+from actions.leads import offer_contact
 from actions.messages import say
 from xiaoer.permissions import allowed
 from xiaoer.shop.backend import BackendError
@@ -57,4 +58,4 @@ class ActionAnswerFaq(Action):
                 )
             response = "faq_discount_returning"
         say(dispatcher, response)
-        return []
+        return offer_contact(dispatcher, tracker)

@@ -15,6 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent
 from actions.handoff import offer_human
+from actions.leads import offer_contact
 from actions.messages import say, say_with_buttons
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Product, SizeChart, Variant
@@ -125,7 +126,7 @@ class ActionProductQuestion(Action):
                     product_name=product.name,
                     price=f"{product.price}",
                 )
-            return events
+            return events + offer_contact(dispatcher, tracker)
         except BackendError:
             say(dispatcher, "backend_error")
             return offer_human(dispatcher, tracker, "backend_error")

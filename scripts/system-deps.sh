@@ -4,11 +4,12 @@
 #   postgresql-15    PostgreSQL tracker store of the scale-out profile
 #   chromium         the browser of the console's browser tests (Playwright drives it;
 #                    no browser is ever downloaded by Playwright)
+#   fonts-wqy-microhei  a CJK font, so the console's screenshots show Chinese text
 # Installs only what is missing; a second run costs a few dpkg queries.
 set -euo pipefail
 
 missing=()
-for pkg in redis-server postgresql-15 chromium; do
+for pkg in redis-server postgresql-15 chromium fonts-wqy-microhei; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xiaoer.config import get_settings
 from xiaoer.notifier import RasaNotifier
-from xiaoer.stack import RASA_ENV, StartError, start_servers, stop
+from xiaoer.stack import RASA_ENV, StartError, start_console, start_servers, stop
 
 
 def _env() -> dict[str, str]:
@@ -146,9 +146,17 @@ def cmd_up(args: argparse.Namespace) -> int:
                 endpoints=root / "endpoints.yml", logs=logs, env=_env(), procs=procs,
                 cors=f"http://localhost:{args.port}",
             )  # fmt: skip
+            if args.console_port:
+                start_console(
+                    port=args.console_port, rasa_url=f"http://localhost:{args.port}",
+                    token=token, logs=logs, env=_env(), procs=procs, host=args.console_host,
+                )  # fmt: skip
         except StartError as exc:
             print(f"error: {exc}")
             return 1
+        if args.console_port:
+            print(f"  客服工作台 / agent console: http://{args.console_host}:{args.console_port}"
+                  "  (first admin: .venv/bin/xiaoer create-admin NAME)")  # fmt: skip
         print(f"""
 店小二已启动 ✅  Xiaoer is running.
   聊天 / chat:     .venv/bin/xiaoer chat
@@ -160,6 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         threading.Thread(
             target=notifier.run_forever, args=(stop_notifier,), daemon=True, name="notifier"
         ).start()
+        _start_event_follower(root / "endpoints.yml", stop_notifier)
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         print("error: a server stopped unexpectedly, see", logs)
@@ -169,6 +178,58 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(procs)
+
+
+def _start_event_follower(endpoints: Path, stop_event: threading.Event) -> None:
+    """Leads from Rasa's event stream (xiaoer/events.py), beside the notifier."""
+    from xiaoer.events import EventFollower, broker_db
+
+    db = broker_db(endpoints)
+    if db is None:
+        print("warning: no SQL event_broker in endpoints.yml: leads are not captured")
+        return
+    threading.Thread(
+        target=EventFollower(db).run_forever, args=(stop_event,), daemon=True, name="events"
+    ).start()
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    """Create an admin of the agent console; the password is asked for (never a default)."""
+    import getpass
+
+    from xiaoer.agents import AgentError, get_agent_store
+
+    password = os.environ.get("XIAOER_ADMIN_PASSWORD") or ""
+    if not password:
+        if not sys.stdin.isatty():
+            print("error: 请在终端中运行，或通过环境变量 XIAOER_ADMIN_PASSWORD 提供密码")
+            return 2
+        password = getpass.getpass("新管理员密码（至少10位，含字母和数字）: ")
+        if getpass.getpass("再次输入密码: ") != password:
+            print("error: 两次输入的密码不一致")
+            return 2
+    try:
+        agent = get_agent_store().create(
+            args.username,
+            password,
+            display_name=args.display_name or args.username,
+            role="admin",
+            groups=list(args.groups or []),
+        )
+    except AgentError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"已创建管理员 {agent.username}（id {agent.id}），可登录客服工作台。")
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """Run the agent console alone (``xiaoer up`` starts it beside the servers)."""
+    from xiaoer.console.app import main as console_main
+
+    os.environ.setdefault("XIAOER_API_TOKEN", api_token())
+    argv = ["--host", args.host, "--port", str(args.port), "--rasa-url", args.url]
+    return console_main(argv)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -186,6 +247,31 @@ def cmd_queue(args: argparse.Namespace) -> int:
     for u in urges:
         print(
             f"  {u.created_at} 订单 {u.order_id} 已超时 {u.overdue_hours:g} 小时（会话 {u.sender_id}）"
+        )
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """A local fake Douyin platform (docs/douyin.md); its options follow the command."""
+    from xiaoer.douyin.simulator import main as simulate
+
+    return simulate(args.rest)
+
+
+def cmd_douyin_outbox(args: argparse.Namespace) -> int:
+    """Douyin replies the platform has not taken yet (resent automatically)."""
+    from datetime import datetime
+
+    from xiaoer.douyin.store import get_douyin_store
+    from xiaoer.logsafe import mask_pii
+
+    pending = get_douyin_store().outbox_pending()
+    print(f"抖音待重发消息（{len(pending)}）")
+    for item in pending:
+        created = datetime.fromtimestamp(item.created_at).strftime("%m-%d %H:%M:%S")
+        print(
+            f"  #{item.id} {created} 顾客 {item.sender_id} 已尝试 {item.attempts} 次"
+            f"（{mask_pii(item.last_error or '')}）：{mask_pii(item.preview[:60])}"
         )
     return 0
 
@@ -245,10 +331,31 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="seed, train if needed, start action and Rasa servers")
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--actions-port", type=int, default=5055)
+    p.add_argument("--console-port", type=int, default=8000, help="agent console (0: off)")
+    p.add_argument("--console-host", default="127.0.0.1")
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser("create-admin", help="create an admin of the agent console")
+    p.add_argument("username")
+    p.add_argument("--display-name", default="")
+    p.add_argument("--groups", nargs="*", default=None, help="skill groups, e.g. 售前 售后 投诉")
+    p.set_defaults(func=cmd_create_admin)
+    p = sub.add_parser("console", help="run the agent console alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--url", default="http://localhost:5005", help="the Rasa server")
+    p.set_defaults(func=cmd_console)
     sub.add_parser("queue", help="list waiting handoffs and urge requests").set_defaults(
         func=cmd_queue
     )
+    p = sub.add_parser(
+        "simulate",
+        help="a local fake Douyin platform (simulate --help; docs/douyin.md)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("douyin-outbox", help="list Douyin replies waiting to be resent")
+    p.set_defaults(func=cmd_douyin_outbox)
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
     p.add_argument("--url", default="http://localhost:5005")
     p.set_defaults(func=cmd_notify)
@@ -256,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="http://localhost:5005")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:  # the simulator's own options (--help too) pass through
+        return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -15,4 +15,10 @@ DEFAULTS = {
 def allowed(permission: str) -> bool:
     if permission not in DEFAULTS:
         raise KeyError(f"unknown permission {permission!r}")
+    # what an admin saved in the agent console overrides xiaoer.yml (read at run time)
+    from xiaoer.handoff.settings import get_settings_store
+
+    saved = get_settings_store().overrides().get("permissions") or {}
+    if permission in saved:
+        return bool(saved[permission])
     return get_settings().permissions.get(permission, DEFAULTS[permission])

@@ -27,6 +27,10 @@ RASA_ENV = {
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "PYTHONWARNINGS": "ignore",
+    # Sanic closes a new connection whose request has not arrived within its keep-alive
+    # timeout (5 s); a busy Rasa server (50 conversations at once) can take longer between
+    # connecting to the action server and writing the request, and the action then fails
+    "SANIC_KEEP_ALIVE_TIMEOUT": "75",
 }
 
 
@@ -78,6 +82,7 @@ class Stack:
     rasa_start_seconds: float = 0.0
     backend: str = "sqlite"
     fake: Any = None  # the fake platform a test started beside the stack, if any
+    console_url: str = ""  # the agent console, when started (running_stack(console=True))
 
     @property
     def webhook(self) -> str:
@@ -100,9 +105,37 @@ tracker_store:
   type: SQL
   dialect: "sqlite"
   db: "{tracker_db}"
-{extra}""",
+{extra}{_event_broker(tracker_db, extra)}""",
         encoding="utf-8",
     )
+
+
+def _event_broker(tracker_db: Path, extra: str) -> str:
+    """Rasa's SQL event broker beside the tracker store (followed by xiaoer.events)."""
+    if "event_broker" in extra:
+        return ""
+    return f"""
+event_broker:
+  type: SQL
+  dialect: "sqlite"
+  db: "{tracker_db.with_name('events.db')}"
+"""
+
+
+def start_event_follower(
+    endpoints: Path, logs: Path, env: dict[str, str], procs: list[subprocess.Popen]
+) -> subprocess.Popen:
+    """``python -m xiaoer.events`` (lead capture, CRM deliveries) as a process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xiaoer.events", "--endpoints", str(endpoints), "--interval", "0.2"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=open(logs / "events.log", "ab"),  # noqa: SIM115 - owned by the child process
+        stderr=subprocess.STDOUT,
+    )
+    procs.append(proc)
+    return proc
 
 
 class StartError(RuntimeError):
@@ -159,6 +192,33 @@ def start_servers(
     return actions, rasa, time.monotonic() - started
 
 
+def start_console(
+    *,
+    port: int,
+    rasa_url: str,
+    token: str,
+    logs: Path,
+    env: dict[str, str],
+    procs: list[subprocess.Popen],
+    host: str = "127.0.0.1",
+) -> subprocess.Popen:
+    """Start the agent console (sanic, ``python -m xiaoer.console``) and wait for it."""
+    logs.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xiaoer.console", "--host", host, "--port", str(port),
+         "--rasa-url", rasa_url],
+        cwd=PROJECT_ROOT,
+        env={**env, "XIAOER_API_TOKEN": token},
+        start_new_session=True,
+        stdout=open(logs / "console.log", "ab"),  # noqa: SIM115 - owned by the child process
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    procs.append(proc)
+    if not wait_http(f"http://{host}:{port}/login", 60, proc):
+        raise StartError(f"the agent console did not start, see {logs / 'console.log'}")
+    return proc
+
+
 @contextmanager
 def running_stack(
     model: Path,
@@ -166,6 +226,7 @@ def running_stack(
     token: str = "test-token",
     endpoints_extra: str = "",
     env_extra: dict[str, str] | None = None,
+    console: bool = False,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
@@ -182,7 +243,17 @@ def running_stack(
         except StartError as exc:
             logs = "".join(p.read_text()[-5000:] for p in sorted(workdir.glob("*.log")))
             raise StartError(f"{exc}\n{logs}") from exc
+        start_event_follower(endpoints, workdir, env, procs)
+        console_url = ""
+        if console:
+            console_port = free_port()
+            start_console(
+                port=console_port, rasa_url=f"http://localhost:{rasa_port}", token=token,
+                logs=workdir, env=env, procs=procs,
+            )  # fmt: skip
+            console_url = f"http://127.0.0.1:{console_port}"
         yield Stack(
+            console_url=console_url,
             rasa_url=f"http://localhost:{rasa_port}",
             actions_url=f"http://localhost:{actions_port}",
             token=token,

@@ -514,3 +514,18 @@ def test_spelled_phone_right_after_wei_marker_is_both():
         ("phone", "13000000000", "壹叁零零零零零零零零零"),
         ("wechat", "13000000000", "壹叁零零零零零零零零零"),
     ]
+
+
+def test_a_bare_phone_is_not_an_order_number(extractor):
+    """DIET cannot count digits: a phone without an order id is a contact, not an order id."""
+    guess = {"name": "inform_order_id", "confidence": 0.8}
+    ranking = [guess, {"name": "provide_contact", "confidence": 0.15}]
+    message = Message(data={TEXT: "13912345678", "intent": guess, "intent_ranking": ranking})
+    extractor.process([message])
+    assert message.get("intent") == {"name": "provide_contact", "confidence": 0.8}
+    assert [r["name"] for r in message.get("intent_ranking")] == ["provide_contact"]
+    order = {"entity": "order_id", "start": 0, "end": 19, "value": "6938271045123400001"}
+    text = "6938271045123400001 电话13912345678"
+    message = Message(data={TEXT: text, ENTITIES: [order], "intent": guess})
+    extractor.process([message])
+    assert message.get("intent")["name"] == "inform_order_id"  # an order id is there

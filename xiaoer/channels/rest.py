@@ -14,11 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from xiaoer.handoff.inbox import get_rest_inbox
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,25 @@ def validate_payload(raw: bytes) -> tuple[dict[str, Any] | None, HTTPResponse | 
     return {"sender": sender.strip(), "message": message, "metadata": metadata}, None
 
 
+class InboxOutputChannel(OutputChannel):
+    """Messages that answer no request (agent replies, hand-back, notifications) go to the
+    REST inbox, which the client polls (GET /webhooks/rest/inbox)."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        get_rest_inbox().add(recipient_id, {k: v for k, v in message.items() if v is not None})
+
+
 class XiaoerRestInput(RestInput):
     @classmethod
     def name(cls) -> str:
         return "rest"
+
+    def get_output_channel(self) -> OutputChannel | None:
+        return InboxOutputChannel()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("xiaoer_rest_webhook", __name__)
@@ -68,6 +85,20 @@ class XiaoerRestInput(RestInput):
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @webhook.route("/inbox", methods=["GET"])
+        async def inbox(request: Request) -> HTTPResponse:
+            """Messages sent to a conversation outside a request (e.g. an agent's reply)."""
+            sender = (request.args.get("sender") or "").strip()
+            if not sender or len(sender) > MAX_SENDER_CHARS:
+                return _error(
+                    400, "invalid_sender", f"sender 必须是 1-{MAX_SENDER_CHARS} 个字符的字符串"
+                )
+            try:
+                after = int(request.args.get("after") or 0)
+            except ValueError:
+                return _error(400, "invalid_after", "after 必须是整数（上次收到的消息 id）")
+            return response.json({"messages": get_rest_inbox().since(sender, after)})
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:

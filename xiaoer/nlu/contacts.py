@@ -5,6 +5,11 @@ Runs on every message whatever its intent. Values are normalised by
 the 11 digits when the WeChat is the phone number); offsets point into the original
 message. An entity already present with the same type and span (from DIET or another
 extractor) is not added twice.
+
+One intent correction: a message with a phone or WeChat and no order id cannot be
+``inform_order_id`` (order ids have 16-19 digits; DIET's character features cannot count
+digits, and a bare "13912345678" looks like an order number to it): such a message is
+``provide_contact`` (config ``fix_order_id_intent``, on by default).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from rasa.shared.nlu.constants import (
     ENTITY_ATTRIBUTE_START,
     ENTITY_ATTRIBUTE_TYPE,
     ENTITY_ATTRIBUTE_VALUE,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
@@ -37,7 +45,7 @@ class ContactExtractor(GraphComponent, EntityExtractorMixin):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"entities": list(CONTACT_ENTITIES)}
+        return {"entities": list(CONTACT_ENTITIES), "fix_order_id_intent": True}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = {**self.get_default_config(), **config}
@@ -81,8 +89,27 @@ class ContactExtractor(GraphComponent, EntityExtractorMixin):
                 if (e[ENTITY_ATTRIBUTE_TYPE], e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END])
                 not in present
             ]
-            message.set(ENTITIES, existing + self.add_extractor_name(found), add_to_output=True)
+            entities = existing + self.add_extractor_name(found)
+            message.set(ENTITIES, entities, add_to_output=True)
+            if self._config["fix_order_id_intent"]:
+                self._fix_intent(message, entities)
         return messages
+
+    @staticmethod
+    def _fix_intent(message: Message, entities: list[dict[str, Any]]) -> None:
+        intent = message.get(INTENT) or {}
+        if intent.get(INTENT_NAME_KEY) != "inform_order_id":
+            return
+        kinds = {e.get(ENTITY_ATTRIBUTE_TYPE) for e in entities}
+        if "order_id" in kinds or not kinds & set(CONTACT_ENTITIES):
+            return
+        fixed = {**intent, INTENT_NAME_KEY: "provide_contact"}
+        message.set(INTENT, fixed, add_to_output=True)
+        ranking = message.get(INTENT_RANKING_KEY)
+        if ranking:
+            replaced = ("provide_contact", "inform_order_id")
+            rest = [r for r in ranking if r.get(INTENT_NAME_KEY) not in replaced]
+            message.set(INTENT_RANKING_KEY, [fixed, *rest], add_to_output=True)
 
     def extract(self, text: str) -> list[dict[str, Any]]:
         wanted = set(self._config["entities"])

@@ -1,0 +1,75 @@
+"""Proactive greetings on Douyin: a new follower, a customer who opens the chat.
+
+The Douyin channel triggers ``EXTERNAL_douyin_greet`` (entity ``douyin_event``) with the
+buyer's open id in the metadata; this action picks the script for the customer's
+segment (new follower / new customer / returning customer, from the shop backend) and
+the time of day, from the merchant's settings (xiaoer.yml, ``douyin.greeting``).
+"""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import backend, buyer_id, log_event, shop_facts
+from xiaoer.config import get_settings
+from xiaoer.douyin.greetings import (
+    EVENT_ENTER,
+    GreetingSettings,
+    render_greeting,
+    segment_for,
+)
+from xiaoer.shop.backend import BackendError
+from xiaoer.shop.models import now_beijing
+
+
+def _event(tracker: Tracker) -> str | None:
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") == "douyin_event":
+            return str(entity.get("value"))
+    return None
+
+
+class ActionDouyinGreet(Action):
+    def name(self) -> str:
+        return "action_douyin_greet"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        metadata = tracker.latest_message.get("metadata") or {}
+        event = _event(tracker)
+        if not metadata.get("is_external") or event is None:
+            # typed text classified as the trigger: a plain greeting is the safe answer
+            dispatcher.utter_message(response="utter_greet")
+            return []
+        buyer = buyer_id(tracker)
+        returning = False
+        if buyer:
+            try:
+                found = await backend().get_buyer(buyer)
+            except BackendError:
+                found = None
+            returning = bool(found and found.returning)
+        settings = GreetingSettings.from_section(get_settings().section("douyin"))
+        segment = segment_for(event or EVENT_ENTER, returning)
+        period = settings.period(now_beijing())
+        facts = shop_facts()
+        text = render_greeting(
+            settings,
+            segment,
+            period,
+            {
+                "nickname": str(metadata.get("nickname") or ""),
+                "shop_name": facts.get("shop_name", ""),
+                "bot_name": facts.get("bot_name", ""),
+                "service_hours": facts.get("service_hours", ""),
+                "coupon": facts.get("coupon_everyone", ""),
+                "returning_code": facts.get("returning_code", ""),
+            },
+        )
+        dispatcher.utter_message(text=text)
+        log_event("douyin_greet", tracker, segment=segment, period=period, trigger=event)
+        return []

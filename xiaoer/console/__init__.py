@@ -1,0 +1,1 @@
+"""The agent console web app (see xiaoer/console/app.py)."""

@@ -1,0 +1,5 @@
+import sys
+
+from xiaoer.console.app import main
+
+sys.exit(main())

@@ -1,0 +1,317 @@
+"""Shared helpers of the console's blueprints: sessions, login, roles, CSRF, rendering.
+
+Blueprints (``xiaoer/console/*_views.py``) use only this module::
+
+    from xiaoer.console.web import login_required, render
+
+    bp = Blueprint("leads", url_prefix="/leads")
+
+    @bp.get("/")
+    @login_required()                 # any logged-in agent; role="admin" for admins only
+    async def index(request):
+        return render(request, "leads.html", leads=...)   # extends layout.html (nav, CSRF)
+
+Every POST/PUT/PATCH/DELETE is checked for the session's CSRF token by the app itself
+(form field ``csrf_token`` or header ``X-CSRF-Token``); templates get it as
+``{{ csrf_token }}`` (``{{ csrf_field() }}`` renders the hidden input), scripts read it from
+``<meta name="csrf-token">``. ``request.ctx.agent`` is the logged-in ``Agent``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from xiaoer.agents import Agent, get_agent_store
+from xiaoer.config import get_settings
+from xiaoer.shop.models import BEIJING
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "xiaoer_console"
+LOGIN_CSRF_COOKIE = "xiaoer_login_csrf"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+# the navigation bar: (path, label, role or None); blueprints may append their entries
+NAV_ITEMS: list[tuple[str, str, str | None]] = [
+    ("/", "排队中", None),
+    ("/history", "已处理", None),
+    ("/admin/agents", "客服账号", "admin"),
+    ("/admin/settings", "设置", "admin"),
+]
+
+SESSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS console_sessions (
+  token_hash TEXT PRIMARY KEY,
+  agent_id INTEGER NOT NULL,
+  csrf TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  expires_at REAL NOT NULL
+);
+"""
+
+
+def console_settings() -> dict[str, Any]:
+    return get_settings().section("console")
+
+
+# --- templates ----------------------------------------------------------------------------
+_env = Environment(
+    loader=FileSystemLoader(str(HERE / "templates")),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _beijing(value: str | float | None) -> str:
+    if value in (None, ""):
+        return ""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, BEIJING).strftime("%m-%d %H:%M")
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(BEIJING).strftime("%m-%d %H:%M")
+    except ValueError:
+        return str(value)
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}秒"
+    if seconds < 3600:
+        return f"{seconds // 60}分钟"
+    return f"{seconds // 3600}小时{seconds % 3600 // 60}分"
+
+
+_env.filters["bj"] = _beijing
+_env.filters["duration"] = _duration
+
+
+def template_env() -> Environment:
+    return _env
+
+
+def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HTTPResponse:
+    """Render a template with the layout's context (who is logged in, nav, CSRF token)."""
+    agent: Agent | None = getattr(request.ctx, "agent", None)
+    token = csrf_token(request)
+    nav = [
+        (path, label)
+        for path, label, role in NAV_ITEMS
+        if agent and (role is None or (role == "admin" and agent.is_admin))
+    ]
+    html = _env.get_template(template).render(
+        me=agent,
+        nav=nav,
+        path=request.path,
+        csrf_token=token,
+        csrf_field=lambda: Markup(f'<input type="hidden" name="csrf_token" value="{token}">'),
+        shop_name=(get_settings().shop or {}).get("name", "店小二"),
+        **ctx,
+    )
+    return response.html(html, status=status)
+
+
+def csrf_token(request: Request) -> str:
+    session = getattr(request.ctx, "session", None)
+    if session is not None:
+        return str(session.csrf)
+    return str(getattr(request.ctx, "login_csrf", ""))
+
+
+# --- sessions -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    token_hash: str
+    agent_id: int
+    csrf: str
+    expires_at: float
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    def __init__(self, path: Path, lifetime_seconds: float) -> None:
+        self.path = Path(path)
+        self.lifetime = lifetime_seconds
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            conn.executescript(SESSIONS_SCHEMA)
+
+    def create(self, agent_id: int) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            conn.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO console_sessions VALUES (?,?,?,?,?)",
+                (_hash(token), agent_id, secrets.token_urlsafe(24), now, now + self.lifetime),
+            )
+        return token
+
+    def get(self, token: str) -> Session | None:
+        if not token:
+            return None
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            row = conn.execute(
+                "SELECT token_hash, agent_id, csrf, expires_at FROM console_sessions"
+                " WHERE token_hash = ?",
+                (_hash(token),),
+            ).fetchone()
+        if row is None or row[3] < time.time():
+            return None
+        return Session(*row)
+
+    def delete(self, token: str) -> None:
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            conn.execute("DELETE FROM console_sessions WHERE token_hash = ?", (_hash(token),))
+
+    def delete_for_agent(self, agent_id: int) -> None:
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            conn.execute("DELETE FROM console_sessions WHERE agent_id = ?", (agent_id,))
+
+
+class LoginLimiter:
+    """Failed logins are limited per user name (``limit`` in ``window`` seconds) and per
+    client address (``limit`` x 4: agents of one office often share an address); further
+    attempts are refused (HTTP 429) until the window has passed."""
+
+    def __init__(self, limit: int = 5, window: float = 900) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and q[0] < now - self.window:
+            q.popleft()
+        return q
+
+    def _limit(self, key: str) -> int:
+        return self.limit * 4 if key.startswith("ip:") else self.limit
+
+    def blocked(self, *keys: str) -> float:
+        """Seconds until the caller may try again (0: not blocked)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [
+                q[-self._limit(k)] + self.window - now
+                for k, q in ((k, self._recent(k, now)) for k in keys)
+                if len(q) >= self._limit(k)
+            ]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k in keys:
+                self._recent(k, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        """A good login clears its user name's failures (not its address's)."""
+        with self._lock:
+            for k in keys:
+                if not k.startswith("ip:"):
+                    self._failures.pop(k, None)
+
+
+def cookie_secure(request: Request) -> bool:
+    """``console.cookie_secure``: true / false / auto (Secure when served over HTTPS,
+    including behind a proxy that sets X-Forwarded-Proto)."""
+    setting = str(console_settings().get("cookie_secure", "auto")).lower()
+    if setting in {"true", "yes", "1"}:
+        return True
+    if setting in {"false", "no", "0"}:
+        return False
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.scheme == "https" or forwarded == "https"
+
+
+def set_cookie(
+    request: Request, resp: HTTPResponse, name: str, value: str, max_age: int | None
+) -> None:
+    resp.cookies[name] = value
+    cookie = resp.cookies[name]
+    cookie["httponly"] = True
+    cookie["samesite"] = "Strict"
+    cookie["path"] = "/"
+    if max_age is not None:
+        cookie["max-age"] = max_age
+    if cookie_secure(request):
+        cookie["secure"] = True
+
+
+def check_csrf(request: Request) -> bool:
+    expected = csrf_token(request)
+    given = request.headers.get("x-csrf-token") or ""
+    if not given and request.form:
+        given = request.form.get("csrf_token") or ""
+    return bool(expected) and hmac.compare_digest(str(given), expected)
+
+
+# --- access control -----------------------------------------------------------------------
+Handler = TypeVar("Handler", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+def wants_json(request: Request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def forbidden(request: Request, message: str = "您没有权限访问此页面") -> HTTPResponse:
+    if wants_json(request):
+        return response.json({"error": "forbidden", "message": message}, status=403)
+    return render(request, "error.html", status=403, title="无权访问", message=message)
+
+
+def login_required(role: str | None = None) -> Callable[[Handler], Handler]:
+    """Only logged-in agents (and only admins with ``role="admin"``) reach the handler."""
+
+    def decorator(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            agent: Agent | None = getattr(request.ctx, "agent", None)
+            if agent is None:
+                if wants_json(request):
+                    return response.json(
+                        {"error": "login_required", "message": "请先登录"}, status=401
+                    )
+                from urllib.parse import quote
+
+                return response.redirect(f"/login?next={quote(request.path)}")
+            if role == "admin" and not agent.is_admin:
+                return forbidden(request, "该页面仅管理员可以访问")
+            return await handler(request, *args, **kwargs)
+
+        return cast(Handler, wrapped)
+
+    return decorator
+
+
+def current_agent(request: Request) -> Agent:
+    agent: Agent | None = getattr(request.ctx, "agent", None)
+    assert agent is not None, "use login_required()"
+    return agent
+
+
+def agents_by_id() -> dict[int, Agent]:
+    return {a.id: a for a in get_agent_store().list_agents()}

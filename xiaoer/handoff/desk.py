@@ -1,0 +1,213 @@
+"""What an agent does to a conversation, carried out through Rasa's HTTP API.
+
+Every message an agent (or the queue's re-announcement) sends is appended to the
+conversation's tracker as a bot event with ``execute_side_effects`` and
+``output_channel=latest``, so Rasa delivers it through the channel the customer used and
+the history stays complete; agent messages carry ``agent_id`` / ``agent_name`` in their
+metadata. Taking a conversation pauses the bot (``pause``), handing back resumes it
+(``resume``) and tells the customer the bot is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from xiaoer.config import get_settings
+from xiaoer.handoff.settings import HandoffSettings, handoff_settings
+from xiaoer.handoff.store import HandoffRequest, HandoffStore, get_handoff_store
+from xiaoer.shop.models import BEIJING
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEXTS = {
+    "resumed": "人工客服已处理完毕，接下来由{bot_name}继续为您服务～还有什么问题随时问我哦。",
+    "still_waiting": (
+        "抱歉让您久等了😔 客服们都在忙，您的问题还在排队（前面还有{queue_ahead}位），"
+        "我们没有忘记您，客服接入后会马上回复。"
+    ),
+}
+
+
+class RasaApiError(RuntimeError):
+    """Rasa did not accept the call (message in Chinese for the agent)."""
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    who: str  # customer | bot | agent | system
+    text: str
+    time: str  # HH:MM (Beijing)
+    timestamp: float
+    agent_name: str = ""
+    image: str = ""
+
+
+def texts() -> dict[str, str]:
+    configured = get_settings().section("handoff").get("messages") or {}
+    return {**DEFAULT_TEXTS, **{k: str(v) for k, v in configured.items() if k in DEFAULT_TEXTS}}
+
+
+def _fmt(ts: float) -> str:
+    return datetime.fromtimestamp(ts, BEIJING).strftime("%m-%d %H:%M")
+
+
+def chat_lines(events: list[dict[str, Any]]) -> list[ChatLine]:
+    """The conversation as the agent reads it: customer, bot and agent messages, plus
+    markers where the bot was paused and resumed."""
+    lines: list[ChatLine] = []
+    for e in events:
+        kind, ts = e.get("event"), float(e.get("timestamp") or 0)
+        if kind == "user":
+            metadata = e.get("metadata") or {}
+            image = ""
+            for attachment in metadata.get("attachments") or []:
+                if isinstance(attachment, dict) and attachment.get("type") == "image":
+                    url = str(attachment.get("url") or "")
+                    image = url if url.startswith(("https://", "http://")) else ""
+            lines.append(ChatLine("customer", e.get("text") or "", _fmt(ts), ts, image=image))
+        elif kind == "bot":
+            metadata = e.get("metadata") or {}
+            data = e.get("data") or {}
+            text = e.get("text") or ""
+            if data.get("buttons"):
+                text += "  " + " ".join(f"[{b.get('title')}]" for b in data["buttons"])
+            if metadata.get("agent_id"):
+                lines.append(
+                    ChatLine("agent", text, _fmt(ts), ts, agent_name=metadata.get("agent_name", ""))
+                )
+            else:
+                lines.append(ChatLine("bot", text, _fmt(ts), ts))
+        elif kind == "pause":
+            lines.append(ChatLine("system", "机器人已暂停，由人工客服接待", _fmt(ts), ts))
+        elif kind == "resume":
+            lines.append(ChatLine("system", "已交还机器人", _fmt(ts), ts))
+    return lines
+
+
+class HandoffDesk:
+    def __init__(
+        self, rasa_url: str, token: str, store: HandoffStore | None = None, timeout: float = 10
+    ) -> None:
+        self.rasa_url = rasa_url.rstrip("/")
+        self.token = token
+        self.store = store or get_handoff_store()
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def _url(self, sender_id: str, suffix: str = "") -> str:
+        return f"{self.rasa_url}/conversations/{quote(sender_id, safe='')}/tracker{suffix}"
+
+    async def tracker(self, sender_id: str) -> dict[str, Any]:
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+                async with session.get(
+                    self._url(sender_id), params={"token": self.token, "include_events": "ALL"}
+                ) as resp:
+                    if resp.status != 200:
+                        raise RasaApiError(f"读取会话失败（HTTP {resp.status}）")
+                    return dict(await resp.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RasaApiError("无法连接机器人服务，请稍后重试") from exc
+
+    async def append(
+        self, sender_id: str, events: list[dict[str, Any]], side_effects: bool = True
+    ) -> dict[str, Any]:
+        params = {"token": self.token, "include_events": "NONE"}
+        if side_effects:
+            params.update(output_channel="latest", execute_side_effects="true")
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+                async with session.post(
+                    self._url(sender_id, "/events"), params=params, json=events
+                ) as resp:
+                    if resp.status != 200:
+                        logger.warning(
+                            "rasa refused events for conversation %s: HTTP %s",
+                            sender_id,
+                            resp.status,
+                        )
+                        raise RasaApiError(f"机器人服务拒绝了请求（HTTP {resp.status}）")
+                    return dict(await resp.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RasaApiError("无法连接机器人服务，消息未发送，请稍后重试") from exc
+
+    # --- agent actions ------------------------------------------------------------------
+    async def take(self, request: HandoffRequest, agent_id: int) -> bool:
+        """Take a waiting conversation; the bot is paused (again) for it."""
+        if not self.store.take(request.id, agent_id):
+            return False
+        await self.pause(request.sender_id)
+        return True
+
+    async def pause(self, sender_id: str) -> None:
+        """Pause the bot for a conversation (nothing is appended when it already is)."""
+        current = await self.tracker(sender_id)
+        if not current.get("paused"):
+            await self.append(sender_id, [{"event": "pause"}], side_effects=False)
+
+    async def reply(
+        self, request: HandoffRequest, agent_id: int, agent_name: str, text: str
+    ) -> None:
+        """Send an agent's message through the customer's channel and into the tracker."""
+        events: list[dict[str, Any]] = []
+        current = await self.tracker(request.sender_id)
+        if not current.get("paused"):
+            events.append({"event": "pause"})
+        events.append(
+            {
+                "event": "bot",
+                "text": text,
+                "metadata": {
+                    "agent_id": agent_id,
+                    "agent_name": agent_name,
+                    "handoff_id": request.id,
+                },
+            }
+        )
+        await self.append(request.sender_id, events)
+        self.store.agent_replied(request.id)
+
+    async def hand_back(self, request: HandoffRequest, note: str, announce: bool = True) -> None:
+        """Close the case and resume the bot (telling the customer, unless ``announce`` is
+        False: a plain close)."""
+        events: list[dict[str, Any]] = [{"event": "resume"}]
+        if announce:
+            bot_name = (get_settings().shop or {}).get("bot_name", "店小二")
+            events.append(
+                {
+                    "event": "bot",
+                    "text": texts()["resumed"].format(bot_name=bot_name),
+                    "metadata": {"handoff_id": request.id, "handed_back": True},
+                }
+            )
+        events.append({"event": "action", "name": "action_listen"})
+        await self.append(request.sender_id, events)
+        self.store.close(request.id, note)
+
+    async def reannounce_due(self, settings: HandoffSettings | None = None) -> int:
+        """Tell customers left waiting beyond the timeout, honestly, that they are still in
+        the queue; returns how many were told."""
+        settings = settings or handoff_settings()
+        told = 0
+        for request in self.store.unanswered(settings.reannounce_after_minutes * 60):
+            if request.status == "active" and request.last_agent_reply_at is None:
+                ahead = 0  # an agent holds it but has not written yet
+            else:
+                ahead = self.store.position(request)
+            text = texts()["still_waiting"].format(queue_ahead=ahead)
+            try:
+                await self.append(
+                    request.sender_id,
+                    [{"event": "bot", "text": text, "metadata": {"handoff_id": request.id}}],
+                )
+            except RasaApiError:
+                logger.warning("re-announcement of handoff %s not delivered", request.id)
+                continue
+            self.store.mark_announced(request.id)
+            told += 1
+        return told
