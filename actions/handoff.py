@@ -124,6 +124,10 @@ def wait_minutes(request: HandoffRequest, minutes_per_case: float) -> tuple[int,
     return ahead, max(1, minutes)
 
 
+def queue_text(ahead: int) -> str:
+    return f"前面还有{ahead}位在排队" if ahead else "您排在第一位"
+
+
 def start_handoff(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
@@ -148,9 +152,8 @@ def start_handoff(
     values: dict[str, Any] = {"service_hours": settings.hours_text, "what": what or ""}
     events: list[EventType] = [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
     if in_hours:
-        values["queue_ahead"], values["wait_minutes"] = wait_minutes(
-            request, settings.minutes_per_case
-        )
+        ahead, values["wait_minutes"] = wait_minutes(request, settings.minutes_per_case)
+        values["queue_text"] = queue_text(ahead)
         say(dispatcher, "handed_over" if what else "handoff", **values)
         events.append(ConversationPaused())
     else:

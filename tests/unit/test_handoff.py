@@ -53,7 +53,7 @@ async def test_request_in_hours_pauses_the_bot_and_tells_the_wait():
         ActionHandoff(), tracker(intent="request_human", text="转人工", events=events)
     )
     text = texts(msgs)
-    assert "前面还有0位" in text and "约3分钟" in text
+    assert "您排在第一位" in text and "约3分钟" in text
     assert ConversationPaused() in returned and SlotSet("handoff_offered", False) in returned
     (request,) = get_handoff_store().waiting()
     assert request.group_name == "售后"  # routed by the topic, not by "转人工"
