@@ -28,8 +28,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xiaoer.config import PROJECT_ROOT, get_settings
 
 log = logging.getLogger(__name__)
@@ -45,15 +43,32 @@ CREATE TABLE IF NOT EXISTS event_cursor (
 """
 
 
-def broker_db(endpoints: Path | None = None) -> Path | None:
-    """The SQLite file of the SQL event broker configured in ``endpoints``."""
+def broker_db(endpoints: Path | None = None) -> Path | str | None:
+    """Where the SQL event broker configured in ``endpoints`` writes: the SQLite file, or a
+    SQLAlchemy URL for another dialect (PostgreSQL in the scale-out profile). ``${VAR}``
+    values are read from the environment, as Rasa does."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.utils.endpoints import read_endpoint_config
+
     endpoints = endpoints or PROJECT_ROOT / "endpoints.yml"
-    config = yaml.safe_load(endpoints.read_text(encoding="utf-8")) or {}
-    broker = config.get("event_broker") or {}
-    if str(broker.get("type", "")).lower() != "sql" or broker.get("dialect", "sqlite") != "sqlite":
+    broker = read_endpoint_config(str(endpoints), "event_broker")
+    if broker is None or str(broker.type or "").lower() != "sql":
         return None
-    db = Path(str(broker.get("db") or "events.db"))
-    return db if db.is_absolute() else PROJECT_ROOT / db  # Rasa runs in the project folder
+    kwargs = broker.kwargs
+    dialect = str(kwargs.get("dialect") or "sqlite")
+    if dialect == "sqlite":
+        db = Path(str(kwargs.get("db") or "events.db"))
+        return db if db.is_absolute() else PROJECT_ROOT / db  # Rasa runs in the project folder
+    return str(
+        SQLTrackerStore.get_db_url(
+            dialect,
+            broker.url,
+            kwargs.get("port"),
+            str(kwargs.get("db") or "rasa"),
+            kwargs.get("username"),
+            kwargs.get("password"),
+        )
+    )
 
 
 def default_handlers() -> list[Handler]:
@@ -78,7 +93,7 @@ def default_jobs() -> list[tuple[float, Callable[[], Any]]]:
 class EventFollower:
     def __init__(
         self,
-        events_db: Path,
+        events_db: Path | str,
         *,
         state_db: Path | None = None,
         handlers: list[Handler] | None = None,
@@ -86,7 +101,9 @@ class EventFollower:
         name: str = "main",
         batch: int = 200,
     ) -> None:
-        self.events_db = Path(events_db)
+        # a SQLite file (embedded default) or a SQLAlchemy URL (e.g. PostgreSQL)
+        self.events_db: Path | str = events_db if isinstance(events_db, str) else Path(events_db)
+        self._engine: Any = None
         self.state_db = Path(state_db or get_settings().data_dir / "xiaoer.db")
         self.handlers = default_handlers() if handlers is None else handlers
         self.jobs = default_jobs() if jobs is None else jobs
@@ -117,6 +134,8 @@ class EventFollower:
 
     # --- work --------------------------------------------------------------------------
     def _fetch(self, after: int) -> list[tuple[int, str]]:
+        if isinstance(self.events_db, str):
+            return self._fetch_url(self.events_db, after)
         if not self.events_db.exists():
             return []
         with closing(sqlite3.connect(f"file:{self.events_db}?mode=ro", uri=True, timeout=10)) as c:
@@ -134,6 +153,25 @@ class EventFollower:
                 if "no such table" in str(exc):
                     return []  # Rasa has not created it yet
                 raise
+
+    def _fetch_url(self, url: str, after: int) -> list[tuple[int, str]]:
+        import sqlalchemy as sa
+
+        if self._engine is None:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+        if not sa.inspect(self._engine).has_table("events"):
+            return []  # Rasa has not created it yet
+        with self._engine.connect() as c:
+            top = c.execute(sa.text("SELECT MAX(id) FROM events")).scalar() or 0
+            if top < after:
+                log.warning("event broker table was reset (max id %s < %s): from 0", top, after)
+                after = 0
+                self._save(0)
+            rows = c.execute(
+                sa.text("SELECT id, data FROM events WHERE id > :after ORDER BY id LIMIT :n"),
+                {"after": after, "n": self.batch},
+            ).fetchall()
+            return [(int(r[0]), str(r[1])) for r in rows]
 
     def poll(self) -> int:
         """Process every new row; the number of rows processed."""
@@ -172,7 +210,12 @@ class EventFollower:
                     log.exception("periodic job %s failed", i)
 
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
-        log.info("following %s from id %s", self.events_db, self.last_id)
+        where = self.events_db
+        if isinstance(where, str):  # a URL: never log its password
+            import sqlalchemy as sa
+
+            where = sa.engine.make_url(where).render_as_string(hide_password=True)
+        log.info("following %s from id %s", where, self.last_id)
         while not stop.is_set():
             try:
                 self.poll()
@@ -185,6 +228,7 @@ class EventFollower:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Follow Rasa's SQL event broker.")
     parser.add_argument("--db", type=Path, help="broker SQLite file (default: endpoints.yml)")
+    # (a non-SQLite broker is read from endpoints.yml, so its password is never on a command line)
     parser.add_argument("--endpoints", type=Path, default=None)
     parser.add_argument("--interval", type=float, default=0.2)
     args = parser.parse_args(argv)

@@ -18,7 +18,15 @@ import requests
 
 from xiaoer.config import PROJECT_ROOT
 from xiaoer.services import Postgres, Redis, running_postgres, running_redis
-from xiaoer.stack import RASA_ENV, StartError, free_port, rasa_bin, stop, wait_http
+from xiaoer.stack import (
+    RASA_ENV,
+    StartError,
+    free_port,
+    rasa_bin,
+    start_event_follower,
+    stop,
+    wait_http,
+)
 
 
 @dataclass
@@ -48,6 +56,7 @@ def endpoints_env(actions_port: int, postgres: Postgres, redis: Redis) -> dict[s
         "XIAOER_PG_HOST": postgres.host,
         "XIAOER_PG_PORT": str(postgres.port),
         "XIAOER_PG_DB": postgres.db,
+        "XIAOER_PG_EVENTS_DB": f"{postgres.db}_events",
         "XIAOER_PG_USER": postgres.user,
         "XIAOER_PG_PASSWORD": postgres.password,
         "XIAOER_REDIS_HOST": redis.host,
@@ -76,7 +85,9 @@ def running_scale_out(
         return proc
 
     with ExitStack() as services:
-        postgres = services.enter_context(running_postgres(workdir / "postgres"))
+        postgres = services.enter_context(
+            running_postgres(workdir / "postgres", extra_dbs=("xiaoer_events",))
+        )
         redis = services.enter_context(running_redis(workdir / "redis"))
         try:
             actions_port = free_port()
@@ -87,6 +98,7 @@ def running_scale_out(
             )
             if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
                 raise StartError(f"the action server did not start, see {workdir}/actions.log")
+            start_event_follower(endpoints, workdir, env, procs)
             ports = [free_port() for _ in range(replicas)]
             servers = [
                 launch(

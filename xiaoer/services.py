@@ -68,7 +68,9 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def running_postgres(workdir: Path, db: str = "xiaoer", user: str = "xiaoer") -> Iterator[Postgres]:
+def running_postgres(
+    workdir: Path, db: str = "xiaoer", user: str = "xiaoer", extra_dbs: tuple[str, ...] = ()
+) -> Iterator[Postgres]:
     """A fresh PostgreSQL cluster with one database and a password user.
 
     Its files live in a folder of their own owned by the server's user (as root that is
@@ -110,12 +112,13 @@ def running_postgres(workdir: Path, db: str = "xiaoer", user: str = "xiaoer") ->
             raise ServiceError(f"PostgreSQL did not start, see {log}: {start.stderr[-1000:]}")
         try:
             env = {**os.environ, "PGPASSWORD": password}
-            created = run(
-                [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, db],
-                capture_output=True, text=True, env=env,
-            )  # fmt: skip
-            if created.returncode != 0:
-                raise ServiceError(f"createdb failed: {created.stderr[-1000:]}")
+            for name in (db, *extra_dbs):
+                created = run(
+                    [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, name],
+                    capture_output=True, text=True, env=env,
+                )  # fmt: skip
+                if created.returncode != 0:
+                    raise ServiceError(f"createdb failed: {created.stderr[-1000:]}")
             yield Postgres("127.0.0.1", port, db, user, password)
         finally:
             run(

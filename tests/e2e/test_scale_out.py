@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -108,3 +109,17 @@ def test_concurrent_messages_of_one_customer_are_all_kept(cluster: ScaleOut):
     kinds = [e["event"] for e in events if e["event"] in {"user", "bot"}]
     assert "user" not in {kinds[i + 1] for i, k in enumerate(kinds[:-1]) if k == "user"}
     assert int(stats.info("stats")["total_commands_processed"]) > commands_before
+
+
+def test_contacts_become_leads_whichever_replica_answered(cluster: ScaleOut):
+    """Rasa's event broker writes to PostgreSQL; the event follower reads it from there."""
+    from xiaoer.leads.store import LeadStore
+
+    user = f"so-{uuid.uuid4().hex[:8]}"
+    cluster.say(1, user, "我要批发，手机13812345678")
+    store = LeadStore(cluster.workdir / "var" / "xiaoer.db")
+    deadline = time.monotonic() + 10
+    while (lead := store.lead_for(user)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lead is not None, "no lead from the PostgreSQL event broker"
+    assert lead.phones == ["13812345678"] and lead.category == "wholesale"
