@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 from xiaoer.config import get_settings
@@ -126,6 +128,22 @@ def api_token() -> str:
     return path.read_text().strip()
 
 
+def _port_busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     root = settings.root
@@ -134,9 +152,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs.mkdir(exist_ok=True)
     if settings.backend_type == "sqlite":
         cmd_seed(argparse.Namespace(reset=False))
+    busy = [p for p in (args.port, args.actions_port, args.console_port) if p and _port_busy(p)]
+    if busy:
+        print(f"error: 端口 {', '.join(map(str, busy))} 已被占用（是否已有一个店小二在运行？）/ "
+              f"port(s) in use: stop the other process or choose other ports (--port, "
+              f"--actions-port, --console-port)")  # fmt: skip
+        return 1
     model = train()
     token = api_token()
     procs: list[subprocess.Popen[bytes]] = []
+    # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
+    # servers as Ctrl-C does, never leave them running without us
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"==> starting the action server on :{args.actions_port}, then the Rasa server on "
               f":{args.port} (model {model.name}; logs in {logs})")  # fmt: skip
@@ -182,6 +209,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _start_event_follower(endpoints: Path, stop_event: threading.Event) -> None:
     """Leads from Rasa's event stream (xiaoer/events.py), beside the notifier."""
+    import rasa.utils.endpoints  # noqa: F401 - Rasa adds its warning filters on import
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     from xiaoer.events import EventFollower, broker_db
 
     db = broker_db(endpoints)
@@ -314,6 +344,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # commands that import Rasa (the event follower of `up`) get the servers' quiet
+    # environment, so the terminal shows Xiaoer's messages, not library deprecations
+    for key, value in RASA_ENV.items():
+        os.environ.setdefault(key, value)
     parser = argparse.ArgumentParser(prog="xiaoer", description="Xiaoer (店小二) assistant")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seed", help="create the embedded demo shop database")
