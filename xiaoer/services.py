@@ -64,7 +64,13 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user then."""
     if os.geteuid() != 0:
         return cmd
-    return ["runuser", "-u", "postgres", "--", *cmd]
+    # runuser lives in /usr/sbin, which a minimal PATH (CI, cron) may not include
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()), None
+    )
+    if runuser is None:
+        raise ServiceError("runuser (util-linux) is needed to start PostgreSQL as root")
+    return [runuser, "-u", "postgres", "--", *cmd]
 
 
 @contextmanager
