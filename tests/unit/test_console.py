@@ -536,3 +536,26 @@ def test_history_lines_keep_only_web_image_links():
         "小王",
     )
     assert [x.who for x in lines] == ["customer", "customer", "bot", "agent", "system"]
+
+
+# --- Douyin replies waiting to be resent ---------------------------------------------------
+def test_agents_see_douyin_replies_waiting_to_be_resent(console):
+    from xiaoer.douyin.store import DouyinStore
+
+    url = console["url"]
+    assert requests.get(f"{url}/outbox", allow_redirects=False, timeout=10).status_code == 302
+    store = DouyinStore(console["data"] / "douyin.db")
+    store.add_outbox(
+        "open_outbox_1",
+        {"content": {"text": "好的，已记下您的手机号13812345678"}},
+        "好的，已记下您的手机号13812345678",
+        "HTTP 503",
+        time.time() + 30,
+    )
+    agent = login(console, "after")
+    page = agent.get(f"{url}/outbox", timeout=10)
+    assert page.status_code == 200
+    assert "open_outbox_1" in page.text and "HTTP 503" in page.text and "1 次" in page.text
+    assert "13812345678" not in page.text and "138****5678" in page.text
+    data = agent.get(f"{url}/outbox", headers={"Accept": "application/json"}, timeout=10).json()
+    assert [row["sender_id"] for row in data["pending"]] == ["open_outbox_1"]

@@ -39,7 +39,7 @@ from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
 from xiaoer.config import get_settings
-from xiaoer.console import admin_views, auth_views, leads_views, queue_views
+from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
 from xiaoer.console.web import (
     HERE,
     SAFE_METHODS,
@@ -55,7 +55,13 @@ from xiaoer.handoff.desk import HandoffDesk
 logger = logging.getLogger(__name__)
 
 # every feature's blueprint; LEADS appends its own import here
-BLUEPRINTS: list[Blueprint] = [auth_views.bp, queue_views.bp, admin_views.bp, leads_views.bp]
+BLUEPRINTS: list[Blueprint] = [
+    auth_views.bp,
+    queue_views.bp,
+    admin_views.bp,
+    leads_views.bp,
+    outbox_views.bp,
+]
 
 _names = itertools.count(1)
 

@@ -8,7 +8,7 @@
 * ``douyin_conversations``: per customer: the message to answer and its conversation id,
   the numbered options last offered, a pause after a human answered from the app;
 * ``douyin_outbox``: replies the send API did not take (after retries), resent later
-  in order, visible to agents (``xiaoer douyin outbox``), never dropped;
+  in order, visible to agents (console page 待重发 ``/outbox``, ``xiaoer douyin-outbox``), never dropped;
 * ``douyin_sent``: messages the bot sent, to tell the platform's ``im_send_msg`` echo of
   them apart from a human's message;
 * ``douyin_tokens``: the access / refresh token after a refresh (never logged).
