@@ -14,10 +14,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, log_event, shop_facts
-from xiaoer.config import get_settings
 from xiaoer.douyin.greetings import (
     EVENT_ENTER,
-    GreetingSettings,
+    greeting_settings,
     render_greeting,
     segment_for,
 )
@@ -53,7 +52,7 @@ class ActionDouyinGreet(Action):
             except BackendError:
                 found = None
             returning = bool(found and found.returning)
-        settings = GreetingSettings.from_section(get_settings().section("douyin"))
+        settings = greeting_settings()
         segment = segment_for(event or EVENT_ENTER, returning)
         period = settings.period(now_beijing())
         facts = shop_facts()

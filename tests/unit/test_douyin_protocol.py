@@ -224,3 +224,23 @@ async def test_a_typed_message_classified_as_the_trigger_gets_a_plain_greeting(d
     t = tracker(intent="EXTERNAL_douyin_greet", text="EXTERNAL_douyin_greet")
     messages, _ = await run(ActionDouyinGreet(), t)
     assert messages[0]["response"] == "utter_greet"
+
+
+async def test_greeting_scripts_saved_by_an_admin_are_used_at_once(data_dir):
+    """The console's settings page saves greeting scripts; the next greeting uses them."""
+    from xiaoer.handoff.settings import get_settings_store
+
+    script = "{nickname}您好，这里是{shop_name}，管理员刚改的欢迎语"
+    get_settings_store().save(
+        "greeting_scripts",
+        {"returning_customer": {"day": [script], "night": [script]}},
+        by="boss",
+    )
+    t = tracker(
+        intent="EXTERNAL_douyin_greet",
+        text="EXTERNAL: EXTERNAL_douyin_greet",
+        metadata={"is_external": True, "buyer_id": "buyer_demo_001", "nickname": "阿花"},
+        entities=[{"entity": "douyin_event", "value": "im_enter_direct_msg"}],
+    )
+    messages, _ = await run(ActionDouyinGreet(), t)
+    assert texts(messages) == f"阿花您好，这里是{shop_facts()['shop_name']}，管理员刚改的欢迎语"

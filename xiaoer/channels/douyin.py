@@ -806,10 +806,10 @@ class DouyinInput(InputChannel):
         return [r[0] for r in rows]
 
     async def _greet(self, sender_id: str, envelope: Envelope) -> None:
-        from xiaoer.douyin.greetings import GreetingSettings
+        from xiaoer.douyin.greetings import greeting_settings
         from xiaoer.shop.models import now_beijing
 
-        greetings = self._greetings or GreetingSettings.from_section(_douyin_section())
+        greetings = self._greetings or greeting_settings()
         event = envelope.event
         if not greetings.allowed(event, now_beijing()):
             logger.info("douyin: no %s greeting for %s (quiet hours / off)", event, sender_id)

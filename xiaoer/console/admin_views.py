@@ -122,12 +122,9 @@ def file_greeting_scripts() -> dict[str, dict[str, list[str]]]:
 
 def greeting_scripts() -> dict[str, dict[str, list[str]]]:
     """The greeting scripts in force: admin edits over xiaoer.yml over the defaults."""
-    scripts = file_greeting_scripts()
-    for segment, by_period in handoff_settings().greeting_scripts.items():
-        for period, variants in by_period.items():
-            if segment in scripts and period in scripts[segment] and variants:
-                scripts[segment][period] = variants
-    return scripts
+    from xiaoer.douyin.greetings import greeting_settings
+
+    return greeting_settings().scripts
 
 
 def _settings_page(

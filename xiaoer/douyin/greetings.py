@@ -162,3 +162,22 @@ def render_greeting(
     filled = _Defaults({k: v for k, v in values.items() if v})
     filled.setdefault("nickname", "亲")
     return template.format_map(filled)
+
+
+def greeting_settings() -> GreetingSettings:
+    """The greeting settings in force: the scripts an admin saved in the console override
+    ``douyin.greeting.scripts`` of xiaoer.yml, which override the defaults (read at run
+    time, so an edit applies to the next greeting)."""
+    from dataclasses import replace
+
+    from xiaoer.config import get_settings
+    from xiaoer.handoff.settings import handoff_settings
+
+    settings = GreetingSettings.from_section(get_settings().section("douyin"))
+    scripts = {seg: dict(by) for seg, by in settings.scripts.items()}
+    for segment, by_period in handoff_settings().greeting_scripts.items():
+        for period, variants in (by_period or {}).items():
+            cleaned = [str(v) for v in variants or [] if str(v).strip()]
+            if segment in scripts and period in PERIODS and cleaned:
+                scripts[segment][period] = cleaned
+    return replace(settings, scripts=scripts)
