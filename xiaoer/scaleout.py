@@ -22,7 +22,7 @@ from xiaoer.stack import (
     RASA_ENV,
     StartError,
     free_port,
-    rasa_bin,
+    launch_rasa,
     start_event_follower,
     stop,
     wait_http,
@@ -73,16 +73,7 @@ def running_scale_out(
     procs: list[subprocess.Popen] = []
 
     def launch(args: list[str], log: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [rasa_bin(), "run", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=open(workdir / log, "ab"),  # noqa: SIM115 - owned by the child process
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        return proc
+        return launch_rasa(args, workdir / log, env, procs)
 
     with ExitStack() as services:
         postgres = services.enter_context(

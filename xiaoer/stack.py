@@ -142,6 +142,23 @@ class StartError(RuntimeError):
     """A server did not answer in time; the message names its log."""
 
 
+def launch_rasa(
+    args: list[str], log: Path, env: dict[str, str], procs: list[subprocess.Popen]
+) -> subprocess.Popen:
+    """``rasa run <args>`` in its own session, output appended to ``log``; the process is
+    appended to ``procs`` at once so that the caller's ``stop`` cleans it up."""
+    proc = subprocess.Popen(
+        [rasa_bin(), "run", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=open(log, "ab"),  # noqa: SIM115 - owned by the child process
+        stderr=subprocess.STDOUT,
+    )
+    procs.append(proc)
+    return proc
+
+
 def start_servers(
     model: Path,
     *,
@@ -163,16 +180,7 @@ def start_servers(
     logs.mkdir(parents=True, exist_ok=True)
 
     def launch(args: list[str], log: str) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [rasa_bin(), "run", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            start_new_session=True,
-            stdout=open(logs / log, "ab"),  # noqa: SIM115 - owned by the child process
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        return proc
+        return launch_rasa(args, logs / log, env, procs)
 
     actions = launch(
         ["actions", "--port", str(actions_port), "--actions", "actions"], "actions.log"

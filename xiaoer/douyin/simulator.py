@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import itertools
 import json
-import socket
 import sys
 import threading
 import time
@@ -49,7 +48,6 @@ import yaml
 from sanic import Request, Sanic, response
 from sanic.config import Config
 from sanic.response import HTTPResponse
-from sanic.server import AsyncioServer
 
 from xiaoer.douyin.protocol import (
     EVENT_ENTER,
@@ -65,6 +63,7 @@ from xiaoer.douyin.protocol import (
     SEND_PATH,
     build_webhook,
 )
+from xiaoer.sanic_thread import SanicThread
 
 DEFAULTS = {
     "client_key": "sim_client_key",
@@ -611,73 +610,15 @@ class DouyinSimulator:
             }
         )
 
+    async def close_sessions(self) -> None:
+        """Close the HTTP session used for echoes (when the server stops)."""
+        if self._echo_session is not None and not self._echo_session.closed:
+            await self._echo_session.close()
+
     async def _received_api(self, request: Request) -> HTTPResponse:
         with self._lock:
             items = [r.__dict__ for r in self.received]
         return response.json({"received": items, "rejected": self.rejected})
-
-
-class _ServerThread:
-    """Runs the simulator's Sanic app on its own event loop in a daemon thread."""
-
-    def __init__(self, sim: DouyinSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.sim = sim
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.host, self.port = self.sock.getsockname()[:2]
-        self.loop = asyncio.new_event_loop()
-        self.server: AsyncioServer | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="douyin-simulator", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            self.loop.run_forever()
-        finally:
-            session = self.sim._echo_session
-            if session is not None and not session.closed:
-                self.loop.run_until_complete(session.close())
-            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-            for task in pending:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            if self.server is not None:
-                self.server.close()
-                self.loop.run_until_complete(self.server.wait_closed())
-            self.loop.close()
-
-    async def _start(self) -> None:
-        Sanic.test_mode = True  # see xiaoer.shop.doudian_fake._ServerThread
-        server = await self.sim.make_app().create_server(
-            sock=self.sock, return_asyncio_server=True, access_log=False
-        )
-        if server is None:
-            raise RuntimeError("Sanic returned no server")
-        await server.startup()
-        await server.before_start()
-        await server.after_start()
-        self.server = server
-
-    def start(self) -> None:
-        self.thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"Douyin simulator did not start: {self._error!r}")
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.sock.close()
 
 
 @contextmanager
@@ -685,7 +626,9 @@ def running_simulator(
     port: int = 0, host: str = "127.0.0.1", **kwargs: Any
 ) -> Iterator[DouyinSimulator]:
     sim = DouyinSimulator(**kwargs)
-    server = _ServerThread(sim, host=host, port=port)
+    server = SanicThread(
+        sim.make_app, name="Douyin simulator", host=host, port=port, on_stop=sim.close_sessions
+    )
     server.start()
     sim.base_url = f"http://{server.host}:{server.port}"
     try:

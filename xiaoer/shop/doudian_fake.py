@@ -24,7 +24,6 @@ import copy
 import hmac
 import json
 import signal
-import socket
 import threading
 import time
 import uuid
@@ -43,8 +42,8 @@ from sanic.handlers import ErrorHandler
 from sanic.headers import parse_content_header
 from sanic.log import error_logger
 from sanic.response import HTTPResponse
-from sanic.server import AsyncioServer
 
+from xiaoer.sanic_thread import SanicThread
 from xiaoer.shop import demo_data
 from xiaoer.shop.doudian import (
     SIGN_METHODS,
@@ -634,94 +633,12 @@ class FakeDoudian:
         return self._ok(data, 0)
 
 
-class _ServerThread:
-    """Runs the fake's Sanic app on its own event loop in a daemon thread."""
-
-    def __init__(self, fake: FakeDoudian, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.fake = fake
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.host, self.port = self.sock.getsockname()[:2]
-        self.loop = asyncio.new_event_loop()
-        self.server: AsyncioServer | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="fake-doudian", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._error = exc
-            self._ready.set()
-            self.loop.close()
-            return
-        self._ready.set()
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.run_until_complete(self._shutdown())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    async def _start(self) -> None:
-        # At each app's startup Sanic 21.12 rewrites its HTTP class from the source
-        # ("touch-up"), which works once per process unless in test mode, where the
-        # original is kept: set for the process, so that fakes, Rasa channels under test
-        # and other Sanic apps can start one after another.
-        Sanic.test_mode = True
-        # no signal handlers: create_server leaves them to the caller
-        server = await self.fake.make_app().create_server(
-            sock=self.sock, return_asyncio_server=True, access_log=False
-        )
-        if server is None:
-            raise RuntimeError("Sanic returned no server")
-        await server.startup()
-        await server.before_start()
-        await server.after_start()
-        self.server = server
-
-    async def _shutdown(self, grace: float = 0.5) -> None:
-        server = self.server
-        if server is None:
-            return
-        await server.before_stop()
-        closed = server.close()  # stop listening
-        for conn in list(server.connections):
-            conn.close_if_idle()
-        current = asyncio.current_task()
-        pending = {t for t in asyncio.all_tasks() if t is not current}
-        if pending:  # answers under way get a moment to finish, then are cut
-            _, pending = await asyncio.wait(pending, timeout=grace)
-        for conn in list(server.connections):
-            conn.abort()
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if closed is not None:
-            await closed
-        await server.after_stop()
-
-    def start(self) -> None:
-        self.thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"fake Doudian did not start: {self._error!r}")
-
-    def stop(self) -> None:
-        if self.thread.is_alive() and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.sock.close()
-
-
 @contextmanager
 def running_fake_doudian(port: int = 0, **kwargs: Any) -> Iterator[FakeDoudian]:
     """Start the fake on a free localhost port (a background thread); yields it with
     ``base_url`` set."""
     fake = FakeDoudian(**kwargs)
-    server = _ServerThread(fake, port=port)
+    server = SanicThread(fake.make_app, name="fake Doudian", port=port)
     server.start()
     fake.base_url = f"http://{server.host}:{server.port}"
     try:
@@ -751,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # no "Sanic is running in PRODUCTION mode" hint on a terminal: this is a fake
     error_logger.addFilter(lambda record: "PRODUCTION mode" not in record.getMessage())
-    server = _ServerThread(fake, host=args.host, port=args.port)
+    server = SanicThread(fake.make_app, name="fake Doudian", host=args.host, port=args.port)
     server.start()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop cleanly, as on Ctrl-C
     try:
