@@ -27,6 +27,8 @@ from xiaoer.handoff.keywords import KEYWORD_FIELD
 from xiaoer.handoff.settings import handoff_settings
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store
 
+# set only by the REST channel (xiaoer/channels/rest.py), never taken from the client
+HANDOFF_LIMITED = "handoff_limited"
 INTENT_REASONS = {"complain": "complaint", "request_human": "requested"}
 PRIORITY_REASONS = {"complaint": 2, "keyword": 2, "quality_issue": 1}
 QUALITY_REASONS = ("质量问题", "发错货", "少件")
@@ -136,6 +138,12 @@ def start_handoff(
     what: str | None = None,
 ) -> list[EventType]:
     """Queue the conversation for an agent and tell the customer what happens next."""
+    if (tracker.latest_message.get("metadata") or {}).get(HANDOFF_LIMITED):
+        # the REST channel says this client address opened too many handoffs this hour:
+        # no queue entry (the agents' queue cannot be flooded), the customer is asked to wait
+        say(dispatcher, "handoff_busy")
+        log_event("handoff_limited", tracker, reason=reason)
+        return [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
     settings = handoff_settings()
     in_hours = settings.in_hours()
     topic = topic_intent(tracker)

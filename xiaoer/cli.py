@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -116,16 +115,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def api_token() -> str:
-    """XIAOER_API_TOKEN from the environment, else a generated one kept in var/ (0600)."""
-    token = os.environ.get("XIAOER_API_TOKEN")
-    if token:
-        return token
-    path = get_settings().data_dir / "api_token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """XIAOER_API_TOKEN from the environment, else a generated one kept in var/ (0600 from
+    its creation)."""
+    from xiaoer.security import api_token as token
+
+    return token()
 
 
 def _port_busy(port: int) -> bool:
@@ -145,11 +139,22 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from xiaoer.security import (
+        ACTION_TOKEN_ENV,
+        action_token,
+        check_data_dir,
+        private_dir,
+        private_umask,
+    )
+
     settings = get_settings()
     root = settings.root
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    logs = settings.data_dir / "logs"
-    logs.mkdir(exist_ok=True)
+    private_umask()  # var/, its databases, logs and secrets: private from the first write
+    if check_data_dir(settings.data_dir):
+        print(f"warning: {settings.data_dir} 或其中的文件可被本机其他用户读取（顾客数据、令牌）/ "
+              f"readable by other users: chmod -R go-rwx {settings.data_dir}")  # fmt: skip
+    private_dir(settings.data_dir)
+    logs = private_dir(settings.data_dir / "logs")
     if settings.backend_type == "sqlite":
         cmd_seed(argparse.Namespace(reset=False))
     busy = [p for p in (args.port, args.actions_port, args.console_port) if p and _port_busy(p)]
@@ -160,6 +165,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     model = train()
     token = api_token()
+    console_host = args.console_host or str(settings.section("console").get("host") or "127.0.0.1")
+    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it (event follower)
     procs: list[subprocess.Popen[bytes]] = []
     # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
     # servers as Ctrl-C does, never leave them running without us
@@ -171,18 +178,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             start_servers(
                 model, rasa_port=args.port, actions_port=args.actions_port, token=token,
                 endpoints=root / "endpoints.yml", logs=logs, env=_env(), procs=procs,
-                cors=f"http://localhost:{args.port}",
+                cors=f"http://localhost:{args.port}", action_token=os.environ[ACTION_TOKEN_ENV],
             )  # fmt: skip
             if args.console_port:
                 start_console(
                     port=args.console_port, rasa_url=f"http://localhost:{args.port}",
-                    token=token, logs=logs, env=_env(), procs=procs, host=args.console_host,
+                    token=token, logs=logs, env=_env(), procs=procs, host=console_host,
                 )  # fmt: skip
         except StartError as exc:
             print(f"error: {exc}")
             return 1
         if args.console_port:
-            print(f"  客服工作台 / agent console: http://{args.console_host}:{args.console_port}"
+            print(f"  客服工作台 / agent console: http://{console_host}:{args.console_port}"
                   "  (first admin: .venv/bin/xiaoer create-admin NAME)")  # fmt: skip
         print(f"""
 店小二已启动 ✅  Xiaoer is running.
@@ -258,7 +265,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     from xiaoer.console.app import main as console_main
 
     os.environ.setdefault("XIAOER_API_TOKEN", api_token())
-    argv = ["--host", args.host, "--port", str(args.port), "--rasa-url", args.url]
+    argv = ["--port", str(args.port), "--rasa-url", args.url]
+    if args.host:
+        argv = ["--host", args.host, *argv]
     return console_main(argv)
 
 
@@ -366,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=5005)
     p.add_argument("--actions-port", type=int, default=5055)
     p.add_argument("--console-port", type=int, default=8000, help="agent console (0: off)")
-    p.add_argument("--console-host", default="127.0.0.1")
+    p.add_argument("--console-host", default=None, help="default: console.host of xiaoer.yml")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("create-admin", help="create an admin of the agent console")
     p.add_argument("username")
@@ -374,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--groups", nargs="*", default=None, help="skill groups, e.g. 售前 售后 投诉")
     p.set_defaults(func=cmd_create_admin)
     p = sub.add_parser("console", help="run the agent console alone")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default=None, help="default: console.host of xiaoer.yml")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--url", default="http://localhost:5005", help="the Rasa server")
     p.set_defaults(func=cmd_console)

@@ -232,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoints", type=Path, default=None)
     parser.add_argument("--interval", type=float, default=0.2)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from xiaoer import logsafe
+    from xiaoer.security import log_level, process_start
 
-    logsafe.install()
+    logging.basicConfig(level=log_level(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    process_start()
     db = args.db or broker_db(args.endpoints)
     if db is None:
         print("error: no SQL event broker in endpoints.yml")

@@ -8,7 +8,9 @@ same ``endpoints.yml`` for servers on several machines behind a load balancer.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from xiaoer.stack import (
     StartError,
     free_port,
     launch_rasa,
+    server_env,
     start_event_follower,
     stop,
     wait_http,
@@ -52,7 +55,7 @@ def endpoints_env(actions_port: int, postgres: Postgres, redis: Redis) -> dict[s
     """The environment that deploy/endpoints.scale-out.yml reads (the shipped file is the
     one the tests run)."""
     return {
-        "XIAOER_ACTIONS_URL": f"http://localhost:{actions_port}/webhook",
+        "XIAOER_ACTIONS_URL": f"http://127.0.0.1:{actions_port}/webhook",
         "XIAOER_PG_HOST": postgres.host,
         "XIAOER_PG_PORT": str(postgres.port),
         "XIAOER_PG_DB": postgres.db,
@@ -69,7 +72,11 @@ def running_scale_out(
     model: Path, workdir: Path, replicas: int = 2, token: str = "test-token"
 ) -> Iterator[ScaleOut]:
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var")}
+    env = server_env(
+        {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var")},
+        api_token=token,
+        action_token=secrets.token_urlsafe(32),
+    )
     procs: list[subprocess.Popen] = []
 
     def launch(args: list[str], log: str) -> subprocess.Popen:
@@ -84,10 +91,14 @@ def running_scale_out(
             actions_port = free_port()
             endpoints = ENDPOINTS
             env.update(endpoints_env(actions_port, postgres, redis))
-            actions = launch(
-                ["actions", "--port", str(actions_port), "--actions", "actions"], "actions.log"
-            )
-            if not wait_http(f"http://localhost:{actions_port}/health", 120, actions):
+            actions = subprocess.Popen(
+                [sys.executable, "-m", "xiaoer.actionserver", "--port", str(actions_port)],
+                cwd=PROJECT_ROOT, env=env, start_new_session=True,
+                stdout=open(workdir / "actions.log", "ab"),  # noqa: SIM115 - the child's
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            procs.append(actions)
+            if not wait_http(f"http://127.0.0.1:{actions_port}/health", 120, actions):
                 raise StartError(f"the action server did not start, see {workdir}/actions.log")
             start_event_follower(endpoints, workdir, env, procs)
             ports = [free_port() for _ in range(replicas)]
@@ -98,9 +109,9 @@ def running_scale_out(
                         str(model),
                         "--port",
                         str(port),
+                        "--interface",
+                        "127.0.0.1",
                         "--enable-api",
-                        "--auth-token",
-                        token,
                         "--endpoints",
                         str(endpoints),
                         "--credentials",
@@ -111,14 +122,14 @@ def running_scale_out(
                 for i, port in enumerate(ports)
             ]
             for i, (port, proc) in enumerate(zip(ports, servers, strict=True)):
-                if not wait_http(f"http://localhost:{port}/", 300, proc):
+                if not wait_http(f"http://127.0.0.1:{port}/", 300, proc):
                     log = (workdir / f"rasa-{i}.log").read_text(errors="replace")[-4000:]
                     raise StartError(f"Rasa server {i} did not start:\n{log}")
             yield ScaleOut(
                 postgres=postgres,
                 redis=redis,
-                actions_url=f"http://localhost:{actions_port}",
-                rasa_urls=[f"http://localhost:{p}" for p in ports],
+                actions_url=f"http://127.0.0.1:{actions_port}",
+                rasa_urls=[f"http://127.0.0.1:{p}" for p in ports],
                 workdir=workdir,
                 rasa=servers,
             )

@@ -59,6 +59,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from xiaoer import logsafe
 from xiaoer.douyin.client import DouyinClient, DouyinConfig, SendFailed
 from xiaoer.douyin.protocol import (
     CARD_TYPES,
@@ -88,6 +89,7 @@ from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.logsafe import mask_pii
 
 logger = logging.getLogger(__name__)
+logsafe.install()  # Rasa imports the channels after configuring its logging
 
 CHANNEL_NAME = "douyin"
 GREET_INTENT = "EXTERNAL_douyin_greet"

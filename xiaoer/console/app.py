@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(console_settings().get("port", 8000)))
     parser.add_argument("--rasa-url", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from xiaoer.security import log_level, process_start
+
+    logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    process_start()
     app = create_app(args.rasa_url)
     app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)
     return 0

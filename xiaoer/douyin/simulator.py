@@ -717,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=1.5, help="seconds of quiet per turn")
     parser.add_argument("--env", action="store_true", help="print the environment and exit")
     args = parser.parse_args(argv)
+    from xiaoer.security import process_start
+
+    process_start(check=False)  # the simulator keeps nothing in var/
     if args.env:  # for eval "$(xiaoer simulate --env)" in Xiaoer's terminal
         offline = DouyinSimulator()
         offline.base_url = f"http://127.0.0.1:{args.port}"

@@ -4,13 +4,18 @@ An agent's reply, the bot's "back to the bot" note, a re-announcement or a proac
 notification reaches a conversation through Rasa's API (``output_channel=latest``); for a
 conversation whose latest channel is REST there is no open request to answer, so the REST
 channel's output channel stores the message here and the client polls
-``GET /webhooks/rest/inbox?sender=<id>&after=<last id>``. Rows live in ``rest_inbox`` of
+``GET /webhooks/rest/inbox?sender=<id>&after=<last id>`` with the conversation's inbox
+token (``X-Xiaoer-Inbox-Token``), which the first webhook reply of the conversation
+handed out (only its SHA-256 is kept). Rows live in ``rest_inbox`` of
 ``xiaoer.db``; nothing is deleted on reading, so a client that missed a poll loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 import sqlite3
 from contextlib import closing
 from functools import lru_cache
@@ -28,6 +33,11 @@ CREATE TABLE IF NOT EXISTS rest_inbox (
   created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rest_inbox_by_recipient ON rest_inbox (recipient_id, id);
+CREATE TABLE IF NOT EXISTS rest_inbox_tokens (
+  recipient_id TEXT PRIMARY KEY,
+  token_sha256 TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
 """
 
 
@@ -59,6 +69,37 @@ class RestInbox:
                 (recipient_id, after, limit),
             ).fetchall()
         return [{"id": i, "created_at": c, **json.loads(m)} for i, m, c in rows]
+
+    # --- per-conversation read tokens ---------------------------------------------------
+    def issue_token(self, recipient_id: str) -> str | None:
+        """A new inbox token for ``recipient_id``, or None when one was already handed out
+        (only the first reply of a conversation carries it)."""
+        token = secrets.token_urlsafe(24)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO rest_inbox_tokens (recipient_id, token_sha256, created_at)"
+                " VALUES (?,?,?)",
+                (recipient_id, digest, now_beijing().isoformat(timespec="seconds")),
+            )
+            return token if cur.rowcount == 1 else None
+
+    def token_valid(self, recipient_id: str, token: str | None) -> bool:
+        if not token:
+            return False
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            row = conn.execute(
+                "SELECT token_sha256 FROM rest_inbox_tokens WHERE recipient_id = ?",
+                (recipient_id,),
+            ).fetchone()
+        if row is None:
+            return False
+        given = hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+        return hmac.compare_digest(given, str(row[0]))
+
+    def count(self) -> int:
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM rest_inbox").fetchone()[0])
 
 
 def get_rest_inbox() -> RestInbox:

@@ -37,6 +37,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from xiaoer import logsafe
 from xiaoer.notify import NotificationOutbox
 from xiaoer.shop.backend import BackendError, ShopBackend
 from xiaoer.shop.doudian import (
@@ -50,6 +51,7 @@ from xiaoer.shop.doudian import (
 )
 
 logger = logging.getLogger(__name__)
+logsafe.install()  # Rasa imports the channels after configuring its logging
 
 TAG_ORDER_PAID = 101
 TAG_ORDER_SHIPPED = 102
@@ -85,7 +87,10 @@ def event_sign(app_key: str, body: bytes, app_secret: str) -> str:
 def verify_event_sign(app_key: str, app_secret: str, body: bytes, given: str | None) -> bool:
     if not given or not app_key or not app_secret:
         return False
-    return hmac.compare_digest(event_sign(app_key, body, app_secret), given.strip().lower())
+    # compared as bytes: a non-ASCII header is simply wrong (compare_digest raises on
+    # non-ASCII str, which was a 500)
+    expected = event_sign(app_key, body, app_secret).encode("ascii")
+    return hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "surrogateescape"))
 
 
 @dataclass(frozen=True)
