@@ -22,7 +22,6 @@ from sanic.response import HTTPResponse
 from xiaoer.security import (
     ACTION_TOKEN_HEADER,
     action_token,
-    log_level,
     process_start,
     same_secret,
 )

@@ -30,7 +30,7 @@ class RasaNotifier:
         """Send what is queued; returns how many were delivered."""
         delivered = 0
         for note in self.outbox.pending(limit=limit):
-            url = f"{self.rasa_url}/conversations/{quote(note.buyer_id, safe='')}/tracker/events"
+            url = f"{self.rasa_url}/conversations/{quote(note.buyer_id, safe=':@')}/tracker/events"
             try:
                 response = requests.post(
                     url,

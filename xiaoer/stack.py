@@ -169,7 +169,7 @@ def write_endpoints(path: Path, actions_port: int, tracker_db: Path, extra: str 
         f"""action_endpoint:
   url: "http://127.0.0.1:{actions_port}/webhook"
   headers:
-    {ACTION_TOKEN_HEADER}: "${{{ACTION_TOKEN_ENV}}}"
+    {ACTION_TOKEN_HEADER}: ${{{ACTION_TOKEN_ENV}}}
 tracker_store:
   type: SQL
   dialect: "sqlite"
@@ -244,6 +244,7 @@ def start_servers(
     action_token: str | None = None,
     host: str | None = None,
     actions_host: str | None = None,
+    credentials: Path | None = None,
 ) -> tuple[subprocess.Popen, subprocess.Popen, float]:
     """Start the action server, wait for it, then the Rasa server, and wait for that.
 
@@ -268,7 +269,8 @@ def start_servers(
         raise StartError(f"the action server did not start, see {logs / 'actions.log'}")
     rasa_args = [
         "--model", str(model), "--interface", host, "--port", str(rasa_port), "--enable-api",
-        "--endpoints", str(endpoints), "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+        "--endpoints", str(endpoints),
+        "--credentials", str(credentials or PROJECT_ROOT / "credentials.yml"),
     ]  # fmt: skip
     if cors:
         rasa_args += ["--cors", cors]
@@ -338,6 +340,7 @@ def running_stack(
     console: bool = False,
     action_token: str | None = None,
     rest: dict[str, Any] | None = None,
+    credentials_extra: str = "",
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
@@ -350,13 +353,18 @@ def running_stack(
     actions_port, rasa_port = free_port(), free_port()
     endpoints = workdir / "endpoints.yml"
     write_endpoints(endpoints, actions_port, workdir / "tracker.db", endpoints_extra)
+    credentials = None
+    if credentials_extra:  # more channels (e.g. the Doudian push channel)
+        credentials = workdir / "credentials.yml"
+        base = (PROJECT_ROOT / "credentials.yml").read_text(encoding="utf-8")
+        credentials.write_text(f"{base}\n{credentials_extra}", encoding="utf-8")
     procs: list[subprocess.Popen] = []
     try:
         try:
             actions, rasa, rasa_seconds = start_servers(
                 model, rasa_port=rasa_port, actions_port=actions_port, token=token,
                 endpoints=endpoints, logs=workdir, env=env, procs=procs,
-                action_token=action_token,
+                action_token=action_token, credentials=credentials,
             )  # fmt: skip
         except StartError as exc:
             logs = "".join(p.read_text()[-5000:] for p in sorted(workdir.glob("*.log")))

@@ -84,11 +84,7 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
 
 
 def inbox(stack: Stack, user: str, after: int = 0) -> list[dict]:
-    r = requests.get(
-        f"{stack.rasa_url}/webhooks/rest/inbox", params={"sender": user, "after": after}, timeout=10
-    )
-    r.raise_for_status()
-    return r.json()["messages"]
+    return stack.inbox(user, after)  # with the token the first reply handed out
 
 
 def test_handoff_in_the_browser(stack: Stack, browser_context) -> None:
@@ -160,7 +156,7 @@ def test_handoff_in_the_browser(stack: Stack, browser_context) -> None:
     assert "店小二" in answer  # the bot answers again
 
     events = requests.get(
-        f"{stack.rasa_url}/conversations/{user}/tracker",
+        f"{stack.rasa_url}/conversations/{Stack.conversation(user)}/tracker",
         params={"token": stack.token},
         timeout=10,
     ).json()["events"]
@@ -170,5 +166,5 @@ def test_handoff_in_the_browser(stack: Stack, browser_context) -> None:
     assert agent_lines and agent_lines[0]["metadata"]["agent_id"] == 1
     db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     assert db.execute(
-        "SELECT status, note FROM handoff_requests WHERE sender_id = ?", (user,)
+        "SELECT status, note FROM handoff_requests WHERE sender_id = ?", (Stack.conversation(user),)
     ).fetchall() == [("closed", "已告知物流进度")]

@@ -62,7 +62,7 @@ def test_wholesale_message_with_phone_is_a_lead_in_the_console_within_2_seconds(
     row = None
     while row is None and time.monotonic() - started < 10:
         rows = console.get(f"{stack.console_url}/api/leads", timeout=10).json()["leads"]
-        row = next((r for r in rows if r["source_sender_id"] == user), None)
+        row = next((r for r in rows if r["source_sender_id"] == Stack.conversation(user)), None)
         if row is None:
             time.sleep(0.02)
     elapsed = time.monotonic() - started

@@ -55,7 +55,8 @@ def only(backend: str, stack: Stack) -> None:
 def handoff_rows(stack: Stack, user: str) -> list[tuple[str, str]]:
     db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     return db.execute(
-        "SELECT reason, details FROM handoff_requests WHERE sender_id = ?", (user,)
+        "SELECT reason, details FROM handoff_requests WHERE sender_id = ?",
+        (Stack.conversation(user),),
     ).fetchall()
 
 
@@ -95,7 +96,9 @@ def test_unknown_order_id_gets_a_second_chance_then_a_human(stack: Stack):
     handed = text_of(stack.say(user, "/affirm"))
     assert "人工客服" in handed
     db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
-    rows = db.execute("SELECT reason FROM handoff_requests WHERE sender_id = ?", (user,)).fetchall()
+    rows = db.execute(
+        "SELECT reason FROM handoff_requests WHERE sender_id = ?", (Stack.conversation(user),)
+    ).fetchall()
     assert rows == [("order_not_found",)]
 
 
@@ -118,14 +121,19 @@ def test_conversation_is_stored_in_the_tracker_store(stack: Stack):
     user = sender()
     stack.say(user, "你好")
     r = requests.get(
-        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+        f"{stack.rasa_url}/conversations/{Stack.conversation(user)}/tracker",
+        params={"token": stack.token},
+        timeout=10,
     )
     assert r.status_code == 200
     events = r.json()["events"]
     assert any(e["event"] == "user" and e["text"] == "你好" for e in events)
     assert any(e["event"] == "bot" and "店小二" in (e.get("text") or "") for e in events)
     db = sqlite3.connect(stack.workdir / "tracker.db")
-    assert db.execute("SELECT COUNT(*) FROM events WHERE sender_id = ?", (user,)).fetchone()[0] > 0
+    count = db.execute(
+        "SELECT COUNT(*) FROM events WHERE sender_id = ?", (Stack.conversation(user),)
+    ).fetchone()[0]
+    assert count > 0
 
 
 def test_http_api_requires_the_token(stack: Stack):
@@ -339,13 +347,20 @@ def test_queued_notification_reaches_the_buyers_conversation(stack: Stack):
     user = sender()
     stack.say(user, "你好")
     outbox = NotificationOutbox(stack.workdir / "var" / "xiaoer.db")
-    outbox.add(user, "shipped", "6938271045123400001", "您的订单已发货，运单号 YT0000000001")
+    outbox.add(
+        Stack.conversation(user),
+        "shipped",
+        "6938271045123400001",
+        "您的订单已发货，运单号 YT0000000001",
+    )
     assert RasaNotifier(stack.rasa_url, "wrong-token", outbox).deliver_pending() == 0
-    assert len(outbox.pending(buyer_id=user)) == 1  # kept for a later round
+    assert len(outbox.pending(buyer_id=Stack.conversation(user))) == 1  # kept for a later round
     assert RasaNotifier(stack.rasa_url, stack.token, outbox).deliver_pending() == 1
-    assert outbox.pending(buyer_id=user) == []
+    assert outbox.pending(buyer_id=Stack.conversation(user)) == []
     events = requests.get(
-        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+        f"{stack.rasa_url}/conversations/{Stack.conversation(user)}/tracker",
+        params={"token": stack.token},
+        timeout=10,
     ).json()["events"]
     assert any(e["event"] == "bot" and "YT0000000001" in (e.get("text") or "") for e in events)
 
@@ -355,7 +370,9 @@ def test_contacts_are_extracted_in_any_message(stack: Stack):
     user = sender()
     stack.say(user, "有货的话打我电话 一三九 1234 5678，微信 xiaoer_fan88")
     events = requests.get(
-        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+        f"{stack.rasa_url}/conversations/{Stack.conversation(user)}/tracker",
+        params={"token": stack.token},
+        timeout=10,
     ).json()["events"]
     last = [e for e in events if e["event"] == "user"][-1]
     found = {(e["entity"], e["value"]) for e in last["parse_data"]["entities"]}

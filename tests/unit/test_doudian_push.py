@@ -203,6 +203,28 @@ async def test_a_bad_signature_is_rejected_and_nothing_is_stored(
     assert fake.calls == []
 
 
+@pytest.mark.parametrize("signature", ["签名".encode(), "é".encode("latin-1"), b"\xff" * 32])
+async def test_a_non_ascii_signature_is_403_not_500(push_url, processor, fake, signature):
+    """Issue 11: a non-ASCII event-sign header crashed the comparison (HTTP 500)."""
+    body, headers = build_push(APP_KEY, APP_SECRET, [shipped_message()])
+    url = push_url.removeprefix("http://")
+    hostport, path = url.split("/", 1)
+    host, port = hostport.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\n"
+        f"app-id: {headers['app-id']}\r\nContent-Length: {len(body)}\r\n"
+    ).encode()
+    writer.write(head + b"event-sign: " + signature + b"\r\nConnection: close\r\n\r\n" + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert processor.ledger.count() == 0
+    assert processor.outbox.all() == []
+    assert fake.calls == []
+
+
 async def test_a_body_signed_with_another_secret_is_rejected(push_url, processor):
     body, headers = build_push(APP_KEY, "someone_else", [shipped_message()])
     assert (await post(push_url, body, headers))[0] == 403

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ logsafe.install()  # Rasa imports this module after configuring its logging
 
 MAX_MESSAGE_CHARS = 2000
 MAX_SENDER_CHARS = 128
+# sender ids travel in the path of Rasa's HTTP API (the console's handoff desk), which
+# does not decode percent-escapes: only characters that need no escaping are accepted
+SENDER_RE = re.compile(r"[A-Za-z0-9._~@:+=-]{1,%d}" % MAX_SENDER_CHARS)
 PREFIX = "rest:"
 INBOX_TOKEN_HEADER = "X-Xiaoer-Inbox-Token"
 # the only metadata a REST client may send (the product page a web widget sits on, and
@@ -119,6 +123,15 @@ def clean_metadata(metadata: dict[str, Any], allow: tuple[str, ...]) -> dict[str
     return clean
 
 
+SENDER_RULE = (
+    f"sender 必须是 1-{MAX_SENDER_CHARS} 个字符的字符串，只能包含英文字母、数字和 . _ ~ @ : + = -"
+)
+
+
+def valid_sender(sender: Any) -> bool:
+    return isinstance(sender, str) and SENDER_RE.fullmatch(sender.strip()) is not None
+
+
 def validate_payload(
     raw: bytes, allow: tuple[str, ...] = DEFAULT_METADATA_ALLOW
 ) -> tuple[dict[str, Any] | None, HTTPResponse | None]:
@@ -131,10 +144,8 @@ def validate_payload(
     if not isinstance(body, dict):
         return None, _error(400, "invalid_body", "请求体必须是 JSON 对象")
     sender = body.get("sender")
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        return None, _error(
-            400, "invalid_sender", f"sender 必须是 1-{MAX_SENDER_CHARS} 个字符的字符串"
-        )
+    if not valid_sender(sender):
+        return None, _error(400, "invalid_sender", SENDER_RULE)
     message = body.get("message")
     if not isinstance(message, str) or not message.strip():
         return None, _error(400, "empty_message", "message 不能为空")
@@ -216,10 +227,8 @@ class XiaoerRestInput(RestInput):
             if limited is not None:
                 return limited
             sender = (request.args.get("sender") or "").strip()
-            if not sender or len(sender) > MAX_SENDER_CHARS:
-                return _error(
-                    400, "invalid_sender", f"sender 必须是 1-{MAX_SENDER_CHARS} 个字符的字符串"
-                )
+            if not valid_sender(sender):
+                return _error(400, "invalid_sender", SENDER_RULE)
             try:
                 after = int(request.args.get("after") or 0)
             except ValueError:

@@ -38,7 +38,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
-from xiaoer.config import get_settings
+from xiaoer.config import PROJECT_ROOT, get_settings
 from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
 from xiaoer.console.web import (
     HERE,
@@ -52,6 +52,7 @@ from xiaoer.console.web import (
 )
 from xiaoer.handoff.desk import HandoffDesk
 
+OPENAPI = PROJECT_ROOT / "docs" / "openapi.yaml"
 logger = logging.getLogger(__name__)
 
 # every feature's blueprint; LEADS appends its own import here
@@ -99,6 +100,11 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
     app.static("/static", str(HERE / "static"), name="static")
     for bp in BLUEPRINTS:
         app.blueprint(bp)
+
+    @app.get("/api/openapi.yaml")
+    async def openapi(request: Request) -> HTTPResponse:
+        """The OpenAPI description of Xiaoer's public endpoints, for integrators."""
+        return await response.file(OPENAPI, mime_type="application/yaml")
 
     @app.middleware("request")
     async def load_session(request: Request) -> HTTPResponse | None:

@@ -100,7 +100,7 @@ class HandoffDesk:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
     def _url(self, sender_id: str, suffix: str = "") -> str:
-        return f"{self.rasa_url}/conversations/{quote(sender_id, safe='')}/tracker{suffix}"
+        return f"{self.rasa_url}/conversations/{quote(sender_id, safe=':@')}/tracker{suffix}"
 
     async def tracker(self, sender_id: str) -> dict[str, Any]:
         try:
