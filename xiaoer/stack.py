@@ -153,7 +153,7 @@ class Stack:
         """Messages for a REST conversation outside a request (with its inbox token)."""
         r = requests.get(
             f"{self.rasa_url}/webhooks/rest/inbox",
-            params={"sender": sender, "after": after},
+            params={"sender": sender, "after": str(after)},
             headers={"X-Xiaoer-Inbox-Token": self.inbox_tokens.get(sender, "")},
             timeout=10,
         )
@@ -356,8 +356,8 @@ def running_stack(
     credentials = None
     if credentials_extra:  # more channels (e.g. the Doudian push channel)
         credentials = workdir / "credentials.yml"
-        base = (PROJECT_ROOT / "credentials.yml").read_text(encoding="utf-8")
-        credentials.write_text(f"{base}\n{credentials_extra}", encoding="utf-8")
+        shipped = (PROJECT_ROOT / "credentials.yml").read_text(encoding="utf-8")
+        credentials.write_text(f"{shipped}\n{credentials_extra}", encoding="utf-8")
     procs: list[subprocess.Popen] = []
     try:
         try:

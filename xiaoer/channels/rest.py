@@ -155,7 +155,7 @@ def validate_payload(
     if not isinstance(metadata, dict):
         return None, _error(400, "invalid_metadata", "metadata 必须是 JSON 对象")
     return {
-        "sender": sender.strip(),
+        "sender": str(sender).strip(),
         "message": message,
         "metadata": clean_metadata(metadata, allow),
     }, None
