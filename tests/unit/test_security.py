@@ -12,8 +12,8 @@ import pytest
 
 from xiaoer import security
 from xiaoer.channels.rest import clean_metadata, valid_sender, validate_payload
-from xiaoer.ratelimit import SlidingWindow
 from xiaoer.rasaserver import rasa_argv
+from xiaoer.ratelimit import SlidingWindow
 
 
 def mode(path) -> int:
