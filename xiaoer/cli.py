@@ -357,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     # environment, so the terminal shows Xiaoer's messages, not library deprecations
     for key, value in RASA_ENV.items():
         os.environ.setdefault(key, value)
+    # every file a command writes (var/: shop, agents, leads, tokens) is private from the start
+    from xiaoer.security import private_umask
+
+    private_umask()
     parser = argparse.ArgumentParser(prog="xiaoer", description="Xiaoer (店小二) assistant")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seed", help="create the embedded demo shop database")

@@ -22,6 +22,7 @@ from xiaoer.config import PROJECT_ROOT
 from xiaoer.services import Postgres, Redis, running_postgres, running_redis
 from xiaoer.stack import (
     RASA_ENV,
+    TEST_REST_SETTINGS,
     StartError,
     free_port,
     launch_rasa,
@@ -29,6 +30,7 @@ from xiaoer.stack import (
     start_event_follower,
     stop,
     wait_http,
+    write_settings,
 )
 
 
@@ -77,6 +79,8 @@ def running_scale_out(
         api_token=token,
         action_token=secrets.token_urlsafe(32),
     )
+    # one test client plays many customers: per-address limits off (as in running_stack)
+    env["XIAOER_CONFIG"] = str(write_settings(workdir, None, {"rest": TEST_REST_SETTINGS}))
     procs: list[subprocess.Popen] = []
 
     def launch(args: list[str], log: str) -> subprocess.Popen:

@@ -92,11 +92,31 @@ content_types = st.sampled_from(
 )
 
 
+def header(value: str | bytes) -> bytes:
+    """A header value an HTTP client can send (no line breaks, no surrounding blanks):
+    anything else, non-ASCII bytes included, goes through."""
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    raw = bytes(b for b in raw if b not in b"\r\n\0")
+    return raw.strip(b" \t") or b"x"
+
+
 def _json_body(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
+valid_senders = st.from_regex(r"\Afz-[a-z0-9]{1,12}\Z")
+valid_messages = st.one_of(
+    st.sampled_from(["你好", "在吗", "订单6938271045123400002到哪了", "/complain", "我要退货",
+                     "我的电话13912345678", "/affirm", "转人工", "多少钱", "/deny"]),
+    st.text(min_size=1, max_size=200).filter(str.strip),
+)  # fmt: skip
+valid_rest = st.builds(
+    lambda s, m, md: _json_body({"sender": s, "message": m, "metadata": md}),
+    valid_senders, valid_messages, metadata,
+)  # fmt: skip
 rest_bodies = st.one_of(
+    valid_rest,
+    valid_rest,
     st.builds(
         lambda s, m, md, keep: _json_body(
             {k: v for k, v in {"sender": s, "message": m, "metadata": md}.items() if k in keep}
@@ -240,7 +260,7 @@ class FuzzRun:
                    headers={"Content-Type": ctype} if ctype else {})  # fmt: skip
 
     def inbox(self, sender: Any, after: Any, token: Any) -> None:
-        headers = {"X-Xiaoer-Inbox-Token": token.encode("utf-8")} if isinstance(token, str) else {}
+        headers = {"X-Xiaoer-Inbox-Token": header(token)} if isinstance(token, str) else {}
         status = self._send(
             "rest inbox", "GET", f"{self.stack.rasa_url}/webhooks/rest/inbox", True,
             params={"sender": str(sender), "after": str(after)}, headers=headers,
@@ -250,7 +270,7 @@ class FuzzRun:
     def douyin(self, body: bytes, sig: Any, ctype: str) -> None:
         headers = {"Content-Type": ctype} if ctype else {}
         if sig is not None:
-            headers["X-Douyin-Signature"] = sig if isinstance(sig, bytes) else sig.encode()
+            headers["X-Douyin-Signature"] = header(sig)
         status = self._send("douyin webhook", "POST",
                             f"{self.stack.rasa_url}/webhooks/douyin/webhook", True,
                             data=body, headers=headers)  # fmt: skip
@@ -259,7 +279,7 @@ class FuzzRun:
     def doudian(self, body: bytes, sig: Any) -> None:
         headers = {"app-id": DOUDIAN_APP_KEY, "Content-Type": "application/json"}
         if sig is not None:
-            headers["event-sign"] = sig if isinstance(sig, bytes) else sig.encode()
+            headers["event-sign"] = header(sig)
         status = self._send("doudian push", "POST",
                             f"{self.stack.rasa_url}/webhooks/doudian_push/webhook", True,
                             data=body, headers=headers)  # fmt: skip

@@ -235,6 +235,9 @@ def test_signature_is_sha1_of_secret_and_body():
     assert not verify_signature("s3cret", body + b" ", signature("s3cret", body))
     assert not verify_signature("s3cret", body, None)
     assert not verify_signature("", body, signature("", body))
+    # undecodable header bytes reach the channel as surrogates: refused, never a 500
+    assert not verify_signature("s3cret", body, "\udce9\udcff")
+    assert not verify_signature("s3cret", body, "签名")
 
 
 async def test_verify_webhook_is_answered_with_the_challenge(h: Harness):

@@ -58,7 +58,10 @@ def verify_signature(client_secret: str, body: bytes, given: str | None) -> bool
     if not given or not client_secret:
         return False
     expected = signature(client_secret, body)
-    return hmac.compare_digest(expected.encode("ascii"), given.strip().lower().encode("utf-8"))
+    # Sanic hands undecodable header bytes over as surrogates: encode them back, never raise
+    # (a non-UTF-8 signature header was a 500; found by tests/fuzz)
+    given_bytes = given.strip().lower().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected.encode("ascii"), given_bytes)
 
 
 # --- tolerant readers --------------------------------------------------------------------
