@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from xiaoer.agents import AgentStore
+from xiaoer.console.web import LoginLimiter
 from xiaoer.handoff.settings import SettingsStore
 from xiaoer.handoff.store import HandoffStore
 from xiaoer.stack import free_port, stop, wait_http
@@ -206,21 +208,73 @@ def test_login_needs_its_csrf_token(console):
     assert r.status_code == 403 and "xiaoer_console=" not in r.headers.get("Set-Cookie", "")
 
 
-def test_wrong_passwords_are_rate_limited(console):
-    console["agents"].create("victim", PASSWORD)
+class FromAddress(HTTPAdapter):
+    """Connections from another loopback address (a second client machine)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def login_attempt(
+    console: dict[str, Any], username: str, password: str, address: str = "127.0.0.1"
+) -> requests.Response:
     s = requests.Session()
+    s.mount("http://", FromAddress(address))
+    page = s.get(f"{console['url']}/login", timeout=10)
+    return s.post(
+        f"{console['url']}/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(page.text)},
+        allow_redirects=False,
+        timeout=10,
+    )
 
-    def attempt(password: str) -> int:
-        page = s.get(f"{console['url']}/login", timeout=10)
-        return s.post(
-            f"{console['url']}/login",
-            data={"username": "victim", "password": password, "csrf_token": csrf_of(page.text)},
-            allow_redirects=False,
-            timeout=10,
-        ).status_code
 
-    assert [attempt(f"wrong-{i}-pass") for i in range(5)] == [401] * 5
-    assert attempt(PASSWORD) == 429  # even the right password, until the window has passed
+def test_wrong_passwords_slow_down_but_never_lock_out_the_right_one(console):
+    """Attack: five wrong passwords for a user name used to lock it for 15 minutes, so
+    anyone could lock the admin out. Now the attacker's attempts are slowed down with
+    growing delays, while the right password from another address still gets in."""
+    console["agents"].create("victim", PASSWORD)
+    attempts = [login_attempt(console, "victim", f"wrong-{i}-pass") for i in range(5)]
+    assert [r.status_code for r in attempts] == [401, 401, 401, 429, 429]
+    waits = [int(r.headers["Retry-After"]) for r in attempts[3:]]
+    assert 0 < waits[0] < waits[1]  # the delay grows with every attempt
+    assert f"请 {waits[1]} 秒后再试" in attempts[4].text
+    # the attacker's address stays slowed down, even with the right password ...
+    assert login_attempt(console, "victim", PASSWORD).status_code == 429
+    # ... but the victim, from a fresh address, logs in at once
+    r = login_attempt(console, "victim", PASSWORD, address="127.0.0.2")
+    assert r.status_code == 302 and "xiaoer_console=" in r.headers["Set-Cookie"]
+
+
+def test_login_delays_grow_are_capped_and_expire():
+    clock = [1000.0]
+    limiter = LoginLimiter(free=3, first_delay=2, max_delay=60, forget=900, clock=lambda: clock[0])
+    ip, user = "ip:10.0.0.9", "user:boss"
+    for _ in range(3):
+        assert limiter.check(ip, user) == 0
+        limiter.failed(ip, user)
+    delays = []
+    for _ in range(8):
+        delays.append(limiter.check(ip, user))
+        clock[0] += delays[-1]  # wait exactly as long as told, then fail again
+        assert limiter.check(ip, user) == 0
+        limiter.failed(ip, user)
+    assert delays == [2, 4, 8, 16, 32, 60, 60, 60]  # exponential, capped
+    assert limiter.check("ip:10.0.0.10", user) == 0  # a fresh address is never held back
+    assert limiter.check(ip, user) == 60
+    clock[0] += 901  # forgotten a while after the last failure
+    assert limiter.check(ip, user) == 0
+    # an office address shares its budget: four times the free attempts of a user name
+    for n in range(11):
+        limiter.failed("ip:office", f"user:agent{n}")
+    assert limiter.check("ip:office", "user:someone") == 0
+    limiter.failed("ip:office", "user:someone")
+    assert limiter.check("ip:office", "user:someone") == 2
 
 
 def test_logout_ends_the_session(console):

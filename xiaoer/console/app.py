@@ -93,7 +93,10 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
         float(settings.get("session_hours", 12)) * 3600,
     )
     app.ctx.limiter = LoginLimiter(
-        int(settings.get("login_attempts", 5)), float(settings.get("login_window_minutes", 15)) * 60
+        free=int(settings.get("login_free_attempts", 3)),
+        first_delay=float(settings.get("login_first_delay_seconds", 2)),
+        max_delay=float(settings.get("login_max_delay_seconds", 300)),
+        forget=float(settings.get("login_forget_minutes", 15)) * 60,
     )
     app.ctx.reannounce_seconds = float(settings.get("reannounce_check_seconds", 30))
     app.static("/static", str(HERE / "static"), name="static")
