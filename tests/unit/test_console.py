@@ -613,3 +613,80 @@ def test_agents_see_douyin_replies_waiting_to_be_resent(console):
     assert "13812345678" not in page.text and "138****5678" in page.text
     data = agent.get(f"{url}/outbox", headers={"Accept": "application/json"}, timeout=10).json()
     assert [row["sender_id"] for row in data["pending"]] == ["open_outbox_1"]
+
+
+# --- trust: masking, visibility and sessions (issue 11) -----------------------------------
+def test_agents_see_masked_contacts_in_the_conversation_and_its_history(console):
+    """Attack: a non-admin read the customer's full phone and WeChat in the chat history
+    while the side panel, leads and exports masked them."""
+    sender = "pii-user"
+    console["fake"].customer_says(sender, "我的手机13800000000，微信 summer_rain07，尽快联系")
+    h = new_handoff(console, sender)
+    after = login(console, "after")
+    page = after.get(f"{console['url']}/handoffs/{h.id}", timeout=10).text
+    assert "138****0000" in page and "13800000000" not in page
+    assert "summer_rain07" not in page
+    history = after.get(f"{console['url']}/api/handoffs/{h.id}/messages", timeout=10)
+    texts = json.dumps(history.json(), ensure_ascii=False)
+    assert "138****0000" in texts and "13800000000" not in texts and "summer_rain07" not in texts
+    boss = login(console, "boss")  # admins (leads.full_contacts_roles) see the numbers
+    assert "13800000000" in boss.get(f"{console['url']}/handoffs/{h.id}", timeout=10).text
+
+
+def test_agent_of_another_group_cannot_read_a_conversation(console):
+    h = new_handoff(console, "other-group-user", group="售后")
+    console["fake"].customer_says("other-group-user", "手机13811112222")
+    presale = login(console, "presale")
+    assert presale.get(f"{console['url']}/handoffs/{h.id}", timeout=10).status_code == 404
+    r = presale.get(f"{console['url']}/api/handoffs/{h.id}/messages", timeout=10)
+    assert r.status_code == 404 and "1381111" not in r.text
+    r = presale.post(f"{console['url']}/api/handoffs/{h.id}/reply", json={"text": "hi"}, timeout=10)
+    assert r.status_code == 404 and console["handoffs"].get(h.id).status == "waiting"
+    console["agents"].create("nogroup", PASSWORD)  # an agent without skill groups
+    nogroup = login(console, "nogroup")
+    assert nogroup.get(f"{console['url']}/handoffs/{h.id}", timeout=10).status_code == 404
+    queue = nogroup.get(f"{console['url']}/api/queue", timeout=10).json()["items"]
+    assert h.id not in [i["id"] for i in queue]
+
+
+def read_until_end(r: requests.Response, during: Any) -> list[str]:
+    """The stream's lines after its first queue event, ``during()`` run once it is open."""
+    lines: list[str] = []
+    started = False
+    for raw in r.iter_lines(chunk_size=1):
+        line = raw.decode("utf-8")
+        lines.append(line)
+        if not started and line.startswith("data: "):
+            started = True
+            during()
+    return lines
+
+
+@pytest.mark.parametrize("ending", ["disabled", "logged out"])
+def test_the_live_queue_ends_when_the_session_does(console, ending):
+    """Attack: a disabled or logged-out agent's open queue tab kept receiving new customers
+    over the live stream."""
+    username = "leaver-" + ending.replace(" ", "-")
+    agent = console["agents"].create(username, PASSWORD, groups=["售后"])
+    s = login(console, username)
+
+    def end_session() -> None:
+        if ending == "disabled":
+            console["agents"].update(agent.id, active=False)
+        else:
+            other = requests.Session()  # the same login, another tab
+            other.cookies.update(s.cookies)
+            other.headers.update(s.headers)
+            assert other.post(f"{console['url']}/logout", allow_redirects=False, timeout=10).ok
+        time.sleep(0.5)
+        new_handoff(console, f"after-{username}")  # a new customer arrives afterwards
+
+    started = time.monotonic()
+    with s.get(f"{console['url']}/api/queue/stream", stream=True, timeout=10) as r:
+        lines = read_until_end(r, end_session)
+    assert time.monotonic() - started < 8  # ended by the server (a ping comes every 15 s)
+    assert "event: auth" in lines
+    after_end = lines[lines.index("event: auth") :]
+    assert not any(line.startswith("event: queue") for line in after_end)
+    assert f"after-{username}"[:24] not in "\n".join(lines)
+    assert s.get(f"{console['url']}/api/queue/stream", timeout=10).status_code == 401
