@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -662,7 +663,7 @@ def read_until_end(r: requests.Response, during: Any) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("ending", ["disabled", "logged out"])
+@pytest.mark.parametrize("ending", ["disabled", "logged out", "expired"])
 def test_the_live_queue_ends_when_the_session_does(console, ending):
     """Attack: a disabled or logged-out agent's open queue tab kept receiving new customers
     over the live stream."""
@@ -673,6 +674,12 @@ def test_the_live_queue_ends_when_the_session_does(console, ending):
     def end_session() -> None:
         if ending == "disabled":
             console["agents"].update(agent.id, active=False)
+        elif ending == "expired":
+            with sqlite3.connect(console["data"] / "xiaoer.db") as db:
+                db.execute(
+                    "UPDATE console_sessions SET expires_at = ? WHERE agent_id = ?",
+                    (time.time() - 1, agent.id),
+                )
         else:
             other = requests.Session()  # the same login, another tab
             other.cookies.update(s.cookies)

@@ -82,6 +82,9 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
     app.config.RESPONSE_TIMEOUT = 3600  # the live queue feed stays open
     app.config.REQUEST_MAX_SIZE = 1_000_000
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 3  # open live feeds must not hold a restart up
+    # behind a reverse proxy the client's address (for the login slow-down) comes from
+    # X-Forwarded-For, trusted for this many proxies; 0: the connection's own address
+    app.config.PROXIES_COUNT = int(settings.get("proxies_count", 0))
     rasa_url = (
         rasa_url
         or os.environ.get("XIAOER_RASA_URL")

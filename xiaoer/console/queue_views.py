@@ -38,9 +38,6 @@ STREAM_PING_SECONDS = 15.0
 STREAM_AUTH_SECONDS = 2.0  # how often an open stream checks its session between events
 
 
-can_see = can_see_handoff
-
-
 def lines_for(me: Agent, events: list[dict[str, Any]]) -> list[ChatLine]:
     """The chat history as this agent may read it (contacts masked for non-admins)."""
     return [replace(line, text=shown(me, line.text)) for line in chat_lines(events)]
@@ -52,7 +49,7 @@ def can_act(agent: Agent, request: HandoffRequest) -> bool:
         return True
     if request.status == "active":
         return request.agent_id == agent.id
-    return can_see(agent, request)
+    return can_see_handoff(agent, request)
 
 
 def item(request: HandoffRequest, names: dict[int, Agent]) -> dict[str, Any]:
@@ -81,7 +78,7 @@ def item(request: HandoffRequest, names: dict[int, Agent]) -> dict[str, Any]:
 def queue_for(agent: Agent) -> dict[str, Any]:
     store = get_handoff_store()
     names = agents_by_id()
-    visible = [r for r in store.open_requests() if can_see(agent, r)]
+    visible = [r for r in store.open_requests() if can_see_handoff(agent, r)]
     return {
         "revision": store.revision(),
         "items": [item(r, names) for r in visible],
@@ -92,7 +89,7 @@ def queue_for(agent: Agent) -> dict[str, Any]:
 
 def _load(agent: Agent, request_id: int) -> HandoffRequest | None:
     request = get_handoff_store().get(request_id)
-    if request is None or not can_see(agent, request):
+    if request is None or not can_see_handoff(agent, request):
         return None
     return request
 
@@ -129,7 +126,7 @@ async def history_page(request: Request) -> HTTPResponse:
     rows = [
         item(r, names) | {"note": shown(me, r.note), "closed_at": r.closed_at}
         for r in get_handoff_store().recent_closed(50)
-        if can_see(me, r)
+        if can_see_handoff(me, r)
     ]
     return render(request, "history.html", rows=rows)
 
