@@ -252,11 +252,20 @@ class LoginLimiter:
             return 0.0  # a fresh address: never held back by someone else's failures
         return self.wait(user_key)
 
+    MAX_KEYS = 50_000  # memory bound against attempts with ever new user names / addresses
+
     def failed(self, *keys: str) -> None:
         now = self.clock()
         with self._lock:
             for k in keys:
-                self._failures[k] = (self._count(k, now)[0] + 1, now)
+                count = self._count(k, now)[0]
+                self._failures.pop(k, None)  # re-inserted last: the dict stays oldest first
+                self._failures[k] = (count + 1, now)
+            if len(self._failures) > self.MAX_KEYS:
+                for k in [k for k, (_, last) in self._failures.items() if now - last > self.forget]:
+                    del self._failures[k]
+                while len(self._failures) > self.MAX_KEYS:  # the oldest go first
+                    del self._failures[next(iter(self._failures))]
 
     def succeeded(self, *keys: str) -> None:
         """A good login clears its user name's failures (not its address's)."""
