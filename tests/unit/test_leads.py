@@ -299,7 +299,7 @@ def test_mask_text_masks_every_contact():
     assert mask_text("电话 138 1234 5678，微信 summer_rain07") == "电话 138****5678，微信 su****07"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from(
     ["=", "+", "-", "@", "\t", "\r", "\n", " ", "\u0001", "\u000b", "\u007f", "\u0085"]
 )))  # fmt: skip
