@@ -29,8 +29,8 @@ from tests.fuzz.harness import (  # noqa: E402
 from xiaoer.stack import running_stack  # noqa: E402
 
 SHARES = {
-    "rest": 0.30, "inbox": 0.08, "douyin": 0.16, "doudian": 0.16,
-    "console_form": 0.14, "console_json": 0.08, "console_get": 0.08,
+    "rest": 0.28, "inbox": 0.07, "douyin": 0.12, "douyin_signed": 0.08, "doudian": 0.13,
+    "console_form": 0.16, "console_json": 0.08, "console_get": 0.08,
 }  # fmt: skip
 
 
