@@ -139,6 +139,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from xiaoer import logsafe
     from xiaoer.security import (
         ACTION_TOKEN_ENV,
         action_token,
@@ -146,10 +147,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         private_dir,
         private_umask,
     )
+    from xiaoer.stack import local_address, server_settings
 
     settings = get_settings()
     root = settings.root
     private_umask()  # var/, its databases, logs and secrets: private from the first write
+    logsafe.install()  # the notifier and the event follower log from this process
+    rasa_url = f"http://{local_address(server_settings()['host'])}:{args.port}"
     if check_data_dir(settings.data_dir):
         print(f"warning: {settings.data_dir} 或其中的文件可被本机其他用户读取（顾客数据、令牌）/ "
               f"readable by other users: chmod -R go-rwx {settings.data_dir}")  # fmt: skip
@@ -182,7 +186,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             )  # fmt: skip
             if args.console_port:
                 start_console(
-                    port=args.console_port, rasa_url=f"http://localhost:{args.port}",
+                    port=args.console_port, rasa_url=rasa_url,
                     token=token, logs=logs, env=_env(), procs=procs, host=console_host,
                 )  # fmt: skip
         except StartError as exc:
@@ -197,7 +201,7 @@ def cmd_up(args: argparse.Namespace) -> int:
   REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
   HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
 按 Ctrl-C 停止 / press Ctrl-C to stop.""")
-        notifier = RasaNotifier(f"http://localhost:{args.port}", token)
+        notifier = RasaNotifier(rasa_url, token)
         stop_notifier = threading.Event()
         threading.Thread(
             target=notifier.run_forever, args=(stop_notifier,), daemon=True, name="notifier"

@@ -265,7 +265,7 @@ def start_servers(
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     procs.append(actions)
-    if not wait_http(f"http://{_local(actions_host)}:{actions_port}/health", 120, actions):
+    if not wait_http(f"http://{local_address(actions_host)}:{actions_port}/health", 120, actions):
         raise StartError(f"the action server did not start, see {logs / 'actions.log'}")
     rasa_args = [
         "--model", str(model), "--interface", host, "--port", str(rasa_port), "--enable-api",
@@ -276,12 +276,12 @@ def start_servers(
         rasa_args += ["--cors", cors]
     started = time.monotonic()
     rasa = launch_rasa(rasa_args, logs / "rasa.log", env, procs)
-    if not wait_http(f"http://{_local(host)}:{rasa_port}/", 300, rasa):
+    if not wait_http(f"http://{local_address(host)}:{rasa_port}/", 300, rasa):
         raise StartError(f"the Rasa server did not start, see {logs / 'rasa.log'}")
     return actions, rasa, time.monotonic() - started
 
 
-def _local(host: str) -> str:
+def local_address(host: str) -> str:
     """The address to reach a server bound to ``host`` from this machine."""
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
@@ -308,7 +308,7 @@ def start_console(
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     procs.append(proc)
-    if not wait_http(f"http://{_local(host)}:{port}/login", 60, proc):
+    if not wait_http(f"http://{local_address(host)}:{port}/login", 60, proc):
         raise StartError(f"the agent console did not start, see {logs / 'console.log'}")
     return proc
 
