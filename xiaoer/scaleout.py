@@ -26,6 +26,7 @@ from xiaoer.stack import (
     StartError,
     free_port,
     launch_rasa,
+    private_log,
     server_env,
     start_event_follower,
     stop,
@@ -98,7 +99,7 @@ def running_scale_out(
             actions = subprocess.Popen(
                 [sys.executable, "-m", "xiaoer.actionserver", "--port", str(actions_port)],
                 cwd=PROJECT_ROOT, env=env, start_new_session=True,
-                stdout=open(workdir / "actions.log", "ab"),  # noqa: SIM115 - the child's
+                stdout=private_log(workdir / "actions.log"),
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
             procs.append(actions)

@@ -79,6 +79,12 @@ def server_env(
     return out
 
 
+def private_log(path: Path) -> Any:
+    """A log file for a child process, readable by its owner only (0600 from creation):
+    logs hold conversation ids and, at DEBUG, customer messages."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -200,7 +206,7 @@ def start_event_follower(
         cwd=PROJECT_ROOT,
         env=env,
         start_new_session=True,
-        stdout=open(logs / "events.log", "ab"),  # noqa: SIM115 - owned by the child process
+        stdout=private_log(logs / "events.log"),
         stderr=subprocess.STDOUT,
     )
     procs.append(proc)
@@ -223,7 +229,7 @@ def launch_rasa(
         cwd=PROJECT_ROOT,
         env=env,
         start_new_session=True,
-        stdout=open(log, "ab"),  # noqa: SIM115 - owned by the child process
+        stdout=private_log(log),
         stderr=subprocess.STDOUT,
     )
     procs.append(proc)
@@ -261,7 +267,7 @@ def start_servers(
         [sys.executable, "-m", "xiaoer.actionserver", "--host", actions_host,
          "--port", str(actions_port), "--actions", "actions"],
         cwd=PROJECT_ROOT, env=env, start_new_session=True,
-        stdout=open(logs / "actions.log", "ab"),  # noqa: SIM115 - owned by the child process
+        stdout=private_log(logs / "actions.log"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     procs.append(actions)
@@ -304,7 +310,7 @@ def start_console(
         cwd=PROJECT_ROOT,
         env={**env, API_TOKEN_ENV: token},
         start_new_session=True,
-        stdout=open(logs / "console.log", "ab"),  # noqa: SIM115 - owned by the child process
+        stdout=private_log(logs / "console.log"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
     procs.append(proc)

@@ -180,7 +180,8 @@ def test_var_and_its_files_are_private(stack: Stack):
     for path in paths:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
-    assert stat.S_IMODE((stack.workdir / "tracker.db").stat().st_mode) & 0o077 == 0
+    for path in [stack.workdir / "tracker.db", *stack.workdir.glob("*.log")]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
 # --- finding 3: conversations per channel, inbox token --------------------------------------
