@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fuzz.harness import (  # noqa: E402
     DOUDIAN_CREDENTIALS,
     DOUYIN_ENV,
+    FUZZ_SETTINGS,
     FuzzRun,
     create_admin,
     stable,
@@ -29,8 +30,8 @@ from tests.fuzz.harness import (  # noqa: E402
 from xiaoer.stack import running_stack  # noqa: E402
 
 SHARES = {
-    "rest": 0.28, "inbox": 0.07, "douyin": 0.12, "douyin_signed": 0.08, "doudian": 0.13,
-    "console_form": 0.16, "console_json": 0.08, "console_get": 0.08,
+    "rest": 0.20, "inbox": 0.08, "douyin": 0.14, "douyin_signed": 0.08, "doudian": 0.14,
+    "console_form": 0.18, "console_json": 0.09, "console_get": 0.09,
 }  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def main() -> int:
         create_admin(workdir / "var")
         with running_stack(
             Path(args.model).resolve(), workdir, console=True, env_extra=DOUYIN_ENV,
-            credentials_extra=DOUDIAN_CREDENTIALS,
+            credentials_extra=DOUDIAN_CREDENTIALS, settings=FUZZ_SETTINGS,
         ) as stack:  # fmt: skip
             run = FuzzRun(stack)
             before = stable(table_counts(workdir))

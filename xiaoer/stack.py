@@ -328,9 +328,14 @@ TEST_REST_SETTINGS: dict[str, Any] = {
 
 
 def write_settings(workdir: Path, base: Path | None, overrides: dict[str, Any]) -> Path:
-    """A copy of xiaoer.yml (or ``base``) with top-level sections replaced."""
+    """A copy of xiaoer.yml (or ``base``) with top-level sections updated."""
     raw = yaml.safe_load((base or PROJECT_ROOT / "xiaoer.yml").read_text(encoding="utf-8"))
-    raw.update(overrides)
+    for name, section in overrides.items():
+        current = raw.get(name)
+        if isinstance(current, dict) and isinstance(section, dict) and name != "rest":
+            raw[name] = {**current, **section}
+        else:
+            raw[name] = section
     path = workdir / "xiaoer.yml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -347,13 +352,13 @@ def running_stack(
     action_token: str | None = None,
     rest: dict[str, Any] | None = None,
     credentials_extra: str = "",
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
     base = Path(env["XIAOER_CONFIG"]) if env.get("XIAOER_CONFIG") else None
-    env["XIAOER_CONFIG"] = str(
-        write_settings(workdir, base, {"rest": TEST_REST_SETTINGS if rest is None else rest})
-    )
+    sections = {"rest": TEST_REST_SETTINGS if rest is None else rest, **(settings or {})}
+    env["XIAOER_CONFIG"] = str(write_settings(workdir, base, sections))
     action_token = action_token or secrets.token_urlsafe(32)
     env = server_env(env, api_token=token, action_token=action_token)
     actions_port, rasa_port = free_port(), free_port()

@@ -42,9 +42,17 @@ DOUYIN_ENV = {
     "XIAOER_DOUYIN_BASE_URL": "http://127.0.0.1:9",  # never reached: nothing is signed
 }
 ADMIN, ADMIN_PASSWORD = "fuzzadmin", "Fuzz-admin-2026"
-# tables written later by the event follower (leads from accepted messages): their counts
-# may change while a rejected request runs, so they are compared only between phases
-ASYNC_TABLES = re.compile(r"lead|crm|contact|follower|cursor", re.I)
+# tables the event follower writes later (leads from accepted messages): they may change
+# while a rejected request runs, so they are not compared
+ASYNC_TABLES = re.compile(
+    r":(leads|lead_contacts|lead_senders|lead_activity|lead_kv|crm_outbox|event_cursor)$"
+)
+# no background writer during the run: the console's re-announcement of long waits would
+# append to conversations at any moment
+FUZZ_SETTINGS = {
+    "console": {"reannounce_check_seconds": 86400},
+    "handoff": {"reannounce_after_minutes": 100000},
+}
 
 # --- strategies ---------------------------------------------------------------------------
 scalars = st.one_of(
@@ -197,14 +205,18 @@ console_gets = st.tuples(
 
 # --- the run --------------------------------------------------------------------------------
 def table_counts(workdir: Path) -> dict[str, int]:
+    """Per table of every SQLite file: its highest rowid (any new row raises it, even if
+    another was deleted) and its row count."""
     counts: dict[str, int] = {}
     for path in sorted([*workdir.glob("*.db"), *(workdir / "var").glob("*.db")]):
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
             tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
             for (table,) in tables:
-                counts[f"{path.name}:{table}"] = conn.execute(
-                    f'SELECT COUNT(*) FROM "{table}"'
-                ).fetchone()[0]
+                try:
+                    row = conn.execute(f'SELECT max(rowid), count(*) FROM "{table}"').fetchone()
+                except sqlite3.OperationalError:  # WITHOUT ROWID
+                    row = (0, conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+                counts[f"{path.name}:{table}"] = (row[0] or 0) * 1_000_000_007 + row[1]
     return counts
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.harness import DOUDIAN_CREDENTIALS, DOUYIN_ENV, FuzzRun, create_admin
+from tests.fuzz.harness import (
+    DOUDIAN_CREDENTIALS,
+    DOUYIN_ENV,
+    FUZZ_SETTINGS,
+    FuzzRun,
+    create_admin,
+)
 from xiaoer.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -27,7 +33,7 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     create_admin(workdir / "var")
     with running_stack(
         trained_model, workdir, console=True, env_extra=DOUYIN_ENV,
-        credentials_extra=DOUDIAN_CREDENTIALS,
+        credentials_extra=DOUDIAN_CREDENTIALS, settings=FUZZ_SETTINGS,
     ) as s:  # fmt: skip
         yield s
 
