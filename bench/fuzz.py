@@ -76,7 +76,9 @@ def main() -> int:
         "servers_down": dead,
         "failure": failure,
         "rows_added_by_accepted_requests": {
-            k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)
+            k: v[1] - before.get(k, (0, 0))[1]
+            for k, v in after.items()
+            if v[1] != before.get(k, (0, 0))[1]
         },
     }
     print(json.dumps(figures, ensure_ascii=False, indent=2))

@@ -105,7 +105,7 @@ def header(value: str | bytes) -> bytes:
     anything else, non-ASCII bytes included, goes through."""
     raw = value.encode("utf-8") if isinstance(value, str) else value
     raw = bytes(b for b in raw if b not in b"\r\n\0")
-    return raw.strip(b" \t") or b"x"
+    return raw.strip(b" \t\x0b\x0c") or b"x"
 
 
 def _json_body(obj: Any) -> bytes:
@@ -204,10 +204,10 @@ console_gets = st.tuples(
 
 
 # --- the run --------------------------------------------------------------------------------
-def table_counts(workdir: Path) -> dict[str, int]:
+def table_counts(workdir: Path) -> dict[str, tuple[int, int]]:
     """Per table of every SQLite file: its highest rowid (any new row raises it, even if
     another was deleted) and its row count."""
-    counts: dict[str, int] = {}
+    counts: dict[str, tuple[int, int]] = {}
     for path in sorted([*workdir.glob("*.db"), *(workdir / "var").glob("*.db")]):
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
             tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
@@ -216,11 +216,11 @@ def table_counts(workdir: Path) -> dict[str, int]:
                     row = conn.execute(f'SELECT max(rowid), count(*) FROM "{table}"').fetchone()
                 except sqlite3.OperationalError:  # WITHOUT ROWID
                     row = (0, conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
-                counts[f"{path.name}:{table}"] = (row[0] or 0) * 1_000_000_007 + row[1]
+                counts[f"{path.name}:{table}"] = (int(row[0] or 0), int(row[1]))
     return counts
 
 
-def stable(counts: dict[str, int]) -> dict[str, int]:
+def stable(counts: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
     return {k: v for k, v in counts.items() if not ASYNC_TABLES.search(k)}
 
 
