@@ -97,14 +97,16 @@ def test_contact_given_in_a_second_conversation_finds_the_same_lead(stack: Stack
     store = LeadStore(stack.workdir / "var" / "xiaoer.db")
     stack.say(first, "微信 summer_rain07")
     deadline = time.monotonic() + 5
-    while store.lead_for(first) is None and time.monotonic() < deadline:
+    while store.lead_for(Stack.conversation(first)) is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    lead = store.lead_for(first)
+    lead = store.lead_for(Stack.conversation(first))
     assert lead is not None and lead.wechats == ["summer_rain07"]
     stack.say(second, "加我vx summer_rain07 谈谈代理合作")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and second not in store.get(lead.id).senders:
+    while (
+        time.monotonic() < deadline and Stack.conversation(second) not in store.get(lead.id).senders
+    ):
         time.sleep(0.05)
     merged = store.get(lead.id)
-    assert merged.senders == [first, second]
+    assert merged.senders == [Stack.conversation(first), Stack.conversation(second)]
     assert merged.category == "wholesale"

@@ -21,6 +21,7 @@ import redis
 import requests
 
 from xiaoer.scaleout import ScaleOut, running_scale_out
+from xiaoer.stack import Stack
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,7 +50,7 @@ def stored_user_texts(cluster: ScaleOut, sender: str) -> list[str]:
     ) as conn, conn.cursor() as cur:  # fmt: skip
         cur.execute(
             "SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' ORDER BY id",
-            (sender,),
+            (Stack.conversation(sender),),  # REST conversations are rest:<sender>
         )
         return [json.loads(row[0])["text"] for row in cur.fetchall()]
 
@@ -67,7 +68,7 @@ def test_both_replicas_serve_the_same_history(cluster: ScaleOut):
     user = f"so-{uuid.uuid4().hex[:8]}"
     cluster.say(0, user, "你好")
     events = requests.get(
-        f"{cluster.rasa_urls[1]}/conversations/{user}/tracker",
+        f"{cluster.rasa_urls[1]}/conversations/{Stack.conversation(user)}/tracker",
         params={"token": "test-token"},
         timeout=30,
     ).json()["events"]
@@ -98,7 +99,7 @@ def test_concurrent_messages_of_one_customer_are_all_kept(cluster: ScaleOut):
     assert all(text_of(r) for r in replies), "every message gets an answer"
     assert sorted(stored_user_texts(cluster, user)) == sorted(messages)
     events = requests.get(
-        f"{cluster.rasa_urls[0]}/conversations/{user}/tracker",
+        f"{cluster.rasa_urls[0]}/conversations/{Stack.conversation(user)}/tracker",
         params={"token": "test-token"},
         timeout=30,
     ).json()["events"]
@@ -119,7 +120,9 @@ def test_contacts_become_leads_whichever_replica_answered(cluster: ScaleOut):
     cluster.say(1, user, "我要批发，手机13812345678")
     store = LeadStore(cluster.workdir / "var" / "xiaoer.db")
     deadline = time.monotonic() + 10
-    while (lead := store.lead_for(user)) is None and time.monotonic() < deadline:
+    while (
+        lead := store.lead_for(Stack.conversation(user))
+    ) is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert lead is not None, "no lead from the PostgreSQL event broker"
     assert lead.phones == ["13812345678"] and lead.category == "wholesale"
