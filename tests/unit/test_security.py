@@ -114,3 +114,20 @@ def test_rest_sender_ids_are_url_safe():
     assert valid_sender("cli-1a2b") and valid_sender("user@example.com")
     for bad in ("", "a/b", "a?b", "a b", "%41", "张三", "x" * 129, 5, None):
         assert not valid_sender(bad)
+
+
+def test_the_openapi_description_covers_the_public_endpoints():
+    import yaml
+
+    from xiaoer.config import PROJECT_ROOT
+
+    doc = yaml.safe_load((PROJECT_ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
+    assert doc["openapi"].startswith("3.")
+    paths = doc["paths"]
+    for path in ("/webhooks/rest/webhook", "/webhooks/rest/inbox", "/webhooks/douyin/webhook",
+                 "/webhooks/doudian_push/webhook", "/login", "/api/handoffs/{request_id}/reply",
+                 "/leads/{lead_id}/note", "/api/openapi.yaml"):  # fmt: skip
+        assert path in paths, path
+    for path, item in paths.items():
+        for method, operation in item.items():
+            assert operation.get("responses"), f"{method} {path}"
