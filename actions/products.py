@@ -16,10 +16,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, latest_intent
+from actions.common import backend, latest_intent, shop_facts
 from actions.handoff import offer_human
 from actions.leads import offer_contact
-from actions.messages import say, say_with_buttons
+from actions.messages import render, say, say_with_buttons
 from xiaoer.shop.attributes import answer_traits
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.live_room import live_room, presenting_named
@@ -181,19 +181,14 @@ class ActionProductQuestion(Action):
                     attributes=f"{attributes}，颜色：{'、'.join(product.colors)}，价格 ¥{product.price}",
                 )
             else:
-                say(
-                    dispatcher, "product_price", product_name=product.name, price=f"{product.price}"
-                )
+                # one message: the price, then whether the coupon applies to it
+                values = {**shop_facts(), "product_name": product.name, "price": f"{product.price}"}
+                text = render("product_price", None, **values)["text"]
                 coupon = coupon_for_price(backend().policies().coupon_everyone, product.price)
                 if coupon:
                     key = "coupon_applies" if "after_coupon" in coupon else "coupon_not_reached"
-                    say(
-                        dispatcher,
-                        key,
-                        product_name=product.name,
-                        price=f"{product.price}",
-                        **coupon,
-                    )
+                    text += render(key, None, **values, **coupon)["text"]
+                dispatcher.utter_message(text=text)
             return events + offer_contact(dispatcher, tracker)
         except BackendError:
             say(dispatcher, "backend_error")
