@@ -330,3 +330,14 @@ async def test_merchant_edits_the_live_room_in_xiaoer_yml(tmp_path, monkeypatch)
         ActionProductQuestion(), "ask_stock", "7号链接有吗", entities=ents(link_no="7")
     )
     assert "儿童防水雨衣" in reply
+
+
+async def test_black_m_written_in_lower_case_is_not_called_available():
+    """Regression: with only the colour extracted, "黑色m码有吗" was answered "黑色 有货"."""
+    reply, _, _ = await ask(
+        ActionProductQuestion(),
+        "ask_stock",
+        "黑色m码有吗",
+        entities=ents(product="P1001", color="黑色"),
+    )
+    assert "黑色 M 暂时缺货" in reply and "有货，可以放心拍" not in reply
