@@ -341,3 +341,8 @@ async def test_black_m_written_in_lower_case_is_not_called_available():
         entities=ents(product="P1001", color="黑色"),
     )
     assert "黑色 M 暂时缺货" in reply and "有货，可以放心拍" not in reply
+
+
+def test_region_words_inside_other_words_are_not_regions():
+    assert find_region("在平台中下单的") is None
+    assert find_region("阿里旺旺联系不上") is None
