@@ -33,7 +33,7 @@ PAID, SHIPPED, UNPAID, NEW_DELIVERED = (
 )
 UNKNOWN = "6938271045123499999"
 DEMO_ORDERS = [f"693827104512340000{i}" for i in range(1, 10)]
-PERSONAL = ("13800000000", "张三", "体育西路", "¥", "89.00", "69.00", "299.00", "元")
+PERSONAL = ("13800000000", "张三", "体育西路", "¥", "89.00", "69.00", "299.00")
 NEW_DETAILS = {
     "new_name": "李四",
     "new_phone": "13912345678",
