@@ -328,3 +328,44 @@ def test_the_verification_slot_is_in_every_order_changing_form():
         assert slots.index("verify_phone_tail") == slots.index("order_id") + 1
     for form in ("order_status_form", "urge_form"):
         assert "verify_phone_tail" not in forms[form]["required_slots"]
+
+
+# --- settings ----------------------------------------------------------------------------------------
+def test_channel_settings_default_to_the_safe_side(tmp_path, monkeypatch):
+    import yaml
+
+    from xiaoer import config
+    from xiaoer.security import security_settings
+
+    conf = tmp_path / "xiaoer.yml"
+    conf.write_text(
+        yaml.safe_dump(
+            {"security": {"channels": {"douyin": {"buyer_known": True}, "kiosk": {}}}},
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("XIAOER_CONFIG", str(conf))
+    config.get_settings.cache_clear()
+    try:
+        settings = security_settings()
+        for name in ("rest", "socketio", None, "kiosk"):
+            channel = settings.channel(name)
+            assert not channel.buyer_known and channel.verify_changes == "phone_tail"
+            assert channel.max_order_lookups_per_hour == 5
+        assert settings.channel("douyin").buyer_known
+        conf.write_text(
+            yaml.safe_dump({"security": {"channels": {"rest": {"verify_changes": "maybe"}}}}),
+            encoding="utf-8",
+        )
+        config.get_settings.cache_clear()
+        with pytest.raises(ValueError, match="verify_changes"):
+            security_settings()
+    finally:
+        config.get_settings.cache_clear()
+
+
+async def test_douyin_message_without_a_buyer_is_anonymous():
+    _, events = await run(
+        ValidateCancelForm(), in_form("cancel_form", "order_id", UNPAID, channel="douyin")
+    )
+    assert slot_value(events, "requested_slot") == "verify_phone_tail"
