@@ -8,7 +8,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
-from xiaoer.security import ChannelSecurity, security_settings
+from xiaoer.shop.access import ChannelSecurity, security_settings
 from xiaoer.shop.backend import ShopBackend, get_backend
 
 logger = logging.getLogger("xiaoer.actions")

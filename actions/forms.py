@@ -6,7 +6,7 @@
   up in the shop backend, unknown ids get one more chance. A flow may decide from the
   order that it cannot go on (``blocker``): the slot ``flow_blocker`` is set and the form
   stops asking, so that its submit action explains why.
-* Order access (issue 11, xiaoer/security.py): a known buyer (Douyin) only reaches their
+* Order access (issue 11, xiaoer/shop/access.py): a known buyer (Douyin) only reaches their
   own orders, others look unknown; an anonymous customer (REST) must give the last 4
   digits of the recipient's phone (``verify_phone_tail``) in every form that changes an
   order, and the submit actions check the server-side record of that, not the slot.
@@ -27,7 +27,7 @@ from actions.common import backend, buyer_id, channel_security, log_event
 from actions.handoff import offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, parse_order_id
-from xiaoer.security import (
+from xiaoer.shop.access import (
     VERIFY_PHONE_TAIL,
     get_order_check_store,
     phone_tail_matches,

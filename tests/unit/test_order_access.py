@@ -21,7 +21,7 @@ from actions.urge import ActionUrgeShipment
 from tests.helpers import DOMAIN, run, texts, tracker
 from xiaoer.handoff.store import get_handoff_store
 from xiaoer.handoff.urges import get_urge_store
-from xiaoer.security import get_order_check_store
+from xiaoer.shop.access import get_order_check_store
 from xiaoer.shop.backend import get_backend
 from xiaoer.shop.models import OrderStatus
 
@@ -335,7 +335,7 @@ def test_channel_settings_default_to_the_safe_side(tmp_path, monkeypatch):
     import yaml
 
     from xiaoer import config
-    from xiaoer.security import security_settings
+    from xiaoer.shop.access import security_settings
 
     conf = tmp_path / "xiaoer.yml"
     conf.write_text(
