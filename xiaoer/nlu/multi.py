@@ -1,0 +1,168 @@
+"""Several questions in one message: split into requests, each answered in order.
+
+Customers ask "这件多少钱，包邮吗" or write a 400-character message with an order number, a
+complaint, a size question and an invoice question. One intent per message answers only
+one of them (or none: the whole message falls back). Before the message reaches the
+dialogue, ``split_requests`` cuts it into clauses (sentence punctuation, spaces, 还有 /
+另外 / 顺便...), parses each clause with the assistant's own NLU and groups them:
+
+* a clause whose intent is confident (``MIN_CONFIDENCE``) and answerable starts a new
+  request, unless an earlier request has the same intent;
+* every other clause (亲, 在吗, 好的, an unsure clause) stays with the request before it;
+  a clause holding an order number but no request of its own ("订单6938...") goes with
+  the request AFTER it, so a number is never split away from its verb.
+
+With two or more requests, ``handle_message`` hands them to the assistant as consecutive
+user messages of the same conversation, in order, through the same output channel, so
+one reply carries every answer. Nothing is split while a form waits for an answer (an
+address, an order number), while a human has the conversation, when the customer
+clicked a button, or when one of the clauses asks for a human.
+
+Both chat channels (REST and Douyin) call ``handle_message`` instead of the assistant's
+``on_new_message``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+
+from xiaoer.parsing import find_order_ids
+from xiaoer.text import normalize
+
+logger = logging.getLogger(__name__)
+
+ParseFn = Callable[[str], Awaitable[dict[str, Any]]]
+
+MIN_CONFIDENCE = 0.6
+MAX_REQUESTS = 5
+MAX_CLAUSES = 24
+# Intents that never make a request of their own (small talk, bare values).
+NOT_A_REQUEST = frozenset(
+    {
+        "nlu_fallback",
+        "greet",
+        "goodbye",
+        "thank",
+        "affirm",
+        "deny",
+        "bot_challenge",
+        "out_of_scope",
+        "inform_order_id",
+        "provide_contact",
+    }
+)
+# A message with one of these is never split (a human takes over the whole message).
+NEVER_SPLIT = frozenset({"request_human"})
+
+_BOUNDARY = re.compile(r"[。！？!?；;，,\n~～…]+|\s+")
+_CONNECTIVE = re.compile(r"(?:还有|另外|顺便问下|顺便问一下|顺便|再问下|再问一下|以及|对了)")
+
+
+@dataclass(frozen=True)
+class Clause:
+    start: int
+    end: int
+    text: str
+
+
+def clauses(text: str) -> list[Clause]:
+    """The message cut at sentence punctuation, spaces and connectives; never inside an
+    order number ("6938 2710 4512 3400 001" stays whole)."""
+    norm = normalize(text)
+    protected = [norm.span(s, e) for s, e, _ in find_order_ids(norm.text)]
+    cuts: list[tuple[int, int]] = []  # (start, end) of separators in the original text
+    for m in _BOUNDARY.finditer(text):
+        if not any(s <= m.start() < e for s, e in protected):
+            cuts.append((m.start(), m.end()))
+    for m in _CONNECTIVE.finditer(text):
+        if not any(s <= m.start() < e for s, e in protected):
+            cuts.append((m.start(), m.start()))
+    cuts.sort()
+    out: list[Clause] = []
+    position = 0
+    for start, end in cuts:
+        if start > position and text[position:start].strip():
+            out.append(Clause(position, start, text[position:start].strip()))
+        position = max(position, end)
+    if text[position:].strip():
+        out.append(Clause(position, len(text), text[position:].strip()))
+    return out
+
+
+async def split_requests(text: str, parse: ParseFn) -> list[str]:
+    """The requests in ``text``, in order (``[text]`` when there is only one)."""
+    parts = clauses(text)
+    if len(parts) < 2 or len(parts) > MAX_CLAUSES:
+        return [text]
+    starts: list[tuple[int, str]] = []  # (start in the original text, intent) per request
+    pending: int | None = None  # start of an order number waiting for its request
+    for clause in parts:
+        parsed = await parse(clause.text)
+        intent = (parsed.get("intent") or {}).get("name")
+        confidence = (parsed.get("intent") or {}).get("confidence") or 0.0
+        if intent in NEVER_SPLIT:
+            return [text]
+        if intent not in NOT_A_REQUEST and confidence >= MIN_CONFIDENCE:
+            if any(known == intent for _, known in starts):
+                pending = None  # the same request goes on (or comes back): no new one
+                continue
+            starts.append((pending if pending is not None else clause.start, str(intent)))
+            pending = None
+        elif any(e.get("entity") == "order_id" for e in parsed.get("entities") or []):
+            pending = clause.start if pending is None else pending
+        # anything else (亲, 在吗, an unsure clause) stays with the request before it
+    if len(starts) < 2:
+        return [text]
+    bounds = [start for start, _ in starts[:MAX_REQUESTS]]
+    bounds[0] = 0  # leading 亲 / 在吗 belong to the first request
+    bounds.append(len(text))
+    return [text[bounds[i] : bounds[i + 1]].strip(" ，,;；") for i in range(len(bounds) - 1)]
+
+
+async def _may_split(agent: Any, message: UserMessage) -> bool:
+    metadata = message.metadata or {}
+    if metadata.get("chosen_option") or metadata.get("attachments") or metadata.get("lead_card"):
+        return False
+    try:
+        tracker = await agent.tracker_store.retrieve(message.sender_id)
+    except Exception:  # noqa: BLE001 - an unreadable tracker: answer the message whole
+        logger.warning("multi-request split skipped: tracker unavailable", exc_info=True)
+        return False
+    if tracker is None:
+        return True
+    return not tracker.active_loop_name and not tracker.is_paused()
+
+
+async def handle_message(
+    message: UserMessage,
+    on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    agent: Any | None,
+) -> None:
+    """Hand ``message`` to the assistant, as several consecutive messages when it holds
+    several requests (see the module docstring)."""
+    text = message.text or ""
+    parts = [text]
+    if agent is not None and len(clauses(text)) >= 2 and await _may_split(agent, message):
+        parts = await split_requests(text, agent.parse_message)
+    if len(parts) < 2:
+        await on_new_message(message)
+        return
+    logger.info("message split into %d requests (conversation %s)", len(parts), message.sender_id)
+    for index, part in enumerate(parts, start=1):
+        metadata = {**(message.metadata or {}), "split": {"part": index, "of": len(parts)}}
+        await on_new_message(
+            UserMessage(
+                part,
+                message.output_channel,
+                message.sender_id,
+                input_channel=message.input_channel,
+                message_id=f"{message.message_id}-{index}" if message.message_id else None,
+                metadata=metadata,
+            )
+        )
