@@ -214,8 +214,11 @@ _EMOJI_ONLY = re.compile(
     "!?.,~。！？，～]+$"
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_REPEATED_PHRASE = re.compile(r"((?!(.)\2)[\u4e00-\u9fff]{2,4}?)(?:[\s,，!！?？~]*\1)+")
-_REPEATED_CHAR = re.compile(r"([\u4e00-\u9fff])\1{2,}")
+# Chinese numerals are digits ("零零零零" in an order number): never squeezed.
+_NUMERALS = "零〇一幺壹二两贰三叁四肆五伍六陆七柒八捌九玖十百千万亿"
+_WORD_CHAR = rf"(?:(?![{_NUMERALS}])[\u4e00-\u9fff])"
+_REPEATED_PHRASE = re.compile(rf"((?!(.)\2){_WORD_CHAR}{{2,4}}?)(?:[\s,，!！?？~]*\1)+")
+_REPEATED_CHAR = re.compile(rf"({_WORD_CHAR})\1{{2,}}")
 _ENGLISH_WORD = re.compile(
     r"(?<![a-z])("
     + "|".join(sorted(map(re.escape, ENGLISH), key=len, reverse=True))
@@ -252,12 +255,15 @@ def _fuzzy(syllable: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _pinyin_index() -> dict[tuple[str, ...], str]:
+def _pinyin_index() -> tuple[dict[tuple[str, ...], str], re.Pattern[str], tuple[int, ...]]:
+    """{fuzzy pinyin: term}, a pattern of the correctly written terms, window lengths."""
     index: dict[tuple[str, ...], str] = {}
     for term in (*SHOP_LEXICON, *sorted(_lexicon_extra)):
         key = tuple(_fuzzy(_char_pinyin(c)) for c in term)
         index.setdefault(key, term)
-    return index
+    terms = sorted(set(index.values()), key=len, reverse=True)
+    lengths = tuple(sorted({len(k) for k in index}, reverse=True))
+    return index, re.compile("|".join(map(re.escape, terms))), lengths
 
 
 def _rewrite(norm: NormalizedText, edits: list[tuple[int, int, str]]) -> NormalizedText:
@@ -282,14 +288,14 @@ def _rewrite(norm: NormalizedText, edits: list[tuple[int, int, str]]) -> Normali
 
 
 def _typo_edits(text: str) -> list[tuple[int, int, str]]:
-    index = _pinyin_index()
-    lengths = sorted({len(k) for k in index}, reverse=True)
+    if not _CJK.search(text):
+        return []
+    index, written, lengths = _pinyin_index()
     keys = [_fuzzy(_char_pinyin(c)) if _CJK.fullmatch(c) else "" for c in text]
     edits: list[tuple[int, int, str]] = []
     correct = [False] * len(text)  # characters of correctly written terms are never edited
-    for known in set(index.values()):
-        for m in re.finditer(re.escape(known), text):
-            correct[m.start() : m.end()] = [True] * len(known)
+    for m in written.finditer(text):
+        correct[m.start() : m.end()] = [True] * (m.end() - m.start())
     i = 0
     while i < len(text):
         for length in lengths:

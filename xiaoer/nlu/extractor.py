@@ -37,7 +37,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from xiaoer.parsing import find_body_measures, find_case_ids, find_order_ids
-from xiaoer.text import NormalizedText, normalize, normalize_message
+from xiaoer.text import NormalizedText, add_lexicon_terms, normalize, normalize_message
 
 CATALOGUE_ENTITIES = ("product", "color", "size")
 PATTERNS_FILE = "catalogue_terms.json"
@@ -82,6 +82,8 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
         self._model_storage = model_storage
         self._resource = resource
         self.terms = terms or {e: {} for e in CATALOGUE_ENTITIES}
+        # product names (3+ characters) are read through homophone typos ("马克被")
+        add_lexicon_terms(t for t in self.terms.get("product", {}) if len(t) >= 3)
 
     @classmethod
     def create(
@@ -111,6 +113,7 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     def train(self, training_data: TrainingData) -> Resource:
         self.terms = build_terms(training_data)
+        add_lexicon_terms(t for t in self.terms.get("product", {}) if len(t) >= 3)
         with self._model_storage.write_to(self._resource) as directory:
             (Path(directory) / PATTERNS_FILE).write_text(
                 json.dumps(self.terms, ensure_ascii=False, indent=1), encoding="utf-8"

@@ -41,7 +41,7 @@ ParseFn = Callable[[str], Awaitable[dict[str, Any]]]
 
 MIN_CONFIDENCE = 0.6
 MAX_REQUESTS = 5
-MAX_CLAUSES = 24
+MAX_CLAUSES = 48  # a 400-character message has ~30 clauses; each parse takes ~10 ms
 # Intents that never make a request of their own (small talk, bare values).
 NOT_A_REQUEST = frozenset(
     {
@@ -97,6 +97,8 @@ def clauses(text: str) -> list[Clause]:
 
 async def split_requests(text: str, parse: ParseFn) -> list[str]:
     """The requests in ``text``, in order (``[text]`` when there is only one)."""
+    if text.lstrip().startswith("/"):
+        return [text]  # a button payload ("/choose{...}"), not words
     parts = clauses(text)
     if len(parts) < 2 or len(parts) > MAX_CLAUSES:
         return [text]

@@ -1,0 +1,106 @@
+"""Several questions in one message: clause splitting and grouping (xiaoer/nlu/multi.py).
+
+The grouping is tested with a table of clause intents (what the NLU says of each clause);
+the trained model is used in tests/nlu/test_robust_parsing.py and the REST end-to-end test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from xiaoer.nlu.multi import clauses, split_requests
+from xiaoer.parsing import parse_order_id
+
+INTENTS = {
+    "这件T恤多少钱": ("ask_price", 0.95),
+    "多少钱": ("ask_price", 0.95),
+    "价格多少": ("ask_price", 0.9),
+    "包邮吗": ("ask_shipping", 0.93),
+    "什么时候发": ("shipping_time", 0.9),
+    "黑色M码有货吗": ("ask_stock", 0.92),
+    "亲": ("greet", 0.7),
+    "在吗": ("greet", 0.95),
+    "谢谢": ("thank", 0.99),
+    "发票能开吗": ("ask_invoice", 0.97),
+    "还有发票能开吗": ("ask_invoice", 0.96),
+    "帮我查下订单": ("order_status", 0.8),
+    "到哪了": ("order_status", 0.85),
+    "嗯": ("affirm", 0.5),
+    "转人工": ("request_human", 0.99),
+    "随便说说": ("out_of_scope", 0.4),
+}
+
+
+async def fake_parse(text: str) -> dict[str, Any]:
+    name, confidence = INTENTS.get(text, ("nlu_fallback", 0.3))
+    entities = (
+        [{"entity": "order_id", "value": parse_order_id(text)}] if parse_order_id(text) else []
+    )
+    if entities and text not in INTENTS:
+        name, confidence = "inform_order_id", 0.9
+    return {"intent": {"name": name, "confidence": confidence}, "entities": entities}
+
+
+def split(text: str) -> list[str]:
+    return asyncio.run(split_requests(text, fake_parse))
+
+
+def test_clauses_cut_at_punctuation_spaces_and_connectives_not_inside_numbers():
+    assert [c.text for c in clauses("这件T恤多少钱，包邮吗？")] == ["这件T恤多少钱", "包邮吗"]
+    assert [c.text for c in clauses("多少钱 什么时候发")] == ["多少钱", "什么时候发"]
+    assert [c.text for c in clauses("单号 6938 2710 4512 3400 002")] == [
+        "单号",
+        "6938 2710 4512 3400 002",
+    ]
+    assert [c.text for c in clauses("到哪了还有发票能开吗")] == ["到哪了", "还有发票能开吗"]
+
+
+@pytest.mark.parametrize(
+    ("message", "requests"),
+    [
+        ("这件T恤多少钱，包邮吗", ["这件T恤多少钱", "包邮吗"]),
+        ("多少钱 什么时候发", ["多少钱", "什么时候发"]),
+        ("这件T恤多少钱？黑色M码有货吗？", ["这件T恤多少钱？", "黑色M码有货吗？"]),
+        ("亲 在吗 多少钱 包邮吗 谢谢", ["亲 在吗 多少钱", "包邮吗 谢谢"]),
+        # an order number goes with the request after it, never split from its verb
+        ("多少钱，订单6938271045123400002 到哪了", ["多少钱", "订单6938271045123400002 到哪了"]),
+        (
+            "6938271045123400002 到哪了 还有发票能开吗",
+            ["6938271045123400002 到哪了", "还有发票能开吗"],
+        ),
+    ],
+)
+def test_several_requests_are_split_in_order(message, requests):
+    assert split(message) == requests
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "这件T恤多少钱",  # one clause
+        "帮我查下订单 6938271045123400002",  # the README example: one request
+        "多少钱，价格多少",  # the same request twice
+        "亲，在吗",  # small talk only
+        "多少钱 随便说说",  # an unsure clause stays with the request before it
+        "多少钱 转人工",  # a human takes the whole message
+        '/choose{"a": 1, "b": 2}',  # a button payload
+    ],
+)
+def test_messages_with_one_request_are_not_split(message):
+    assert split(message) == [message]
+
+
+def test_a_long_message_is_reduced_to_its_requests():
+    filler = "我跟你说我真的是很无语，" * 12
+    message = (
+        f"{filler}帮我查下订单，6938271045123400002，到哪了，{filler}"
+        "黑色M码有货吗，还有发票能开吗"
+    )
+    assert len(message) > 300
+    parts = split(message)
+    assert len(parts) == 3
+    assert "6938271045123400002" in parts[0] and "到哪了" in parts[0]
+    assert parts[1].endswith("黑色M码有货吗") and parts[2] == "还有发票能开吗"
