@@ -56,6 +56,8 @@ async def run(model: str, designs: list[str]) -> int:
 
     agent = Agent.load(model)
     cases = yaml.safe_load(CASES.read_text(encoding="utf-8"))
+    for case in cases[:5]:  # warm-up (segmenter and model loading)
+        await agent.parse_message(case["text"])
     for design in designs:
         passed, recall, times, failures = 0, [], [], []
         for case in cases:

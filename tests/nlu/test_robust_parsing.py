@@ -55,7 +55,11 @@ def test_an_order_number_alone_is_given_as_an_order_number(parse, text, order_id
 
 @pytest.mark.parametrize(
     "text",
-    ["6938271045123400002 到哪了", "查下 6938271045123400005", "看看六九三八二七一零四五一二三四零零零零一"],
+    [
+        "6938271045123400002 到哪了",
+        "查下 6938271045123400005",
+        "看看六九三八二七一零四五一二三四零零零零一",
+    ],
 )
 def test_an_order_number_with_a_verb_is_an_order_question(parse, text):
     parsed = parse(text)

@@ -7,16 +7,21 @@ dialogue, ``split_requests`` cuts it into clauses (sentence punctuation, spaces,
 另外 / 顺便...), parses each clause with the assistant's own NLU and groups them:
 
 * a clause whose intent is confident (``MIN_CONFIDENCE``) and answerable starts a new
-  request, unless an earlier request has the same intent;
-* every other clause (亲, 在吗, 好的, an unsure clause) stays with the request before it;
-  a clause holding an order number but no request of its own ("订单6938...") goes with
-  the request AFTER it, so a number is never split away from its verb.
+  request, or continues the request before it when it has the same intent (a request
+  asked again later is answered once);
+* a clause holding a value but no request of its own ("订单6938...", "黑色M码") goes with
+  the request AFTER it, so an order number is never split away from its verb;
+* small talk and unsure clauses (亲, 在吗, 谢谢, a long complaint's filler) are left out:
+  a long message is reduced to its requests.
 
 With two or more requests, ``handle_message`` hands them to the assistant as consecutive
 user messages of the same conversation, in order, through the same output channel, so
 one reply carries every answer. Nothing is split while a form waits for an answer (an
 address, an order number), while a human has the conversation, when the customer
-clicked a button, or when one of the clauses asks for a human.
+clicked a button, or when one of the clauses asks for a human or holds one of the
+merchant's handoff keywords (投诉, 12315...). Each request is parsed once more as a whole:
+two neighbours with the same intent become one, a request that reads as a fallback is
+left out. At most ``MAX_REQUESTS`` requests are answered.
 
 Both chat channels (REST and Douyin) call ``handle_message`` instead of the assistant's
 ``on_new_message``.
@@ -40,7 +45,7 @@ logger = logging.getLogger(__name__)
 ParseFn = Callable[[str], Awaitable[dict[str, Any]]]
 
 MIN_CONFIDENCE = 0.6
-MAX_REQUESTS = 5
+MAX_REQUESTS = 6
 MAX_CLAUSES = 48  # a 400-character message has ~30 clauses; each parse takes ~10 ms
 # Intents that never make a request of their own (small talk, bare values).
 NOT_A_REQUEST = frozenset(
@@ -57,6 +62,8 @@ NOT_A_REQUEST = frozenset(
         "provide_contact",
     }
 )
+# Clauses holding these values go with the request after them.
+VALUE_ENTITIES = frozenset({"order_id", "case_id", "product", "color", "size"})
 # A message with one of these is never split (a human takes over the whole message).
 NEVER_SPLIT = frozenset({"request_human"})
 
@@ -102,29 +109,40 @@ async def split_requests(text: str, parse: ParseFn) -> list[str]:
     parts = clauses(text)
     if len(parts) < 2 or len(parts) > MAX_CLAUSES:
         return [text]
-    starts: list[tuple[int, str]] = []  # (start in the original text, intent) per request
-    pending: int | None = None  # start of an order number waiting for its request
+    requests: list[list[str]] = []  # the clauses of each request
+    intents: list[str] = []
+    carried: list[str] = []  # clauses with a value (order number, product...) but no request
     for clause in parts:
         parsed = await parse(clause.text)
         intent = (parsed.get("intent") or {}).get("name")
         confidence = (parsed.get("intent") or {}).get("confidence") or 0.0
-        if intent in NEVER_SPLIT:
-            return [text]
+        if intent in NEVER_SPLIT or (parsed.get("intent") or {}).get("handoff_keyword"):
+            return [text]  # a human takes the whole message (request or handoff keyword)
         if intent not in NOT_A_REQUEST and confidence >= MIN_CONFIDENCE:
-            if any(known == intent for _, known in starts):
-                pending = None  # the same request goes on (or comes back): no new one
+            if intents and intent == intents[-1]:  # the same request goes on
+                requests[-1].extend([*carried, clause.text])
+            elif intent not in intents:
+                requests.append([*carried, clause.text])
+                intents.append(str(intent))
+            else:  # asked again later: answered once, its values go on
                 continue
-            starts.append((pending if pending is not None else clause.start, str(intent)))
-            pending = None
-        elif any(e.get("entity") == "order_id" for e in parsed.get("entities") or []):
-            pending = clause.start if pending is None else pending
-        # anything else (亲, 在吗, an unsure clause) stays with the request before it
-    if len(starts) < 2:
+            carried = []
+        elif {e.get("entity") for e in parsed.get("entities") or []} & VALUE_ENTITIES:
+            carried.append(clause.text)  # "订单6938...", "黑色M码": with the next request
+        # anything else (亲, 在吗, 谢谢, an unsure clause) is left out of a split message
+    if len(requests) < 2:
         return [text]
-    bounds = [start for start, _ in starts[:MAX_REQUESTS]]
-    bounds[0] = 0  # leading 亲 / 在吗 belong to the first request
-    bounds.append(len(text))
-    return [text[bounds[i] : bounds[i + 1]].strip(" ，,;；") for i in range(len(bounds) - 1)]
+    requests[-1].extend(carried)
+    # each request as the assistant will read it: the same request twice in a row is one,
+    # a request that reads as nothing confident is left out (no "didn't understand")
+    final: list[tuple[str, str]] = []
+    for part in (" ".join(r) for r in requests[:MAX_REQUESTS]):
+        intent = ((await parse(part)).get("intent") or {}).get("name") or "nlu_fallback"
+        if final and final[-1][1] == intent:
+            final[-1] = (f"{final[-1][0]} {part}", intent)
+        elif intent != "nlu_fallback":
+            final.append((part, intent))
+    return [part for part, _ in final] if len(final) >= 2 else [text]
 
 
 async def _may_split(agent: Any, message: UserMessage) -> bool:
