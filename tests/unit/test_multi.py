@@ -116,3 +116,66 @@ def test_a_long_message_is_reduced_to_its_requests():
     parts = split(message)
     assert len(parts) == 3
     assert parts == ["帮我查下订单 6938271045123400002 到哪了", "黑色M码有货吗", "还有发票能开吗"]
+
+
+class _Store:
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    async def retrieve(self, sender_id: str) -> Any:
+        return self.tracker
+
+
+class _Agent:
+    """The two things handle_message uses of a Rasa agent: its tracker store and NLU."""
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker_store = _Store(tracker)
+
+    async def parse_message(self, text: str) -> dict[str, Any]:
+        return await fake_parse(text)
+
+
+def _handled(tracker: Any, text: str = "多少钱 包邮吗", **metadata: Any) -> list[str]:
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    from xiaoer.nlu.multi import handle_message
+
+    received: list[str] = []
+
+    async def on_new_message(message: UserMessage) -> None:
+        received.append(message.text or "")
+
+    message = UserMessage(text, CollectingOutputChannel(), "buyer-1", metadata=metadata)
+    asyncio.run(handle_message(message, on_new_message, _Agent(tracker)))
+    return received
+
+
+def test_requests_reach_the_assistant_one_after_the_other():
+    assert _handled(None) == ["多少钱", "包邮吗"]
+
+
+def test_no_split_while_a_form_waits_a_question_awaits_an_answer_or_a_button_was_used():
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActiveLoop, BotUttered, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    domain = Domain.empty()
+    in_form = DialogueStateTracker.from_events(
+        "buyer-1", [ActiveLoop("change_address_form")], domain.slots
+    )
+    assert _handled(in_form) == ["多少钱 包邮吗"]
+    asked = DialogueStateTracker.from_events(
+        "buyer-1",
+        [
+            UserUttered("取消订单"),
+            BotUttered("确定取消吗？", {"buttons": [{"title": "确认取消", "payload": "/affirm"}]}),
+        ],
+        domain.slots,
+    )
+    assert _handled(asked) == ["多少钱 包邮吗"]
+    answered = DialogueStateTracker.from_events(
+        "buyer-1", [UserUttered("你好"), BotUttered("您好～")], domain.slots
+    )
+    assert _handled(answered) == ["多少钱", "包邮吗"]
+    assert _handled(None, chosen_option=1) == ["多少钱 包邮吗"]

@@ -17,7 +17,8 @@ dialogue, ``split_requests`` cuts it into clauses (sentence punctuation, spaces,
 With two or more requests, ``handle_message`` hands them to the assistant as consecutive
 user messages of the same conversation, in order, through the same output channel, so
 one reply carries every answer. Nothing is split while a form waits for an answer (an
-address, an order number), while a human has the conversation, when the customer
+address, an order number) or the last reply asked a question with buttons, while a human
+has the conversation, when the customer
 clicked a button, or when one of the clauses asks for a human or holds one of the
 merchant's handoff keywords (投诉, 12315...). Each request is parsed once more as a whole:
 two neighbours with the same intent become one, a request that reads as a fallback is
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.events import BotUttered, UserUttered
 
 from xiaoer.parsing import find_order_ids
 from xiaoer.text import normalize
@@ -156,7 +158,15 @@ async def _may_split(agent: Any, message: UserMessage) -> bool:
         return False
     if tracker is None:
         return True
-    return not tracker.active_loop_name and not tracker.is_paused()
+    if tracker.active_loop_name or tracker.is_paused():
+        return False
+    # the last reply asked a question with buttons (是 / 否, 确认取消...): it awaits an answer
+    for event in reversed(tracker.events):
+        if isinstance(event, BotUttered):
+            return not (event.data or {}).get("buttons")
+        if isinstance(event, UserUttered):
+            break
+    return True
 
 
 async def handle_message(
