@@ -24,6 +24,7 @@ INTENTS = {
     "亲": ("greet", 0.7),
     "在吗": ("greet", 0.95),
     "谢谢": ("thank", 0.99),
+    "帮我取消": ("cancel_order", 0.99),
     "发票能开吗": ("ask_invoice", 0.97),
     "还有发票能开吗": ("ask_invoice", 0.96),
     "帮我查下订单": ("order_status", 0.8),
@@ -35,6 +36,9 @@ INTENTS = {
 
 
 async def fake_parse(text: str) -> dict[str, Any]:
+    if text == "订单6938271045123400001不要了":  # DIET unsure; the entity rule decided
+        intent = {"name": "order_status", "confidence": 0.9, "entity_rule": True}
+        return {"intent": intent, "entities": [{"entity": "order_id"}]}
     if "投诉" in text:  # a merchant's handoff keyword
         return {"intent": {"name": "complain", "confidence": 1.0, "handoff_keyword": "投诉"}}
     name, confidence = INTENTS.get(text, ("nlu_fallback", 0.3))
@@ -97,6 +101,7 @@ def test_several_requests_are_split_in_order(message, requests):
         "多少钱，价格多少",  # the same request twice
         "亲，在吗",  # small talk only
         "多少钱 随便说说",  # an unsure clause stays with the request before it
+        "订单6938271045123400001不要了，帮我取消",  # one request: the number's intent was a guess
         "多少钱 转人工",  # a human takes the whole message
         "多少钱 包邮吗 不然我去投诉",  # so does a handoff keyword
         '/choose{"a": 1, "b": 2}',  # a button payload

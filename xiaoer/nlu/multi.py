@@ -120,7 +120,10 @@ async def split_requests(text: str, parse: ParseFn) -> list[str]:
         confidence = (parsed.get("intent") or {}).get("confidence") or 0.0
         if intent in NEVER_SPLIT or (parsed.get("intent") or {}).get("handoff_keyword"):
             return [text]  # a human takes the whole message (request or handoff keyword)
-        if intent not in NOT_A_REQUEST and confidence >= MIN_CONFIDENCE:
+        # an intent the entity rule inferred from a number is no request of its own:
+        # "订单6938...不要了，帮我取消" is one cancellation, not an order question and one
+        ruled = bool((parsed.get("intent") or {}).get("entity_rule"))
+        if intent not in NOT_A_REQUEST and confidence >= MIN_CONFIDENCE and not ruled:
             if intents and intent == intents[-1]:  # the same request goes on
                 requests[-1].extend([*carried, clause.text])
             elif intent not in intents:

@@ -48,6 +48,7 @@ _FILLER = re.compile(
     r"这个|给你|发你|麻烦|请|[\s\W_])"
 )
 RULE_CONFIDENCE = 0.9
+RULE_KEY = "entity_rule"  # marks an intent set by this rule (clause splitting ignores it)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
@@ -100,7 +101,7 @@ class EntityIntentRule(GraphComponent):
 
     @staticmethod
     def _set_intent(message: Message, name: str) -> None:
-        intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: RULE_CONFIDENCE}
+        intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: RULE_CONFIDENCE, RULE_KEY: True}
         message.set(INTENT, intent, add_to_output=True)
         ranking = [
             r
