@@ -21,6 +21,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.handoff.inbox import get_rest_inbox
+from xiaoer.nlu.multi import handle_message
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +108,17 @@ class XiaoerRestInput(RestInput):
                 return error or _error(400, "invalid_body", "bad request")
             collector = CollectingOutputChannel()
             try:
-                await on_new_message(
+                # several questions in one message are answered in order (xiaoer/nlu/multi.py)
+                await handle_message(
                     UserMessage(
                         payload["message"],
                         collector,
                         payload["sender"],
                         input_channel=self.name(),
                         metadata=payload["metadata"],
-                    )
+                    ),
+                    on_new_message,
+                    getattr(request.app.ctx, "agent", None),
                 )
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", payload["sender"])
