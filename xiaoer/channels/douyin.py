@@ -87,6 +87,7 @@ from xiaoer.douyin.protocol import (
 )
 from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.logsafe import mask_pii
+from xiaoer.nlu.multi import handle_message
 
 logger = logging.getLogger(__name__)
 logsafe.install()  # Rasa imports the channels after configuring its logging
@@ -692,7 +693,7 @@ class DouyinInput(InputChannel):
             text = "[空消息]"
         output = DouyinOutput(self.sender)
         assert self._on_new_message is not None, "blueprint() was not called"
-        await self._on_new_message(
+        await handle_message(  # several questions in one message (xiaoer/nlu/multi.py)
             UserMessage(
                 text,
                 output,
@@ -700,7 +701,9 @@ class DouyinInput(InputChannel):
                 input_channel=CHANNEL_NAME,
                 message_id=message.server_message_id or None,
                 metadata=metadata,
-            )
+            ),
+            self._on_new_message,
+            getattr(getattr(self._app, "ctx", None), "agent", None),
         )
         await self._send(sender_id, output.messages, target)
 

@@ -39,6 +39,7 @@ from sanic.response import HTTPResponse
 from xiaoer import logsafe
 from xiaoer.config import get_settings
 from xiaoer.handoff.inbox import get_rest_inbox
+from xiaoer.nlu.multi import handle_message
 from xiaoer.ratelimit import SlidingWindow
 
 logger = logging.getLogger(__name__)
@@ -265,14 +266,17 @@ class XiaoerRestInput(RestInput):
             had_handoff = await asyncio.to_thread(_has_open_handoff, conversation)
             collector = CollectingOutputChannel()
             try:
-                await on_new_message(
+                # several questions in one message are answered in order (xiaoer/nlu/multi.py)
+                await handle_message(
                     UserMessage(
                         payload["message"],
                         collector,
                         conversation,
                         input_channel=self.name(),
                         metadata=metadata,
-                    )
+                    ),
+                    on_new_message,
+                    getattr(request.app.ctx, "agent", None),
                 )
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", conversation)
