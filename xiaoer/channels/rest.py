@@ -20,7 +20,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from xiaoer.buttons import get_button_memory
 from xiaoer.handoff.inbox import get_rest_inbox
+from xiaoer.handoff.waiting import queue_notice
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +108,13 @@ class XiaoerRestInput(RestInput):
             if error is not None or payload is None:
                 return error or _error(400, "invalid_body", "bad request")
             collector = CollectingOutputChannel()
+            buttons = get_button_memory()
+            # a typed button label ("确认取消") means the button: its payload goes to NLU
+            text = buttons.resolve(payload["sender"], payload["message"])
             try:
                 await on_new_message(
                     UserMessage(
-                        payload["message"],
+                        text,
                         collector,
                         payload["sender"],
                         input_channel=self.name(),
@@ -119,6 +124,11 @@ class XiaoerRestInput(RestInput):
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", payload["sender"])
                 return _error(500, "processing_failed", "消息处理失败，请稍后重试")
+            buttons.remember(payload["sender"], collector.messages)
+            if not collector.messages:  # paused for an agent: "人呢" hears the queue
+                notice = queue_notice(payload["sender"], payload["message"])
+                if notice:
+                    collector.messages.append({"recipient_id": payload["sender"], "text": notice})
             return response.json(collector.messages)
 
         return webhook

@@ -1,0 +1,90 @@
+"""Follow-ups that only make sense with the conversation's context (issue 12).
+
+After an order's status was shown, "那怎么还没到" is about that order; after a stock or
+price question, "那黑色呢" is the same question about the same product in black. NLU
+reads such short messages with low confidence (``nlu_fallback``); before saying "didn't
+understand", the fallback asks ``answer_follow_up`` whether the order or product in focus
+(slots ``focus_order_id`` / ``focus_product``, which survive the end of a flow) answers it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import backend, log_event
+from actions.messages import say
+from xiaoer.parsing import mask_order_id
+from xiaoer.shop.backend import BackendError
+
+FOCUS_PRODUCT_SLOT = "focus_product"
+# "还没到", "到哪了", "怎么还不来", "物流呢": where the order in focus is
+WHERE_IS_IT = re.compile(
+    r"(还|怎么).{0,3}(没|不)(到|来|发|收到|动)|到哪|在哪了|物流|快递呢|几时到|啥时候到|什么时候到"
+)
+PRODUCT_INTENTS = ("ask_stock", "ask_price", "ask_size", "product_info")
+
+
+def _entity(tracker: Tracker, name: str) -> str | None:
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") == name and entity.get("value"):
+            return str(entity["value"])
+    return None
+
+
+def last_product_intent(tracker: Tracker) -> str | None:
+    """The latest product question in the conversation (before this message)."""
+    for event in reversed(tracker.events[:-1]):
+        if event.get("event") != "user":
+            continue
+        name = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if name in PRODUCT_INTENTS:
+            return str(name)
+    return None
+
+
+async def answer_follow_up(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+) -> list[EventType] | None:
+    """Events when the message was answered as a follow-up, None when it was not one."""
+    text = str(tracker.latest_message.get("text") or "")
+    order_id = tracker.get_slot("focus_order_id")
+    if order_id and WHERE_IS_IT.search(text):
+        return await _order_follow_up(dispatcher, tracker, str(order_id))
+    product = tracker.get_slot(FOCUS_PRODUCT_SLOT) or tracker.get_slot("product")
+    intent = last_product_intent(tracker)
+    if product and intent and (_entity(tracker, "color") or _entity(tracker, "size")):
+        from actions.products import ActionProductQuestion
+
+        follow = tracker.copy()
+        follow.latest_message = {
+            **tracker.latest_message,
+            "intent": {"name": intent, "confidence": 1.0},
+        }
+        follow.slots = {**tracker.slots, "product": product}
+        events = await ActionProductQuestion().run(dispatcher, follow, domain)
+        log_event("follow_up", tracker, kind="product", intent=intent)
+        return [*events, SlotSet(FOCUS_PRODUCT_SLOT, product)]
+    return None
+
+
+async def _order_follow_up(
+    dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
+) -> list[EventType] | None:
+    from actions.orders import order_reply
+
+    try:
+        order = await backend().get_order(order_id)
+    except BackendError:
+        say(dispatcher, "backend_error")
+        return []
+    if order is None:
+        return None
+    response, values = order_reply(order, backend().policies().ship_within_hours)
+    say(dispatcher, response, **values)
+    log_event("follow_up", tracker, kind="order", order=mask_order_id(order_id))
+    return []

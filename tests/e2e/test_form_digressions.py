@@ -1,0 +1,139 @@
+"""End-to-end: a form waiting for an order number never loops (issue 12).
+
+Real action server and Rasa server over REST. In the middle of each order form, the
+customer writes 20 messages that are not the order number (where is the number, the
+same complaint again, policy questions, chit-chat, gibberish, emoji). Every turn gets
+at most two messages and at most one "didn't understand"; Rasa's circuit breaker is
+never reached; when the number finally comes, the form finishes its job.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xiaoer.stack import Stack, running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+# the texts of "didn't understand" (actions/messages.yml please_rephrase and the like)
+NOT_UNDERSTOOD = re.compile(r"没太明白|没看懂|没理解|换个说法|换种说法")
+
+UNRELATED = [
+    "订单号在哪里看啊",
+    "怎么还不发货",
+    "退货地址是哪里",
+    "你们人工客服几点上班",
+    "发什么快递",
+    "一般几天能到",
+    "能开发票吗",
+    "你是机器人吗",
+    "在吗",
+    "今天天气怎么样",
+    "哈哈哈哈",
+    "😂😂",
+    "asdfgh",
+    "支持七天无理由退货吗",
+    "有优惠券吗",
+    "新疆包邮吗",
+    "我找找看",
+    "怎么还不发货",
+    "手机上哪里能看到订单号",
+    "？？？",
+]
+
+# (form, the message that starts it, the order number, what the finished step says)
+FORMS = [
+    ("order_status_form", "帮我查一下订单", "6938271045123400002", "SF1234567890123"),
+    ("urge_form", "能帮我催一下发货吗", "6938271045123400001", "6938271045123400001"),
+    ("cancel_form", "我想取消订单", "6938271045123400004", "确认要取消订单"),
+    ("address_form", "我要改收货地址", "6938271045123400001", "收件人"),
+    ("after_sales_form", "我要退货退款", "6938271045123400007", "原因"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(trained_model, tmp_path_factory.mktemp("stack-forms")) as s:
+        yield s
+
+
+def sender() -> str:
+    return f"e2e-{uuid.uuid4().hex[:10]}"
+
+
+def texts(replies: list[dict]) -> list[str]:
+    return [r.get("text") or "" for r in replies]
+
+
+def active_loop(stack: Stack, user: str) -> str | None:
+    import requests
+
+    r = requests.get(
+        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+    )
+    r.raise_for_status()
+    return (r.json().get("active_loop") or {}).get("name")
+
+
+@pytest.mark.parametrize(("form", "start", "order_id", "done"), FORMS, ids=[f[0] for f in FORMS])
+def test_twenty_unrelated_messages_in_a_form(
+    stack: Stack, form: str, start: str, order_id: str, done: str
+):
+    user = sender()
+    stack.say(user, start)
+    assert active_loop(stack, user) == form
+    for message in UNRELATED:
+        replies = stack.say(user, message)
+        said = texts(replies)
+        assert 1 <= len(replies) <= 2, f"{message!r} -> {said}"
+        assert sum(bool(NOT_UNDERSTOOD.search(t)) for t in said) <= 1, f"{message!r} -> {said}"
+        assert active_loop(stack, user) == form, f"{message!r} left the form: {said}"
+    finished = "\n".join(texts(stack.say(user, order_id)))
+    assert done in finished, finished
+    assert "Circuit breaker" not in stack.log("rasa")
+
+
+def test_help_then_a_human_offer_then_brief(stack: Stack):
+    user = sender()
+    stack.say(user, "查下我的订单")
+    first = "\n".join(texts(stack.say(user, "订单号在哪看")))
+    assert "「我的」" in first and "长按" in first  # where to find the number
+    second = stack.say(user, "我不知道啊你自己查")
+    assert any("转人工" in [b["title"] for b in r.get("buttons") or []] for r in second), texts(
+        second
+    )
+    third = "\n".join(texts(stack.say(user, "今天天气不错")))
+    assert "订单号" in third and "转人工" not in third
+    # the number still finishes the form
+    assert "SF1234567890123" in "\n".join(texts(stack.say(user, "6938271045123400002")))
+
+
+def test_a_digression_is_answered_and_the_form_goes_on(stack: Stack):
+    user = sender()
+    stack.say(user, "我要退货")
+    said = texts(stack.say(user, "退货地址发我一下"))
+    assert len(said) <= 2
+    assert any("收件人" in t for t in said), said  # the return address
+    assert active_loop(stack, user) == "after_sales_form"
+
+
+def test_leaving_a_form(stack: Stack):
+    user = sender()
+    stack.say(user, "帮我查下订单")
+    stack.say(user, "算了 不查了")
+    assert active_loop(stack, user) is None
+
+
+def test_a_human_accepted_after_the_offer(stack: Stack):
+    user = sender()
+    stack.say(user, "帮我催一下发货")
+    stack.say(user, "在哪找订单号")
+    stack.say(user, "找不到")
+    handed = "\n".join(texts(stack.say(user, "好的")))
+    assert "人工" in handed
+    assert active_loop(stack, user) is None
