@@ -22,7 +22,6 @@ from actions.messages import say
 # words that ask for the address to send a return to
 RETURN_ADDRESS = re.compile(r"(退|寄|换).{0,6}(地址|寄到哪|寄哪|寄去哪|收件)|寄回.{0,4}哪")
 HOURS = re.compile(r"(人工|客服).{0,6}(几点|时间|上班|下班|在线)|几点.{0,4}(上班|下班)")
-GREETINGS = {"greet"}
 ORDER_FLOW_INTENTS = {
     "order_status", "urge_shipment", "cancel_order", "change_address", "inform_order_id",
     "return_goods", "refund", "exchange", "quality_issue",
@@ -56,13 +55,10 @@ async def answer_digression(
     if intent == "bot_challenge":
         dispatcher.utter_message(response="utter_iamabot")
         return True
-    if intent in GREETINGS:
-        say(dispatcher, "still_here")
-        return True
     if intent == "thank":
         dispatcher.utter_message(response="utter_thank")
         return True
-    if intent in ORDER_FLOW_INTENTS:
+    if intent in ORDER_FLOW_INTENTS or intent == "greet" or "订单号" in text:
         return False  # the order number is what is needed: the question with help says so
     action = _answering_action(intent)
     if action is None:

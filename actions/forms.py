@@ -22,6 +22,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent, log_event
+from actions.digressions import HOURS, answer_digression
 from actions.handoff import keyword_of, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, parse_order_id
@@ -231,12 +232,40 @@ MISSES_SLOT = "form_misses"
 FOCUS_ORDER_SLOT = "focus_order_id"
 LEAVE_INTENTS = {"deny", "request_human", "complain"}
 OFFER_ANSWERS = {"affirm", "deny"}
+CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
+
+
+def after_user_message(tracker: Tracker) -> bool:
+    """Whether the form runs on a new customer message (not when coming back to it after
+    another action). Rasa's validation tracker ends with the form's own ActionExecuted."""
+    form = tracker.active_loop.get("name")
+    skipped_own = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            return True
+        if kind == "action":
+            if event.get("name") == form and not skipped_own:
+                skipped_own = True
+                continue
+            return bool(event.get("name") == "action_listen")
+    return False
+
+
+def asks_service_hours(tracker: Tracker) -> bool:
+    return bool(HOURS.search(str(tracker.latest_message.get("text") or "")))
 
 
 def wants_to_leave(tracker: Tracker) -> bool:
     """The message leaves the form or answers a human offer: the rules handle it."""
     intent = latest_intent(tracker)
-    if keyword_of(tracker) or intent in LEAVE_INTENTS:
+    if keyword_of(tracker):
+        return True
+    if intent == "request_human" and asks_service_hours(tracker):
+        return False  # "人工客服几点上班" asks when, not for a human now
+    if intent == "deny" and CANNOT_FIND.search(str(tracker.latest_message.get("text") or "")):
+        return False  # "找不到" needs help finding the number, it does not leave
+    if intent in LEAVE_INTENTS:
         return True
     return bool(tracker.get_slot("handoff_offered")) and intent in OFFER_ANSWERS
 
@@ -261,18 +290,12 @@ async def off_topic_events(
 ) -> list[EventType]:
     """Answer and count a message that filled nothing while the form waits for a slot."""
     requested = tracker.get_slot("requested_slot")
-    if (
-        not requested
-        or not tracker.active_loop.get("name")
-        or tracker.latest_action_name != "action_listen"
-    ):
+    if not requested or not tracker.active_loop.get("name") or not after_user_message(tracker):
         return []
     if _handled(events, requested):
         return [SlotSet(MISSES_SLOT, 0.0)] if tracker.get_slot(MISSES_SLOT) else []
     if wants_to_leave(tracker):
         return []
-    from actions.digressions import answer_digression  # noqa: PLC0415 (import cycle)
-
     await answer_digression(dispatcher, tracker, domain)
     misses = int(tracker.get_slot(MISSES_SLOT) or 0) + 1
     log_event("form_miss", tracker, form=tracker.active_loop.get("name"), slot=requested)

@@ -44,6 +44,7 @@ def in_form(form: str, intent: str, text: str, slots: dict[str, Any] | None = No
         intent=intent, text=text, slots={"requested_slot": "order_id", **(slots or {})}, **kw
     )
     t.active_loop = {"name": form}
+    t.events.append({"event": "action", "name": form})  # as Rasa's validation tracker ends
     return t
 
 
@@ -275,3 +276,8 @@ async def test_a_first_urge_is_not_answered_as_a_repeated_one():
         ActionUrgeShipment(), tracker(intent="urge_shipment", slots={"order_id": ORDER_PAID})
     )
     assert "反复催" not in texts(msgs) and get_handoff_store().waiting() == []
+
+
+async def test_cannot_find_the_number_is_helped_not_a_goodbye():
+    msgs, events = await run(ValidateUrgeForm(), in_form("urge_form", "deny", "找不到啊"))
+    assert slot_value(events, "form_misses") == 1.0  # stays in the form, asked again with help
