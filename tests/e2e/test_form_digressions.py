@@ -137,3 +137,55 @@ def test_a_human_accepted_after_the_offer(stack: Stack):
     handed = "\n".join(texts(stack.say(user, "好的")))
     assert "人工" in handed
     assert active_loop(stack, user) is None
+
+
+# --- context, tone and typed buttons over REST (what the customer reads) -------------------
+def joined(replies: list[dict]) -> str:
+    return "\n".join(texts(replies))
+
+
+def test_follow_ups_use_the_order_in_focus(stack: Stack):
+    user = sender()
+    shown = joined(stack.say(user, "帮我查下订单 6938271045123400002"))
+    assert "SF1234567890123" in shown
+    transit = stack.say(user, "那怎么还没到")
+    assert "SF1234567890123" in joined(transit) or "顺丰" in joined(transit)
+    assert not any(r.get("buttons") for r in transit)  # not product buttons
+    urged = joined(stack.say(user, "能催一下吗"))
+    assert "6938271045123400002" in urged and "订单号" not in urged  # not asked again
+
+
+def test_a_colour_follow_up_uses_the_product_in_focus(stack: Stack):
+    user = sender()
+    first = joined(stack.say(user, "纯棉短袖T恤有货吗"))
+    assert "纯棉短袖T恤" in first
+    black = joined(stack.say(user, "那黑色呢"))
+    assert "纯棉短袖T恤" in black and "黑色" in black
+    assert not NOT_UNDERSTOOD.search(black)
+
+
+def test_an_angry_customer_hears_an_apology_first(stack: Stack):
+    replies = texts(stack.say(sender(), "气死了 退钱！！"))
+    assert "抱歉" in replies[0] or "对不起" in replies[0]
+    assert len(replies) == 2  # then the request
+
+
+def test_three_greetings_one_introduction(stack: Stack):
+    user = sender()
+    said = [joined(stack.say(user, "在吗")) for _ in range(3)]
+    assert "店小二" in said[0]
+    assert all("店小二" not in s and "在" in s for s in said[1:]), said
+
+
+def test_a_typed_button_label_is_the_button(stack: Stack):
+    user = sender()
+    stack.say(user, "我想取消订单")
+    asked = stack.say(user, "6938271045123400004")
+    assert any("确认取消" in [b["title"] for b in r.get("buttons") or []] for r in asked)
+    done = joined(stack.say(user, "确认取消"))
+    assert "已为您取消" in done, done
+
+
+def test_the_unpaid_order_reply_says_the_promise_once(stack: Stack):
+    text = joined(stack.say(sender(), "查下订单 6938271045123400004"))
+    assert "还没有付款" in text and text.count("付款后") == 1, text
