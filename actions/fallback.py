@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.followup import answer_follow_up
+from actions.followup import FOCUS_SLOTS, answer_follow_up
 from actions.handoff import offer_human
 from actions.leads import contacts_in, thank_contact
 from actions.messages import say
@@ -29,13 +29,18 @@ def fallbacks_this_turn(tracker: Tracker) -> int:
 
 
 def consecutive_misses(tracker: Tracker) -> int:
-    """How many of the latest user messages in a row were not understood."""
+    """How many of the latest user messages in a row were not understood (a low-confidence
+    message answered as a follow-up, which sets a focus slot, was understood)."""
     misses = 0
+    answered = False  # whether the turn after the user message (seen first) set a focus
     for event in reversed(tracker.events):
-        if event.get("event") != "user":
+        kind = event.get("event")
+        if kind == "slot" and event.get("name") in FOCUS_SLOTS:
+            answered = True
+        if kind != "user":
             continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent != "nlu_fallback":
+        if intent != "nlu_fallback" or answered:
             break
         misses += 1
     return misses
@@ -56,12 +61,12 @@ class ActionDefaultFallback(Action):
             return end_turn
         if contacts_in(tracker.latest_message):
             return thank_contact(dispatcher, tracker) + end_turn  # a contact is understood
+        follow_up = await answer_follow_up(dispatcher, tracker, domain)
+        if follow_up is not None:
+            return follow_up + end_turn
         if consecutive_misses(tracker) >= MISSES_BEFORE_HUMAN:
             return (
                 offer_human(dispatcher, tracker, "repeated_failure", after_misses=True) + end_turn
             )
-        follow_up = await answer_follow_up(dispatcher, tracker, domain)
-        if follow_up is not None:
-            return follow_up + end_turn
         say(dispatcher, "please_rephrase")
         return end_turn

@@ -22,6 +22,7 @@ from xiaoer.parsing import mask_order_id
 from xiaoer.shop.backend import BackendError
 
 FOCUS_PRODUCT_SLOT = "focus_product"
+FOCUS_SLOTS = ("focus_order_id", FOCUS_PRODUCT_SLOT)  # set by an answered follow-up
 # "还没到", "到哪了", "怎么还不来", "物流呢": where the order in focus is
 WHERE_IS_IT = re.compile(
     r"(还|怎么).{0,3}(没|不)(到|来|发|收到|动)|到哪|在哪了|物流|快递呢|几时到|啥时候到|什么时候到"
@@ -52,6 +53,9 @@ async def answer_follow_up(
 ) -> list[EventType] | None:
     """Events when the message was answered as a follow-up, None when it was not one."""
     text = str(tracker.latest_message.get("text") or "")
+    named = _entity(tracker, "order_id")
+    if named:  # an order number is an order question even when the words are unclear
+        return await _order_follow_up(dispatcher, tracker, named)
     order_id = tracker.get_slot("focus_order_id")
     if order_id and WHERE_IS_IT.search(text):
         return await _order_follow_up(dispatcher, tracker, str(order_id))
@@ -87,4 +91,4 @@ async def _order_follow_up(
     response, values = order_reply(order, backend().policies().ship_within_hours)
     say(dispatcher, response, **values)
     log_event("follow_up", tracker, kind="order", order=mask_order_id(order_id))
-    return []
+    return [SlotSet("focus_order_id", order.order_id), SlotSet("order_id", None)]

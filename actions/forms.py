@@ -122,7 +122,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if not tracker.active_loop.get("name") and first_time(tracker):
+        if activating(tracker) and first_time(tracker):
             apologise_if_upset(dispatcher, tracker)  # before the form's first question
         events = await super().run(dispatcher, tracker, domain)
         return events + await off_topic_events(dispatcher, tracker, domain, events)
@@ -131,7 +131,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         """When the form starts without a number, the order in focus (the one just shown)."""
-        if tracker.active_loop.get("name") or tracker.get_slot("order_id"):
+        if not activating(tracker) or tracker.get_slot("order_id"):
             return {}
         if any(e.get("entity") == "order_id" for e in tracker.latest_message.get("entities") or []):
             return {}
@@ -233,6 +233,12 @@ FOCUS_ORDER_SLOT = "focus_order_id"
 LEAVE_INTENTS = {"deny", "request_human", "complain"}
 OFFER_ANSWERS = {"affirm", "deny"}
 CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
+
+
+def activating(tracker: Tracker) -> bool:
+    """Whether the form is starting: nothing was asked yet (Rasa already shows the form as
+    the active loop while it activates)."""
+    return not tracker.get_slot("requested_slot")
 
 
 def after_user_message(tracker: Tracker) -> bool:

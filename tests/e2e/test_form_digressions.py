@@ -177,6 +177,12 @@ def test_three_greetings_one_introduction(stack: Stack):
     assert all("店小二" not in s and "在" in s for s in said[1:]), said
 
 
+def test_the_unpaid_order_reply_says_the_promise_once(stack: Stack):
+    text = joined(stack.say(sender(), "查下订单 6938271045123400004"))
+    assert "还没有付款" in text and text.count("付款后") == 1, text
+
+
+# after the unpaid order was shown (this test cancels it)
 def test_a_typed_button_label_is_the_button(stack: Stack):
     user = sender()
     stack.say(user, "我想取消订单")
@@ -184,8 +190,3 @@ def test_a_typed_button_label_is_the_button(stack: Stack):
     assert any("确认取消" in [b["title"] for b in r.get("buttons") or []] for r in asked)
     done = joined(stack.say(user, "确认取消"))
     assert "已为您取消" in done, done
-
-
-def test_the_unpaid_order_reply_says_the_promise_once(stack: Stack):
-    text = joined(stack.say(sender(), "查下订单 6938271045123400004"))
-    assert "还没有付款" in text and text.count("付款后") == 1, text

@@ -281,3 +281,27 @@ async def test_a_first_urge_is_not_answered_as_a_repeated_one():
 async def test_cannot_find_the_number_is_helped_not_a_goodbye():
     msgs, events = await run(ValidateUrgeForm(), in_form("urge_form", "deny", "找不到啊"))
     assert slot_value(events, "form_misses") == 1.0  # stays in the form, asked again with help
+
+
+async def test_an_order_number_with_unclear_words_is_an_order_question():
+    t = tracker(
+        intent="nlu_fallback",
+        text="帮我查下订单 6938271045123400002",
+        entities=[{"entity": "order_id", "value": ORDER_SHIPPED}],
+    )
+    msgs, events = await run(ActionDefaultFallback(), t)
+    assert "SF1234567890123" in texts(msgs)
+    assert slot_value(events, "focus_order_id") == ORDER_SHIPPED
+
+
+async def test_an_answered_follow_up_is_not_a_miss():
+    fallback = {"intent": {"name": "nlu_fallback"}}
+    events = [
+        {"event": "user", "text": "那怎么还没到", "parse_data": fallback},
+        {"event": "action", "name": "action_default_fallback"},
+        {"event": "slot", "name": "focus_order_id", "value": ORDER_SHIPPED},
+        {"event": "user", "text": "asdf", "parse_data": fallback},
+    ]
+    t = tracker(intent="nlu_fallback", text="asdf", events=events)
+    msgs, _ = await run(ActionDefaultFallback(), t)
+    assert any(w in texts(msgs) for w in NOT_UNDERSTOOD)  # a first miss: no human offer yet
