@@ -141,12 +141,14 @@ class ActionChangeAddress(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order, stop = await order_for_submit(dispatcher, tracker, RESET)
+        # ownership / verification, the order's state and the permission are checked
+        # here again from the backend and the settings, never taken from the slots
+        order, stop = await order_for_submit(dispatcher, tracker, RESET, change=True)
         if order is None:
             return stop
         order_id = order.order_id
         values = order_values(order)
-        blocker = tracker.get_slot("flow_blocker")
+        blocker = await ValidateAddressForm().blocker(order, tracker)
         if blocker == "shipped":
             say(dispatcher, "address_shipped", **values)
             return RESET + offer_human(dispatcher, tracker, "address_shipped")

@@ -103,6 +103,15 @@ async def first_product(order: Order) -> Product | None:
     return await backend().get_product(order.items[0].product_id) if order.items else None
 
 
+def no_insurance(tracker: Tracker, order: Order, reason: str | None = None) -> bool:
+    """A no-reason return of a product without return shipping insurance (运费险)."""
+    reason = reason if reason is not None else (tracker.get_slot("as_reason") or "")
+    if reason not in NO_REASON_RETURNS or tracker.get_slot("as_type") == "exchange":
+        return False
+    policies = backend().policies()
+    return any(not policies.has_return_insurance(i.product_id) for i in order.items)
+
+
 class ValidateAfterSalesForm(OrderFormValidation):
     def name(self) -> str:
         return "validate_after_sales_form"
@@ -207,12 +216,8 @@ class ValidateAfterSalesForm(OrderFormValidation):
         reason = canonical_reason(str(slot_value or ""))
         result: dict[str, Any] = {"as_reason": reason}
         if reason in NO_REASON_RETURNS and tracker.get_slot("as_type") != "exchange":
-            try:
-                order = await backend().get_order(tracker.get_slot("order_id") or "")
-            except BackendError:
-                order = None
-            policies = backend().policies()
-            if order and any(not policies.has_return_insurance(i.product_id) for i in order.items):
+            order = await current_order(tracker)
+            if order and no_insurance(tracker, order, reason):
                 result["flow_blocker"] = "no_insurance"
         return result
 
@@ -350,18 +355,22 @@ class ActionSubmitAfterSales(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        order, stop = await order_for_submit(dispatcher, tracker, RESET)
+        # ownership / verification, the order's state and the permission are checked
+        # here again from the backend and the settings, never taken from the slots
+        order, stop = await order_for_submit(dispatcher, tracker, RESET, change=True)
         if order is None:
             return stop
         order_id = order.order_id
         try:
             cases = await backend().after_sales_for_order(order_id)
             product = await first_product(order)
+            blocker = await ValidateAfterSalesForm().blocker(order, tracker)
         except BackendError:
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
+        if blocker is None and no_insurance(tracker, order):
+            blocker = "no_insurance"
         values = order_values(order)
-        blocker = tracker.get_slot("flow_blocker")
         if blocker == "existing_case" and cases:
             case = cases[-1]
             say(

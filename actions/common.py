@@ -8,6 +8,7 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from xiaoer.shop.access import ChannelSecurity, security_settings
 from xiaoer.shop.backend import ShopBackend, get_backend
 
 logger = logging.getLogger("xiaoer.actions")
@@ -21,11 +22,24 @@ def shop_facts() -> dict[str, str]:
     return backend().policies().facts()
 
 
-def buyer_id(tracker: Tracker) -> str | None:
-    """The platform buyer id, when the channel knows who is writing (metadata)."""
+def metadata_buyer_id(tracker: Tracker) -> str | None:
+    """The ``buyer_id`` in the message metadata, whichever channel put it there."""
     metadata: dict[str, Any] = tracker.latest_message.get("metadata") or {}
     value = metadata.get("buyer_id")
     return str(value) if value else None
+
+
+def channel_security(tracker: Tracker) -> ChannelSecurity:
+    """The security settings of the channel the customer writes from."""
+    return security_settings().channel(tracker.get_latest_input_channel())
+
+
+def buyer_id(tracker: Tracker) -> str | None:
+    """The platform buyer id, when the channel knows who is writing.
+
+    Only channels with ``buyer_known: true`` in ``security.channels`` (Douyin, whose
+    channel sets the metadata itself) are believed; elsewhere the customer is anonymous."""
+    return metadata_buyer_id(tracker) if channel_security(tracker).buyer_known else None
 
 
 def latest_intent(tracker: Tracker) -> str | None:

@@ -79,16 +79,25 @@ async def answer_follow_up(
 async def _order_follow_up(
     dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str
 ) -> list[EventType] | None:
-    from actions.orders import order_reply
+    """The status of ``order_id`` with the same access rules as the order status form
+    (lookup limit, a known buyer's own orders only, no amounts for anonymous customers)."""
+    from actions.forms import accessible_order, is_public, lookup_allowed
+    from actions.orders import order_reply, public_reply
 
+    if not lookup_allowed(tracker, order_id):
+        say(dispatcher, "order_lookup_limited")
+        return []
     try:
-        order = await backend().get_order(order_id)
+        order = await accessible_order(tracker, order_id)
     except BackendError:
         say(dispatcher, "backend_error")
         return []
     if order is None:
-        return None
+        say(dispatcher, "order_not_found", order_id=order_id)
+        return []
     response, values = order_reply(order, backend().policies().ship_within_hours)
+    if is_public(tracker):
+        response, values = public_reply(response, values)
     say(dispatcher, response, **values)
     log_event("follow_up", tracker, kind="order", order=mask_order_id(order_id))
     return [SlotSet("focus_order_id", order.order_id), SlotSet("order_id", None)]

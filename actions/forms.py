@@ -6,6 +6,10 @@
   up in the shop backend, unknown ids get one more chance. A flow may decide from the
   order that it cannot go on (``blocker``): the slot ``flow_blocker`` is set and the form
   stops asking, so that its submit action explains why.
+* Order access (issue 11, xiaoer/shop/access.py): a known buyer (Douyin) only reaches their
+  own orders, others look unknown; an anonymous customer (REST) must give the last 4
+  digits of the recipient's phone (``verify_phone_tail``) in every form that changes an
+  order, and the submit actions check the server-side record of that, not the slot.
 """
 
 from __future__ import annotations
@@ -21,11 +25,17 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, latest_intent, log_event
+from actions.common import backend, buyer_id, channel_security, latest_intent, log_event
 from actions.digressions import HOURS, answer_digression
 from actions.handoff import keyword_of, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, parse_order_id
+from xiaoer.shop.access import (
+    VERIFY_PHONE_TAIL,
+    get_order_check_store,
+    phone_tail_matches,
+    security_settings,
+)
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order
 
@@ -36,8 +46,9 @@ def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
     """Events that clear an order flow's slots once its submit action is done.
 
     ``focus_order_id`` is kept: follow-ups ("能催一下吗") go on with the same order."""
-    cleared = ("order_id", "flow_blocker", *slots)
-    counted = ("order_id", *failures)
+    # the verification slot is cleared too; the verification itself stays on record
+    cleared = ("order_id", "flow_blocker", "verify_phone_tail", *slots)
+    counted = ("order_id", "verify_phone_tail", *failures)
     return (
         [SlotSet(s, None) for s in cleared]
         + [SlotSet(f"{s}_failures", 0.0) for s in counted]
@@ -150,10 +161,21 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         domain: DomainDict,
     ) -> list[str]:
         if tracker.get_slot("flow_blocker"):
-            return ["order_id"]
+            return ["order_id"] if tracker.get_slot("order_id") else []
         slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
         if "order_id" not in slots:  # the id failed twice: stop the whole form
             return []
+        # --- order verification (issue 11) ---
+        if VERIFY_SLOT in domain_slots:
+            if self.failures(tracker, VERIFY_SLOT) >= MAX_FAILURES:
+                return []  # wrong twice: nothing more is asked, the submit offers a human
+            if not tracker.get_slot("order_id") or is_verified(
+                tracker, tracker.get_slot("order_id")
+            ):
+                slots = [s for s in slots if s != VERIFY_SLOT]
+            elif VERIFY_SLOT in slots:  # nothing else is asked before the check
+                return slots[: slots.index(VERIFY_SLOT) + 1]
+        # --- end order verification ---
         return slots
 
     async def validate_order_id(
@@ -167,15 +189,29 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         if order_id is None:
             say(dispatcher, "invalid_order_id", value=str(slot_value or "")[:30])
             return self.fail(tracker, "order_id")
+        if not lookup_allowed(tracker, order_id):
+            say(dispatcher, "order_lookup_limited")
+            return {
+                "order_id": None,
+                "order_id_failures": float(MAX_FAILURES),
+                "flow_blocker": LOOKUP_LIMITED,
+            }
         try:
-            order = await backend().get_order(order_id)
+            order = await accessible_order(tracker, order_id)
         except BackendError:
             say(dispatcher, "backend_error")
             return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
-        if order is None:
+        if order is None:  # unknown, or another buyer's: the same answer
             log_event("order_not_found", tracker, order=mask_order_id(order_id))
             say(dispatcher, "order_not_found", order_id=order_id)
             return self.fail(tracker, "order_id")
+        changes = VERIFY_SLOT in domain_slots_of(domain, self.form_name())
+        if changes and not is_verified(tracker, order_id):
+            # nothing about the order is said before the customer is verified
+            if verification_locked(tracker, order_id):
+                say(dispatcher, "verify_locked")
+                return {"order_id": order_id, f"{VERIFY_SLOT}_failures": float(MAX_FAILURES)}
+            return {"order_id": order_id, "flow_blocker": None}
         try:
             reason = await self.blocker(order, tracker)
         except BackendError:
@@ -187,33 +223,96 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
             found.update(handoff_offered=False, handoff_reason=None)  # the number came after all
         return found
 
+    async def validate_verify_phone_tail(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """The last 4 digits of the recipient's phone, checked against the shop backend.
+
+        A correct answer is recorded server-side (what the submit actions trust); wrong
+        answers are counted there too, so that a reset slot gives no extra tries."""
+        order_id = tracker.get_slot("order_id") or ""
+        stop = {VERIFY_SLOT: None, f"{VERIFY_SLOT}_failures": float(MAX_FAILURES)}
+        if verification_locked(tracker, order_id):
+            say(dispatcher, "verify_locked")
+            return stop
+        try:
+            order = await accessible_order(tracker, order_id)
+        except BackendError:
+            say(dispatcher, "backend_error")
+            return stop
+        if order is None:
+            say(dispatcher, "order_not_found", order_id=order_id)
+            return stop
+        store = get_order_check_store()
+        phone = order.recipient.phone if order.recipient else None
+        if phone_tail_matches(phone, slot_value):
+            store.record_verified(tracker.sender_id, order_id)
+            log_event("order_verified", tracker, order=mask_order_id(order_id))
+            try:
+                reason = await self.blocker(order, tracker)
+            except BackendError:
+                say(dispatcher, "backend_error")
+                return stop
+            say(dispatcher, "verify_ok")
+            return {VERIFY_SLOT: "verified", "flow_blocker": reason}
+        store.record_failure(tracker.sender_id, order_id)
+        log_event("order_verify_failed", tracker, order=mask_order_id(order_id))
+        tries = max(
+            self.failures(tracker, VERIFY_SLOT) + 1, store.failures(order_id, tracker.sender_id)
+        )
+        if tries >= MAX_FAILURES:
+            say(dispatcher, "verify_failed")
+            return stop
+        say(dispatcher, "verify_wrong")
+        return self.fail(tracker, VERIFY_SLOT)
+
 
 async def order_for_submit(
-    dispatcher: CollectingDispatcher, tracker: Tracker, reset: list[EventType]
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    reset: list[EventType],
+    change: bool = False,
 ) -> tuple[Order | None, list[EventType]]:
     """The order a finished form collected, for its submit action.
 
     ``(None, events)`` means the action stops and returns ``events``: the id failed twice
     (a human is offered), the backend failed (polite answer, human offered) or the order
-    vanished."""
+    vanished, or — for a ``change`` — the customer is not verified."""
     order_id = tracker.get_slot("order_id")
     if not order_id:
+        if tracker.get_slot("flow_blocker") == LOOKUP_LIMITED:
+            return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
         return None, reset + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+    # re-checked here, whatever the slots say (a tracker can be forged): the lookup limit,
+    # the buyer's ownership and, for a change, the server-side verification record
+    if not lookup_allowed(tracker, order_id):
+        say(dispatcher, "order_lookup_limited")
+        return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
     try:
-        order = await backend().get_order(order_id)
+        order = await accessible_order(tracker, order_id)
     except BackendError:
         say(dispatcher, "backend_error")
         return None, reset + offer_human(dispatcher, tracker, "backend_error")
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
         return None, reset
+    if change and not is_verified(tracker, order_id):
+        log_event("order_change_unverified", tracker, order=mask_order_id(order_id))
+        if float(tracker.get_slot(f"{VERIFY_SLOT}_failures") or 0) < MAX_FAILURES:
+            say(dispatcher, "verify_needed")
+        return None, reset + offer_human(dispatcher, tracker, "verify_failed")
     return order, []
 
 
 async def current_order(tracker: Tracker) -> Order | None:
-    """The order of the running form (None when unknown or the backend failed)."""
+    """The order of the running form (None when unknown, not this buyer's or the backend
+    failed)."""
     try:
-        return await backend().get_order(tracker.get_slot("order_id") or "")
+        return await accessible_order(tracker, tracker.get_slot("order_id") or "")
     except BackendError:
         return None
 
@@ -332,3 +431,71 @@ def apologise_if_upset(dispatcher: CollectingDispatcher, tracker: Tracker) -> No
     if latest_intent(tracker) == "complain" or not UPSET.search(text):
         return  # a complaint gets its apology from the rules
     say(dispatcher, "apology_first")
+
+
+# --- order access and verification (issue 11) -------------------------------------------------
+VERIFY_SLOT = "verify_phone_tail"
+LOOKUP_LIMITED = "lookup_limited"
+
+
+def domain_slots_of(domain: DomainDict, form: str) -> list[str]:
+    """The required slots of ``form`` as the domain lists them."""
+    return list(((domain.get("forms") or {}).get(form) or {}).get("required_slots") or [])
+
+
+async def accessible_order(tracker: Tracker, order_id: str) -> Order | None:
+    """The order, if this conversation may see it: a known buyer only sees their own
+    orders (another buyer's is ``None``, exactly like an unknown id)."""
+    if not order_id:
+        return None
+    order = await backend().get_order(order_id)
+    if order is None:
+        return None
+    buyer = buyer_id(tracker)
+    if buyer is not None and order.buyer_id != buyer:
+        return None
+    return order
+
+
+def is_public(tracker: Tracker) -> bool:
+    """Whether the customer is anonymous (replies leave out names, phones and amounts)."""
+    return buyer_id(tracker) is None
+
+
+def needs_verification(tracker: Tracker) -> bool:
+    return is_public(tracker) and channel_security(tracker).verify_changes == VERIFY_PHONE_TAIL
+
+
+def is_verified(tracker: Tracker, order_id: str) -> bool:
+    """Whether this conversation may change ``order_id``: a known buyer (whose ownership
+    ``accessible_order`` checks), or the server-side record of a correct phone check."""
+    if not needs_verification(tracker):
+        return True
+    minutes = security_settings().verification_minutes
+    return get_order_check_store().is_verified(tracker.sender_id, order_id, minutes)
+
+
+def verification_locked(tracker: Tracker, order_id: str) -> bool:
+    """Too many wrong answers for this order (this conversation, or anyone) in the hour."""
+    store = get_order_check_store()
+    per_order = security_settings().max_verify_failures_per_order
+    return (
+        store.failures(order_id, tracker.sender_id) >= MAX_FAILURES
+        or store.failures(order_id) >= per_order
+    )
+
+
+def lookup_allowed(tracker: Tracker, order_id: str) -> bool:
+    """Records the lookup; False when the conversation looked up too many distinct ids."""
+    limit = channel_security(tracker).max_order_lookups_per_hour
+    return get_order_check_store().lookup_allowed(tracker.sender_id, order_id, limit)
+
+
+class ActionAskVerifyPhoneTail(AskAction):
+    message = "verify_ask_phone_tail"
+
+    def name(self) -> str:
+        return "action_ask_verify_phone_tail"
+
+
+# --- end order access and verification ---------------------------------------------------------

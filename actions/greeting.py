@@ -13,7 +13,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, buyer_id, log_event, shop_facts
+from actions.common import backend, log_event, metadata_buyer_id, shop_facts
 from actions.messages import say
 from xiaoer.douyin.greetings import (
     EVENT_ENTER,
@@ -45,7 +45,7 @@ class ActionDouyinGreet(Action):
             # typed text classified as the trigger: a plain greeting is the safe answer
             dispatcher.utter_message(response="utter_greet")
             return []
-        buyer = buyer_id(tracker)
+        buyer = metadata_buyer_id(tracker)  # only the Douyin channel triggers this
         returning = False
         if buyer:
             try:

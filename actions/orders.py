@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -14,11 +15,12 @@ from actions.forms import (
     MISSES_SLOT,
     OrderFormValidation,
     form_reset,
+    is_public,
     order_for_submit,
     order_values,
 )
 from actions.messages import say, say_with_buttons
-from xiaoer.parsing import mask_order_id
+from xiaoer.parsing import mask_order_id, mask_phone
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
@@ -61,6 +63,21 @@ def order_reply(order: Order, within_hours: int) -> tuple[str, dict[str, str]]:
     return "order_cancelled", values
 
 
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)1\d{10}(?!\d)")
+
+
+def public_reply(response: str, values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The status answer for a customer the channel does not know: no amounts, and any
+    phone number a courier's trace may carry is masked (recipient details are never in
+    the status answers)."""
+    values = {k: v for k, v in values.items() if k != "total"}
+    if values.get("trace"):
+        values["trace"] = _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()), values["trace"])
+    if response == "order_unpaid":
+        response = "order_unpaid_public"
+    return response, values
+
+
 class ActionOrderStatus(Action):
     def name(self) -> str:
         return "action_order_status"
@@ -75,6 +92,8 @@ class ActionOrderStatus(Action):
         order_id = order.order_id
         policies = backend().policies()
         response, values = order_reply(order, policies.ship_within_hours)
+        if is_public(tracker):  # anonymous: status and tracking only (issue 11)
+            response, values = public_reply(response, values)
         say(dispatcher, response, **values)
         log_event("order_status", tracker, order=mask_order_id(order_id), status=order.status.value)
         return RESET

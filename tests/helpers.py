@@ -21,7 +21,11 @@ def tracker(
     events: list[dict[str, Any]] | None = None,
     metadata: dict[str, Any] | None = None,
     entities: list[dict[str, Any]] | None = None,
+    channel: str | None = None,
+    sender_id: str = "test-user",
 ) -> Tracker:
+    """A tracker after one user message; ``channel`` is the message's input channel (e.g.
+    "douyin", whose ``buyer_id`` metadata is believed; none: an anonymous customer)."""
     latest = {
         "intent": {"name": intent, "confidence": 0.99},
         "entities": entities or [],
@@ -29,10 +33,11 @@ def tracker(
         "metadata": metadata or {},
     }
     return Tracker(
-        sender_id="test-user",
+        sender_id=sender_id,
         slots={"order_id_failures": 0.0, "handoff_offered": False, **(slots or {})},
         latest_message=latest,
-        events=events or [{"event": "user", "text": text, "parse_data": latest}],
+        events=events
+        or [{"event": "user", "text": text, "parse_data": latest, "input_channel": channel}],
         paused=False,
         followup_action=None,
         active_loop={},

@@ -186,3 +186,31 @@ def test_fifty_customers_at_once_every_reply_once_and_in_order(douyin):
         twice = [r for r in received if pairs.count((r.answered, r.text)) > 1]
         assert not twice, f"delivered twice to {who}: {twice}"
     assert sim.rejected == []
+
+
+# --- issue 11: a Douyin buyer reaches only their own orders ---------------------------------------
+def test_another_buyers_order_is_answered_like_an_unknown_one(douyin):
+    stack, sim = douyin
+    who = "buyer_demo_002"  # 6938271045123400001 and ...004 belong to buyer_demo_001
+    theirs = turn(sim, who, "订单6938271045123400001到哪了")
+    unknown = turn(sim, who, "订单6938271045123499999到哪了")
+    for text, order_id in ((theirs, "6938271045123400001"), (unknown, "6938271045123499999")):
+        assert order_id in text and ("没有查到" in text or "没有找到" in text), text
+    assert "待发货" not in theirs and "张三" not in theirs
+    turn(sim, who, "不用了")
+    before = (
+        sqlite3.connect(stack.workdir / "var" / "shop.db")
+        .execute("SELECT status FROM orders WHERE order_id = '6938271045123400004'")
+        .fetchone()
+    )
+    cancel = turn(sim, who, "帮我取消订单6938271045123400004")
+    assert "没有查到" in cancel or "没有找到" in cancel, cancel
+    assert "手机号后4位" not in cancel and "确认" not in cancel
+    again = turn(sim, who, "6938271045123400004")
+    assert "已为您取消" not in again and "确认要取消" not in again
+    after = (
+        sqlite3.connect(stack.workdir / "var" / "shop.db")
+        .execute("SELECT status FROM orders WHERE order_id = '6938271045123400004'")
+        .fetchone()
+    )
+    assert before == after == ("unpaid",)

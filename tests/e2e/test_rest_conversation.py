@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from xiaoer.shop.doudian_fake import running_fake_doudian
 from xiaoer.stack import Stack, running_stack
@@ -67,6 +68,13 @@ def text_of(replies: list[dict]) -> str:
     text = "\n".join(r.get("text") or "" for r in replies)
     assert not re.search(r"\{\w+\}", text), f"unfilled placeholder in: {text}"
     return text
+
+
+def verified(stack: Stack, user: str, asked: list[dict], tail: str = "0000") -> list[dict]:
+    """An anonymous customer is asked for the recipient's phone tail before a change
+    (the demo recipient is 张三 13800000000); the replies to the answer."""
+    assert "收件人手机号后4位" in text_of(asked), text_of(asked)
+    return stack.say(user, tail)
 
 
 def test_order_status_names_the_tracking_number(stack: Stack):
@@ -218,7 +226,7 @@ def test_new_return_opens_a_case_with_the_return_address(stack: Stack):
     user = sender()
     asked = text_of(stack.say(user, "我想退货"))
     assert "订单号" in asked or "订单编号" in asked
-    reasons = stack.say(user, "6938271045123400007")
+    reasons = verified(stack, user, stack.say(user, "6938271045123400007"))
     assert [b["title"] for b in buttons_of(reasons)][:3] == ["不想要了", "尺码不合适", "质量问题"]
     confirm = text_of(stack.say(user, "不想要了"))
     assert "确认提交" in confirm or "确认" in confirm
@@ -236,14 +244,15 @@ def test_new_return_opens_a_case_with_the_return_address(stack: Stack):
 
 
 def test_existing_case_is_reported(stack: Stack):
-    text = text_of(stack.say(sender(), "订单6938271045123400003我要退货"))
+    user = sender()
+    text = text_of(verified(stack, user, stack.say(user, "订单6938271045123400003我要退货")))
     assert "AS20261101" in text and "39.90" in text
 
 
 def test_quality_issue_with_a_photo(stack: Stack):
     user = sender()
     stack.say(user, "收到的鞋子开胶了，质量太差")
-    photo_request = text_of(stack.say(user, "6938271045123400009"))
+    photo_request = text_of(verified(stack, user, stack.say(user, "6938271045123400009")))
     assert "照片" in photo_request
     r = requests.post(
         stack.webhook,
@@ -265,7 +274,7 @@ def test_quality_issue_with_a_photo(stack: Stack):
 
 def test_cancel_unpaid_order_after_confirmation(stack: Stack):
     user = sender()
-    confirm = stack.say(user, "帮我取消订单6938271045123400004")
+    confirm = verified(stack, user, stack.say(user, "帮我取消订单6938271045123400004"))
     assert [b["title"] for b in buttons_of(confirm)] == ["确认取消", "不取消了"]
     done = text_of(stack.say(user, "/affirm"))
     if stack.backend == "doudian":
@@ -280,14 +289,18 @@ def test_cancel_unpaid_order_after_confirmation(stack: Stack):
 
 
 def test_paid_order_cancel_goes_to_a_human_by_default(stack: Stack):
-    text = text_of(stack.say(sender(), "订单6938271045123400001不要了，帮我取消"))
+    user = sender()
+    text = text_of(
+        verified(stack, user, stack.say(user, "订单6938271045123400001不要了，帮我取消"))
+    )
     assert "人工客服" in text
 
 
 def test_change_address_before_shipping(stack: Stack):
     user = sender()
     stack.say(user, "我想改一下收货地址")
-    assert "收件人" in text_of(stack.say(user, "6938271045123400001"))
+    asked = verified(stack, user, stack.say(user, "6938271045123400001"))
+    assert "收件人" in text_of(asked)
     assert "手机号" in text_of(stack.say(user, "李四"))
     assert "地址" in text_of(stack.say(user, "139 1234 5678"))
     readback = text_of(stack.say(user, "浙江省杭州市西湖区文三路100号"))
@@ -305,7 +318,8 @@ def test_change_address_before_shipping(stack: Stack):
 
 
 def test_address_of_shipped_order_is_refused_with_the_reason(stack: Stack):
-    text = text_of(stack.say(sender(), "订单6938271045123400002的地址要改一下"))
+    user = sender()
+    text = text_of(verified(stack, user, stack.say(user, "订单6938271045123400002的地址要改一下")))
     assert "已经发货" in text
 
 
@@ -360,3 +374,111 @@ def test_contacts_are_extracted_in_any_message(stack: Stack):
     last = [e for e in events if e["event"] == "user"][-1]
     found = {(e["entity"], e["value"]) for e in last["parse_data"]["entities"]}
     assert {("phone", "13912345678"), ("wechat", "xiaoer_fan88")} <= found
+
+
+# --- issue 11: who may read and change an order (anonymous REST customers) -----------------------
+def shop_row(stack: Stack, order_id: str) -> tuple:
+    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    return db.execute(
+        "SELECT status, recipient_name, recipient_phone, recipient_address FROM orders "
+        "WHERE order_id = ?",
+        (order_id,),
+    ).fetchone()
+
+
+def offers_human(replies: list[dict]) -> bool:
+    return any("转人工" in [b["title"] for b in r.get("buttons") or []] for r in replies)
+
+
+def test_anonymous_address_change_of_someone_elses_order_is_refused(stack: Stack):
+    """The attack of issue 11: order id, new details, 对的 — without knowing the phone."""
+    only("sqlite", stack)
+    user = sender()
+    stack.say(user, "我要改地址")
+    asked = text_of(stack.say(user, "6938271045123400001"))
+    before = shop_row(stack, "6938271045123400001")  # (the shop is seeded at first use)
+    assert "收件人手机号后4位" in asked and "张三" not in asked
+    first = text_of(stack.say(user, "王五"))
+    assert "没有对上" in first or "不一致" in first
+    second = stack.say(user, "139 1234 5678")
+    assert "两次都没有对上" in text_of(second) and offers_human(second)
+    for text in ("浙江省杭州市西湖区文三路100号", "对的"):
+        assert "已为您修改" not in text_of(stack.say(user, text))
+    assert shop_row(stack, "6938271045123400001") == before
+
+
+def test_wrong_phone_tail_twice_gets_a_human_and_changes_nothing(stack: Stack):
+    user = sender()
+    stack.say(user, "帮我取消订单6938271045123400004")
+    before = shop_row(stack, "6938271045123400004") if stack.backend == "sqlite" else None
+    first = text_of(stack.say(user, "1234"))
+    assert "没有对上" in first or "不一致" in first
+    last = stack.say(user, "5678")
+    assert "两次都没有对上" in text_of(last) and offers_human(last)
+    assert "已为您取消" not in text_of(stack.say(user, "/affirm"))  # yes to the human
+    if stack.backend == "sqlite":
+        assert shop_row(stack, "6938271045123400004") == before
+    assert [r for r, _ in handoff_rows(stack, user)] == ["verify_failed"]
+
+
+def test_anonymous_status_lookup_shows_no_recipient_or_price(stack: Stack):
+    for n in range(1, 8):
+        order_id = f"693827104512340000{n}"
+        text = text_of(stack.say(sender(), f"查一下订单{order_id}的状态"))
+        assert order_id in text
+        for secret in ("13800000000", "张三", "体育西路", "¥", "89.00", "69.00", "299.00"):
+            assert secret not in text, (secret, text)
+
+
+def test_order_lookups_are_rate_limited_per_conversation(stack: Stack):
+    user = sender()
+    for n in range(5):
+        text = text_of(stack.say(user, f"查一下订单69382710451234999{n:02d}"))
+        assert "没有查到" in text or "没有找到" in text
+        stack.say(user, "/deny")  # not now, thanks (the form may offer a human after misses)
+    refused = stack.say(user, "查一下订单6938271045123400002")
+    assert "查询的订单号比较多" in text_of(refused) and offers_human(refused)
+    assert "SF1234567890123" not in text_of(refused)
+    # someone else is answered as usual
+    assert "SF1234567890123" in text_of(stack.say(sender(), "查一下订单6938271045123400002"))
+
+
+def forged_call(stack: Stack, action: str, slots: dict, sender_id: str) -> requests.Response:
+    """A request straight to the action server's webhook with a made-up tracker."""
+    domain = yaml.safe_load((Path(__file__).parents[2] / "domain.yml").read_text("utf-8"))
+    latest = {"intent": {"name": "affirm", "confidence": 1.0}, "entities": [], "text": "对的"}
+    latest["metadata"] = {"buyer_id": "buyer_demo_001"}
+    tracker = {
+        "sender_id": sender_id,
+        "slots": slots,
+        "latest_message": latest,
+        "events": [
+            {"event": "user", "text": "对的", "parse_data": latest, "input_channel": "rest"}
+        ],
+        "paused": False,
+        "followup_action": None,
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+    }
+    body = {"next_action": action, "sender_id": sender_id, "tracker": tracker, "domain": domain}
+    return requests.post(f"{stack.actions_url}/webhook", json=body, timeout=30)
+
+
+@pytest.mark.parametrize("order_id", ["6938271045123400001", "6938271045123400004"])
+def test_forged_tracker_to_the_action_server_cancels_nothing(stack: Stack, order_id: str):
+    """cancel_confirmed and the verification slot made up: the paid order stays (the shop
+    does not let the bot cancel paid orders), the unpaid one too (no verification on record)."""
+    only("sqlite", stack)
+    stack.say(sender(), f"查一下订单{order_id}的状态")  # (the shop is seeded at first use)
+    before = shop_row(stack, order_id)
+    slots = {
+        "order_id": order_id,
+        "cancel_confirmed": True,
+        "verify_phone_tail": "verified",
+        "flow_blocker": None,
+    }
+    r = forged_call(stack, "action_cancel_order", slots, sender())
+    if r.status_code == 200:  # (an action server that refuses unsigned calls is fine too)
+        said = "\n".join(m.get("text") or "" for m in r.json()["responses"])
+        assert "已为您取消" not in said
+    assert shop_row(stack, order_id) == before

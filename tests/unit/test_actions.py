@@ -46,8 +46,16 @@ async def test_paid_order_gives_the_shipping_promise():
 
 
 async def test_unpaid_order_gets_a_payment_reminder():
-    msgs, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400004"}))
+    # the buyer (known on Douyin) is told the amount; an anonymous customer is not
+    t = tracker(
+        slots={"order_id": "6938271045123400004"},
+        metadata={"buyer_id": "buyer_demo_001"},
+        channel="douyin",
+    )
+    msgs, _ = await run(ActionOrderStatus(), t)
     assert "还没有付款" in texts(msgs) and "¥69.00" in texts(msgs)
+    msgs, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400004"}))
+    assert "还没有付款" in texts(msgs) and "69.00" not in texts(msgs)
 
 
 async def test_delivered_order():
@@ -161,15 +169,17 @@ async def test_faq_answers_come_from_the_policies(intent, expected):
 
 
 async def test_returning_customer_code_only_for_returning_customers():
-    msgs, _ = await run(
-        ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_001"})
-    )
+    def asking(buyer: str, channel: str = "douyin") -> Any:
+        return tracker(intent="ask_discount", metadata={"buyer_id": buyer}, channel=channel)
+
+    msgs, _ = await run(ActionAnswerFaq(), asking("buyer_demo_001"))
     assert "XIAOER5" in texts(msgs)
-    msgs, _ = await run(
-        ActionAnswerFaq(), tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_002"})
-    )
+    msgs, _ = await run(ActionAnswerFaq(), asking("buyer_demo_002"))
     assert "XIAOER5" not in texts(msgs)
     msgs, _ = await run(ActionAnswerFaq(), tracker(intent="ask_discount"))
+    assert "XIAOER5" not in texts(msgs)
+    # a buyer id claimed on a channel that cannot know the buyer is not believed
+    msgs, _ = await run(ActionAnswerFaq(), asking("buyer_demo_001", channel="rest"))
     assert "XIAOER5" not in texts(msgs)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,8 +19,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 
 from xiaoer.agents import AgentStore
+from xiaoer.console.web import LoginLimiter
 from xiaoer.handoff.settings import SettingsStore
 from xiaoer.handoff.store import HandoffStore
 from xiaoer.stack import free_port, stop, wait_http
@@ -206,21 +209,73 @@ def test_login_needs_its_csrf_token(console):
     assert r.status_code == 403 and "xiaoer_console=" not in r.headers.get("Set-Cookie", "")
 
 
-def test_wrong_passwords_are_rate_limited(console):
-    console["agents"].create("victim", PASSWORD)
+class FromAddress(HTTPAdapter):
+    """Connections from another loopback address (a second client machine)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def login_attempt(
+    console: dict[str, Any], username: str, password: str, address: str = "127.0.0.1"
+) -> requests.Response:
     s = requests.Session()
+    s.mount("http://", FromAddress(address))
+    page = s.get(f"{console['url']}/login", timeout=10)
+    return s.post(
+        f"{console['url']}/login",
+        data={"username": username, "password": password, "csrf_token": csrf_of(page.text)},
+        allow_redirects=False,
+        timeout=10,
+    )
 
-    def attempt(password: str) -> int:
-        page = s.get(f"{console['url']}/login", timeout=10)
-        return s.post(
-            f"{console['url']}/login",
-            data={"username": "victim", "password": password, "csrf_token": csrf_of(page.text)},
-            allow_redirects=False,
-            timeout=10,
-        ).status_code
 
-    assert [attempt(f"wrong-{i}-pass") for i in range(5)] == [401] * 5
-    assert attempt(PASSWORD) == 429  # even the right password, until the window has passed
+def test_wrong_passwords_slow_down_but_never_lock_out_the_right_one(console):
+    """Attack: five wrong passwords for a user name used to lock it for 15 minutes, so
+    anyone could lock the admin out. Now the attacker's attempts are slowed down with
+    growing delays, while the right password from another address still gets in."""
+    console["agents"].create("victim", PASSWORD)
+    attempts = [login_attempt(console, "victim", f"wrong-{i}-pass") for i in range(5)]
+    assert [r.status_code for r in attempts] == [401, 401, 401, 429, 429]
+    waits = [int(r.headers["Retry-After"]) for r in attempts[3:]]
+    assert 0 < waits[0] < waits[1]  # the delay grows with every attempt
+    assert f"请 {waits[1]} 秒后再试" in attempts[4].text
+    # the attacker's address stays slowed down, even with the right password ...
+    assert login_attempt(console, "victim", PASSWORD).status_code == 429
+    # ... but the victim, from a fresh address, logs in at once
+    r = login_attempt(console, "victim", PASSWORD, address="127.0.0.2")
+    assert r.status_code == 302 and "xiaoer_console=" in r.headers["Set-Cookie"]
+
+
+def test_login_delays_grow_are_capped_and_expire():
+    clock = [1000.0]
+    limiter = LoginLimiter(free=3, first_delay=2, max_delay=60, forget=900, clock=lambda: clock[0])
+    ip, user = "ip:10.0.0.9", "user:boss"
+    for _ in range(3):
+        assert limiter.check(ip, user) == 0
+        limiter.failed(ip, user)
+    delays = []
+    for _ in range(8):
+        delays.append(limiter.check(ip, user))
+        clock[0] += delays[-1]  # wait exactly as long as told, then fail again
+        assert limiter.check(ip, user) == 0
+        limiter.failed(ip, user)
+    assert delays == [2, 4, 8, 16, 32, 60, 60, 60]  # exponential, capped
+    assert limiter.check("ip:10.0.0.10", user) == 0  # a fresh address is never held back
+    assert limiter.check(ip, user) == 60
+    clock[0] += 901  # forgotten a while after the last failure
+    assert limiter.check(ip, user) == 0
+    # an office address shares its budget: four times the free attempts of a user name
+    for n in range(11):
+        limiter.failed("ip:office", f"user:agent{n}")
+    assert limiter.check("ip:office", "user:someone") == 0
+    limiter.failed("ip:office", "user:someone")
+    assert limiter.check("ip:office", "user:someone") == 2
 
 
 def test_logout_ends_the_session(console):
@@ -559,3 +614,86 @@ def test_agents_see_douyin_replies_waiting_to_be_resent(console):
     assert "13812345678" not in page.text and "138****5678" in page.text
     data = agent.get(f"{url}/outbox", headers={"Accept": "application/json"}, timeout=10).json()
     assert [row["sender_id"] for row in data["pending"]] == ["open_outbox_1"]
+
+
+# --- trust: masking, visibility and sessions (issue 11) -----------------------------------
+def test_agents_see_masked_contacts_in_the_conversation_and_its_history(console):
+    """Attack: a non-admin read the customer's full phone and WeChat in the chat history
+    while the side panel, leads and exports masked them."""
+    sender = "pii-user"
+    console["fake"].customer_says(sender, "我的手机13800000000，微信 summer_rain07，尽快联系")
+    h = new_handoff(console, sender)
+    after = login(console, "after")
+    page = after.get(f"{console['url']}/handoffs/{h.id}", timeout=10).text
+    assert "138****0000" in page and "13800000000" not in page
+    assert "summer_rain07" not in page
+    history = after.get(f"{console['url']}/api/handoffs/{h.id}/messages", timeout=10)
+    texts = json.dumps(history.json(), ensure_ascii=False)
+    assert "138****0000" in texts and "13800000000" not in texts and "summer_rain07" not in texts
+    boss = login(console, "boss")  # admins (leads.full_contacts_roles) see the numbers
+    assert "13800000000" in boss.get(f"{console['url']}/handoffs/{h.id}", timeout=10).text
+
+
+def test_agent_of_another_group_cannot_read_a_conversation(console):
+    h = new_handoff(console, "other-group-user", group="售后")
+    console["fake"].customer_says("other-group-user", "手机13811112222")
+    presale = login(console, "presale")
+    assert presale.get(f"{console['url']}/handoffs/{h.id}", timeout=10).status_code == 404
+    r = presale.get(f"{console['url']}/api/handoffs/{h.id}/messages", timeout=10)
+    assert r.status_code == 404 and "1381111" not in r.text
+    r = presale.post(f"{console['url']}/api/handoffs/{h.id}/reply", json={"text": "hi"}, timeout=10)
+    assert r.status_code == 404 and console["handoffs"].get(h.id).status == "waiting"
+    console["agents"].create("nogroup", PASSWORD)  # an agent without skill groups
+    nogroup = login(console, "nogroup")
+    assert nogroup.get(f"{console['url']}/handoffs/{h.id}", timeout=10).status_code == 404
+    queue = nogroup.get(f"{console['url']}/api/queue", timeout=10).json()["items"]
+    assert h.id not in [i["id"] for i in queue]
+
+
+def read_until_end(r: requests.Response, during: Any) -> list[str]:
+    """The stream's lines after its first queue event, ``during()`` run once it is open."""
+    lines: list[str] = []
+    started = False
+    for raw in r.iter_lines(chunk_size=1):
+        line = raw.decode("utf-8")
+        lines.append(line)
+        if not started and line.startswith("data: "):
+            started = True
+            during()
+    return lines
+
+
+@pytest.mark.parametrize("ending", ["disabled", "logged out", "expired"])
+def test_the_live_queue_ends_when_the_session_does(console, ending):
+    """Attack: a disabled or logged-out agent's open queue tab kept receiving new customers
+    over the live stream."""
+    username = "leaver-" + ending.replace(" ", "-")
+    agent = console["agents"].create(username, PASSWORD, groups=["售后"])
+    s = login(console, username)
+
+    def end_session() -> None:
+        if ending == "disabled":
+            console["agents"].update(agent.id, active=False)
+        elif ending == "expired":
+            with sqlite3.connect(console["data"] / "xiaoer.db") as db:
+                db.execute(
+                    "UPDATE console_sessions SET expires_at = ? WHERE agent_id = ?",
+                    (time.time() - 1, agent.id),
+                )
+        else:
+            other = requests.Session()  # the same login, another tab
+            other.cookies.update(s.cookies)
+            other.headers.update(s.headers)
+            assert other.post(f"{console['url']}/logout", allow_redirects=False, timeout=10).ok
+        time.sleep(0.5)
+        new_handoff(console, f"after-{username}")  # a new customer arrives afterwards
+
+    started = time.monotonic()
+    with s.get(f"{console['url']}/api/queue/stream", stream=True, timeout=10) as r:
+        lines = read_until_end(r, end_session)
+    assert time.monotonic() - started < 8  # ended by the server (a ping comes every 15 s)
+    assert "event: auth" in lines
+    after_end = lines[lines.index("event: auth") :]
+    assert not any(line.startswith("event: queue") for line in after_end)
+    assert f"after-{username}"[:24] not in "\n".join(lines)
+    assert s.get(f"{console['url']}/api/queue/stream", timeout=10).status_code == 401

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from xiaoer.agents import get_agent_store
@@ -294,3 +297,23 @@ def test_xlsx_export_full_contacts_for_admins(data_dir):
 
 def test_mask_text_masks_every_contact():
     assert mask_text("电话 138 1234 5678，微信 summer_rain07") == "电话 138****5678，微信 su****07"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from(
+    ["=", "+", "-", "@", "\t", "\r", "\n", " ", "\u0001", "\u000b", "\u007f", "\u0085"]
+)))  # fmt: skip
+def test_any_customer_text_exports_to_a_safe_cell(text):
+    """Whatever a customer writes, both exports are written, read back, and no cell
+    starts a formula (fuzzed; the XLSX used to fail on control characters)."""
+    from xiaoer.leads.export import _csv, _xlsx
+
+    table = [[1, text, text]]
+    sheet = load_workbook(io.BytesIO(_xlsx(table))).active
+    cells = [c for row in sheet.iter_rows(min_row=2) for c in row]
+    assert all(c.data_type != "f" for c in cells)
+    csv_rows = list(csv.reader(io.StringIO(_csv(table).decode("utf-8-sig"), newline="")))
+    for value in [c.value for c in cells[1:]] + csv_rows[1][1:]:
+        value = value or ""
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", value)
+        assert not value.lstrip(" \t\r\n\u3000\xa0").startswith(("=", "+", "-", "@"))

@@ -169,3 +169,99 @@ def test_lead_view_status_note_and_reassignment(console, leads):
     admin.post(f"{base}/leads/{lead_id}/assign", data={"agent_id": str(amy.id)}, timeout=10)
     assert store.get(lead_id).assignee_id == amy.id
     assert agent.get(f"{base}/leads/999999", timeout=10).status_code == 404
+
+
+# --- trust: exports and per-group visibility (issue 11) ------------------------------------
+@pytest.fixture(scope="module")
+def hostile(console) -> dict[str, int]:
+    """Leads of another skill group (售后, agent ben) and leads whose messages carry a control
+    character and formula starts."""
+    base, data = console
+    AgentStore(data / "xiaoer.db").create("ben", PASSWORD, groups=["售后"], display_name="小本")
+    old = os.environ.get("XIAOER_DATA_DIR")
+    try:
+        return {
+            "control": capture(data, "web-c", '\u0001=HYPERLINK("http://x")手机13700001111'),
+            "tab": capture(data, "web-t", "\t=1+2 手机13700002222"),
+            "cr": capture(data, "web-r", "\r@SUM(A1) 手机13700003333"),
+            "space": capture(data, "web-s", "  -2+3 手机13700004444"),
+            "after_sales": capture(data, "web-a", "我要退货，手机13911112222", "return_goods"),
+        }
+    finally:
+        if old is None:
+            os.environ.pop("XIAOER_DATA_DIR", None)
+        else:
+            os.environ["XIAOER_DATA_DIR"] = old
+        from xiaoer.config import get_settings
+
+        get_settings.cache_clear()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_control_characters_and_formulas_do_not_break_or_arm_the_export(console, leads, hostile):
+    """Attack: a customer message with \\u0001 made every XLSX export fail; a leading TAB or
+    CR slipped past the CSV formula guard."""
+    base, _ = console
+    admin = login(base, "boss")
+    r = admin.get(f"{base}/leads/export.xlsx", timeout=10)
+    assert r.status_code == 200
+    sheet = load_workbook(io.BytesIO(r.content)).active
+    table = [row for row in sheet.iter_rows(min_row=2, values_only=True)]
+    by_id = {row[0]: row for row in table}
+    message = by_id[hostile["control"]][10]
+    assert "\u0001" not in message and message.startswith("'=HYPERLINK")
+    for row in table:
+        for cell in row:
+            if isinstance(cell, str):
+                assert not cell.lstrip(" ").startswith(FORMULA_STARTS), row
+    for cell in sheet.iter_rows(min_row=2):
+        assert all(c.data_type != "f" for c in cell)  # nothing is stored as a formula
+    r = admin.get(f"{base}/leads/export.csv", timeout=10)
+    assert r.status_code == 200
+    rows = {
+        int(row[0]): row
+        for row in csv.reader(io.StringIO(r.content.decode("utf-8-sig"), newline=""))
+        if row[0].isdigit()
+    }
+    assert rows[hostile["tab"]][10].startswith("'\t=1+2")
+    assert rows[hostile["cr"]][10].startswith("'\r@SUM")
+    assert rows[hostile["space"]][10].startswith("'  -2+3")
+    assert "\u0001" not in r.content.decode("utf-8-sig")
+
+
+def test_agent_cannot_open_note_or_export_another_groups_lead(console, leads, hostile):
+    """Attack: any agent could open any lead with its transcript, add notes to another
+    agent's lead and export all leads."""
+    base, data = console
+    store = LeadStore(data / "xiaoer.db")
+    theirs = hostile["after_sales"]
+    amy = login(base, "amy")  # 售前
+    for path in (f"/leads/{theirs}", "/api/leads"):
+        r = amy.get(f"{base}{path}", headers={"Accept": "application/json"}, timeout=10)
+        assert "13911112222" not in r.text and "1391111" not in r.text
+    assert amy.get(f"{base}/leads/{theirs}", timeout=10).status_code == 404
+    notes_before = len(store.notes(theirs))
+    r = amy.post(f"{base}/leads/{theirs}/note", data={"note": "我来跟进"}, timeout=10)
+    assert r.status_code == 404 and len(store.notes(theirs)) == notes_before
+    r = amy.post(f"{base}/leads/{theirs}/status", data={"status": "lost"}, timeout=10)
+    assert r.status_code == 404 and store.get(theirs).status == "new"
+    listed = {row["id"] for row in amy.get(f"{base}/api/leads", timeout=10).json()["leads"]}
+    assert theirs not in listed and leads["wholesale"] in listed
+    exported = amy.get(f"{base}/leads/export.csv", timeout=10).content.decode("utf-8-sig")
+    ids = {int(row[0]) for row in csv.reader(io.StringIO(exported)) if row and row[0].isdigit()}
+    assert ids == listed and theirs not in ids
+    sheet = load_workbook(io.BytesIO(amy.get(f"{base}/leads/export.xlsx", timeout=10).content))
+    assert {row[0] for row in sheet.active.iter_rows(min_row=2, values_only=True)} == listed
+    # ben (售后) holds it: he sees it, masked, and may note it; the admin sees everything
+    ben = login(base, "ben")
+    page = ben.get(f"{base}/leads/{theirs}", timeout=10)
+    assert page.status_code == 200 and "139****2222" in page.text
+    assert "13911112222" not in page.text
+    assert ben.get(f"{base}/leads/{leads['wholesale']}", timeout=10).status_code == 404
+    ben.post(f"{base}/leads/{theirs}/note", data={"note": "已回电"}, timeout=10)
+    assert store.notes(theirs)[-1].text == "已回电"
+    admin = login(base, "boss")
+    everything = {row["id"] for row in admin.get(f"{base}/api/leads", timeout=10).json()["leads"]}
+    assert {theirs, leads["wholesale"]} <= everything

@@ -21,7 +21,8 @@ from actions.cancel import ActionCancelOrder, ValidateCancelForm
 from actions.orders import ActionAskOrderId
 from actions.products import ActionProductQuestion
 from actions.urge import ActionUrgeShipment
-from tests.helpers import run, texts, tracker
+from tests.helpers import run, texts
+from tests.helpers import tracker as any_tracker
 from xiaoer import config
 from xiaoer.handoff.store import get_handoff_store
 from xiaoer.handoff.urges import get_urge_store
@@ -56,6 +57,15 @@ def permissions(monkeypatch):
         monkeypatch.setattr(xiaoer.permissions, "get_settings", lambda: replaced)
 
     return set_permissions
+
+
+def tracker(**kw: Any):
+    """A message of the demo orders' buyer (buyer_demo_001) on Douyin, where the channel
+    knows the buyer: these tests are about the flows themselves. Anonymous customers and
+    other buyers are tested in test_order_access.py."""
+    kw.setdefault("channel", "douyin")
+    kw["metadata"] = {"buyer_id": "buyer_demo_001", **(kw.get("metadata") or {})}
+    return any_tracker(**kw)
 
 
 def form_tracker(form: str, slot: str, value: Any, slots: dict[str, Any] | None = None, **kw):
@@ -383,7 +393,7 @@ async def test_known_buyer_picks_from_their_orders():
 
 
 async def test_unknown_buyer_is_asked_for_the_number():
-    msgs, _ = await run(ActionAskOrderId(), tracker(intent="order_status"))
+    msgs, _ = await run(ActionAskOrderId(), any_tracker(intent="order_status"))
     assert not msgs[0]["buttons"] and "订单" in texts(msgs)
 
 
@@ -472,13 +482,14 @@ async def test_reason_button_that_reads_like_a_refusal_is_still_a_reason():
 
 async def test_no_reason_return_of_a_product_without_insurance_explains_postage():
     slots = {"order_id": "6938271045123400008", "as_type": "return_refund"}
-    t = tracker(intent="return_goods", text="不想要了", slots=slots)
+    buyer = {"metadata": {"buyer_id": "buyer_demo_002"}}
+    t = tracker(intent="return_goods", text="不想要了", slots=slots, **buyer)
     t.events.append({"event": "slot", "name": "as_reason", "value": "不想要了"})
     t.active_loop = {"name": "after_sales_form"}
     t.slots["requested_slot"] = "as_reason"
     _, events = await run(ValidateAfterSalesForm(), t)
     assert slot_value(events, "flow_blocker") == "no_insurance"
-    t = tracker(slots={**slots, "as_reason": "不想要了", "flow_blocker": "no_insurance"})
+    t = tracker(slots={**slots, "as_reason": "不想要了", "flow_blocker": "no_insurance"}, **buyer)
     msgs, events = await run(ActionSubmitAfterSales(), t)
     assert "不含运费险" in texts(msgs) and SlotSet("handoff_offered", True) in events
 
@@ -487,7 +498,7 @@ async def test_coupon_code_handed_to_an_agent_when_the_bot_may_not_give_coupons(
     permissions(give_coupons=False)
     from actions.faq import ActionAnswerFaq
 
-    t = tracker(intent="ask_discount", metadata={"buyer_id": "buyer_demo_001"})
+    t = tracker(intent="ask_discount")  # buyer_demo_001, a returning customer, on Douyin
     msgs, _ = await run(ActionAnswerFaq(), t)
     assert "满199减20" in texts(msgs) and "XIAOER5" not in texts(msgs) and "人工客服" in texts(msgs)
     assert [r.reason for r in get_handoff_store().waiting()] == ["coupon"]

@@ -82,6 +82,9 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
     app.config.RESPONSE_TIMEOUT = 3600  # the live queue feed stays open
     app.config.REQUEST_MAX_SIZE = 1_000_000
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 3  # open live feeds must not hold a restart up
+    # behind a reverse proxy the client's address (for the login slow-down) comes from
+    # X-Forwarded-For, trusted for this many proxies; 0: the connection's own address
+    app.config.PROXIES_COUNT = int(settings.get("proxies_count", 0))
     rasa_url = (
         rasa_url
         or os.environ.get("XIAOER_RASA_URL")
@@ -93,7 +96,10 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
         float(settings.get("session_hours", 12)) * 3600,
     )
     app.ctx.limiter = LoginLimiter(
-        int(settings.get("login_attempts", 5)), float(settings.get("login_window_minutes", 15)) * 60
+        free=int(settings.get("login_free_attempts", 3)),
+        first_delay=float(settings.get("login_first_delay_seconds", 2)),
+        max_delay=float(settings.get("login_max_delay_seconds", 300)),
+        forget=float(settings.get("login_forget_minutes", 15)) * 60,
     )
     app.ctx.reannounce_seconds = float(settings.get("reannounce_check_seconds", 30))
     app.static("/static", str(HERE / "static"), name="static")

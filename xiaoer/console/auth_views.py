@@ -1,10 +1,12 @@
-"""Login and logout. Failed logins are rate-limited per address and per user name; the
+"""Login and logout. Failed logins slow down per address and per user name (growing
+delays, never a hard lock: ``web.LoginLimiter``); the
 login form carries its own CSRF token (double-submit cookie) since there is no session yet."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 import secrets
 
 from sanic import Blueprint, response
@@ -47,6 +49,12 @@ def _login_page(request: Request, error: str = "", status: int = 200) -> HTTPRes
     return resp
 
 
+def _wait_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} 秒"
+    return f"{(seconds + 59) // 60} 分钟"
+
+
 @bp.get("/login")
 async def login_form(request: Request) -> HTTPResponse:
     if request.ctx.agent is not None:
@@ -66,12 +74,16 @@ async def login(request: Request) -> HTTPResponse:
     address = request.remote_addr or request.ip or "unknown"
     keys = (f"ip:{address}", f"user:{username.lower()}")
     limiter = request.app.ctx.limiter
-    wait = limiter.blocked(*keys)
+    wait = limiter.check(*keys)
     if wait > 0:
-        logger.warning("console login rate-limited (address %s)", address)
-        return _login_page(
-            request, f"登录失败次数过多，请 {int(wait // 60) + 1} 分钟后再试", status=429
+        limiter.failed(*keys)  # an attempt while slowed down counts: the delay grows
+        seconds = math.ceil(limiter.check(*keys) or wait)
+        logger.warning("console login slowed down (address %s, wait %ss)", address, seconds)
+        resp = _login_page(
+            request, f"登录尝试过于频繁，请 {_wait_words(seconds)}后再试", status=429
         )
+        resp.headers["Retry-After"] = str(seconds)
+        return resp
     agent = get_agent_store().authenticate(username, password) if username and password else None
     if agent is None:
         limiter.failed(*keys)

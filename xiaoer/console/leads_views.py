@@ -1,12 +1,15 @@
 """Leads in the agent console: list with filters, lead view with the conversation, status
 and notes, reassignment (admins), CSV / XLSX export (audited), the audit log (admins).
 
-Phone numbers and WeChat ids are masked for roles not listed in
-``leads.full_contacts_roles`` (xiaoer.yml), on the pages, in the JSON and in exports.
+An agent sees (and notes, exports) only the leads of their skill groups and those
+assigned to them (``xiaoer.console.access``). Phone numbers and WeChat ids are masked for
+roles not listed in ``leads.full_contacts_roles`` (xiaoer.yml), on the pages, in the JSON
+and in exports.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import Agent
+from xiaoer.console.access import full_contacts, shown, shown_contact, visible_leads
 from xiaoer.console.web import (
     NAV_ITEMS,
     agents_by_id,
@@ -27,7 +31,7 @@ from xiaoer.console.web import (
 from xiaoer.handoff.desk import RasaApiError, chat_lines
 from xiaoer.leads import CATEGORY_LABELS, SCORE_LABELS, STATUS_LABELS, Lead, get_lead_store
 from xiaoer.leads.crm import get_crm_outbox
-from xiaoer.leads.export import can_see_contacts, contacts_view, export, mask_text
+from xiaoer.leads.export import contacts_view, export
 from xiaoer.leads.rules import CATEGORIES, SCORES, STATUSES
 
 bp = Blueprint("leads")
@@ -66,8 +70,8 @@ def _bad_filter(request: Request) -> HTTPResponse:
     return render(request, "error.html", status=400, title="筛选条件不正确", message=message)
 
 
-def _row(lead: Lead, full: bool, names: dict[int, Agent]) -> dict[str, Any]:
-    view = contacts_view(lead, full)
+def _row(lead: Lead, me: Agent, names: dict[int, Agent]) -> dict[str, Any]:
+    view = contacts_view(lead, full_contacts(me))
     assignee = names.get(lead.assignee_id) if lead.assignee_id is not None else None
     return {
         "id": lead.id,
@@ -84,7 +88,7 @@ def _row(lead: Lead, full: bool, names: dict[int, Agent]) -> dict[str, Any]:
         "assignee_id": lead.assignee_id,
         "assignee": assignee.display_name if assignee else "",
         "source_sender_id": lead.source_sender_id,
-        "source_message": lead.source_message if full else mask_text(lead.source_message),
+        "source_message": shown(me, lead.source_message),
         "created_at": lead.created_at,
         "last_activity_at": lead.last_activity_at,
     }
@@ -104,16 +108,16 @@ async def leads_page(request: Request) -> HTTPResponse:
     me = current_agent(request)
     filters = _filters(request)
     try:
-        leads = get_lead_store().list_leads(**_query(filters))
+        leads = visible_leads(me, get_lead_store().list_leads(**_query(filters)))
     except ValueError:
         return _bad_filter(request)
     names = agents_by_id()
-    full = can_see_contacts(me.role)
+    full = full_contacts(me)
     query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
         "leads.html",
-        rows=[_row(lead, full, names) for lead in leads],
+        rows=[_row(lead, me, names) for lead in leads],
         filters=filters,
         agents=[a for a in names.values() if a.active],
         query=query,
@@ -127,12 +131,11 @@ async def leads_page(request: Request) -> HTTPResponse:
 async def leads_json(request: Request) -> HTTPResponse:
     me = current_agent(request)
     try:
-        leads = get_lead_store().list_leads(**_query(_filters(request)))
+        leads = visible_leads(me, get_lead_store().list_leads(**_query(_filters(request))))
     except ValueError:
         return _bad_filter(request)
     names = agents_by_id()
-    full = can_see_contacts(me.role)
-    return response.json({"leads": [_row(lead, full, names) for lead in leads]})
+    return response.json({"leads": [_row(lead, me, names) for lead in leads]})
 
 
 @bp.get("/leads/export.csv")
@@ -151,7 +154,7 @@ def _export(request: Request, fmt: str) -> HTTPResponse:
     me = current_agent(request)
     filters = _filters(request)
     try:
-        leads = get_lead_store().list_leads(**_query(filters), limit=100_000)
+        leads = visible_leads(me, get_lead_store().list_leads(**_query(filters), limit=100_000))
     except ValueError:
         return _bad_filter(request)
     names = {i: a.display_name for i, a in agents_by_id().items()}
@@ -178,8 +181,10 @@ async def audit_page(request: Request) -> HTTPResponse:
 
 
 def _lead_or_404(request: Request, lead_id: int) -> Lead | HTTPResponse:
+    """The lead if the logged-in agent may see it; 404 alike for a missing lead and one of
+    another group (no hint that it exists)."""
     lead = get_lead_store().get(lead_id)
-    if lead is None:
+    if lead is None or not visible_leads(current_agent(request), [lead]):
         if wants_json(request):
             return response.json({"error": "not_found", "message": "没有这条线索"}, status=404)
         return render(
@@ -198,7 +203,7 @@ async def lead_page(request: Request, lead_id: int) -> HTTPResponse:
     if isinstance(lead, HTTPResponse):
         return lead
     store = get_lead_store()
-    full = can_see_contacts(me.role)
+    full = full_contacts(me)
     conversations: list[dict[str, Any]] = []
     error = ""
     for sender in lead.senders:
@@ -220,23 +225,20 @@ async def lead_page(request: Request, lead_id: int) -> HTTPResponse:
                 ],
             }
         ]
-    if not full:
-        for conv in conversations:
-            conv["lines"] = [
-                {"who": _get(m, "who"), "time": _get(m, "time"), "text": mask_text(_get(m, "text"))}
-                for m in conv["lines"]
-            ]
+    for conv in conversations:
+        conv["lines"] = [
+            {"who": _get(m, "who"), "time": _get(m, "time"), "text": shown(me, _get(m, "text"))}
+            for m in conv["lines"]
+        ]
     names = agents_by_id()
     return render(
         request,
         "leads_view.html",
-        lead=_row(lead, full, names),
-        contacts=[
-            {"kind": c["kind"], "value": c["value"] if full else c["masked"]} for c in lead.contacts
-        ],
+        lead=_row(lead, me, names),
+        contacts=[{"kind": c["kind"], "value": shown_contact(me, c)} for c in lead.contacts],
         senders=lead.senders,
         conversations=conversations,
-        notes=store.notes(lead.id),
+        notes=[_shown_note(me, n) for n in store.notes(lead.id)],
         agents=[a for a in names.values() if a.active],
         can_edit=me.is_admin or lead.assignee_id in (None, me.id),
         crm=[r for r in get_crm_outbox().rows() if r.lead_id == lead.id][-5:],
@@ -244,6 +246,10 @@ async def lead_page(request: Request, lead_id: int) -> HTTPResponse:
         full=full,
         **_choices(),
     )
+
+
+def _shown_note(me: Agent, note: Any) -> Any:
+    return replace(note, text=shown(me, note.text))
 
 
 def _get(line: Any, key: str) -> str:

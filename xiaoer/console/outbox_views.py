@@ -13,6 +13,7 @@ from sanic.response import HTTPResponse
 
 from xiaoer.console.web import NAV_ITEMS, login_required, render, wants_json
 from xiaoer.douyin.store import get_douyin_store
+from xiaoer.leads.export import mask_text
 from xiaoer.logsafe import mask_pii
 
 bp = Blueprint("outbox")
@@ -27,7 +28,7 @@ def _rows() -> list[dict[str, object]]:
             {
                 "id": item.id,
                 "sender_id": item.sender_id,
-                "preview": mask_pii(item.preview[:200]),
+                "preview": mask_text(item.preview)[:200],
                 "created_at": datetime.fromtimestamp(item.created_at, BEIJING).isoformat(),
                 "attempts": item.attempts,
                 "next_attempt_at": datetime.fromtimestamp(

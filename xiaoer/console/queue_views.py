@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sanic import Blueprint, response
@@ -13,12 +14,20 @@ from sanic.response import HTTPResponse
 
 from xiaoer.agents import Agent, get_agent_store
 from xiaoer.console import labels
+from xiaoer.console.access import can_see_handoff, shown, shown_contact
 from xiaoer.console.customer import customer_panel
-from xiaoer.console.web import agents_by_id, current_agent, forbidden, login_required, render
-from xiaoer.handoff.desk import RasaApiError, chat_lines
+from xiaoer.console.web import (
+    SESSION_COOKIE,
+    agents_by_id,
+    current_agent,
+    forbidden,
+    login_required,
+    render,
+)
+from xiaoer.handoff.desk import ChatLine, RasaApiError, chat_lines
 from xiaoer.handoff.settings import handoff_settings
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store
-from xiaoer.logsafe import mask_pii
+from xiaoer.leads.export import mask_text
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("console_queue")
@@ -26,13 +35,12 @@ bp = Blueprint("console_queue")
 MAX_REPLY_CHARS = 1000
 STREAM_POLL_SECONDS = 0.4
 STREAM_PING_SECONDS = 15.0
+STREAM_AUTH_SECONDS = 2.0  # how often an open stream checks its session between events
 
 
-def can_see(agent: Agent, request: HandoffRequest) -> bool:
-    """Admins (supervisors) see every queue; agents their groups' and their own."""
-    if agent.is_admin or request.agent_id == agent.id or not agent.groups:
-        return True
-    return request.group_name in agent.groups or not request.group_name
+def lines_for(me: Agent, events: list[dict[str, Any]]) -> list[ChatLine]:
+    """The chat history as this agent may read it (contacts masked for non-admins)."""
+    return [replace(line, text=shown(me, line.text)) for line in chat_lines(events)]
 
 
 def can_act(agent: Agent, request: HandoffRequest) -> bool:
@@ -41,7 +49,7 @@ def can_act(agent: Agent, request: HandoffRequest) -> bool:
         return True
     if request.status == "active":
         return request.agent_id == agent.id
-    return can_see(agent, request)
+    return can_see_handoff(agent, request)
 
 
 def item(request: HandoffRequest, names: dict[int, Agent]) -> dict[str, Any]:
@@ -61,7 +69,8 @@ def item(request: HandoffRequest, names: dict[int, Agent]) -> dict[str, Any]:
         "waiting_seconds": request.waiting_seconds(),
         "created_at": request.created_at,
         "in_hours": request.in_hours,
-        "preview": mask_pii(last[-1]["text"])[:60] if last else mask_pii(request.details)[:60],
+        # the queue's one-line preview is masked for everyone (the conversation shows more)
+        "preview": mask_text(last[-1]["text"] if last else request.details)[:60],
         "order_id": request.summary.get("order_id") or "",
     }
 
@@ -69,7 +78,7 @@ def item(request: HandoffRequest, names: dict[int, Agent]) -> dict[str, Any]:
 def queue_for(agent: Agent) -> dict[str, Any]:
     store = get_handoff_store()
     names = agents_by_id()
-    visible = [r for r in store.open_requests() if can_see(agent, r)]
+    visible = [r for r in store.open_requests() if can_see_handoff(agent, r)]
     return {
         "revision": store.revision(),
         "items": [item(r, names) for r in visible],
@@ -80,7 +89,7 @@ def queue_for(agent: Agent) -> dict[str, Any]:
 
 def _load(agent: Agent, request_id: int) -> HandoffRequest | None:
     request = get_handoff_store().get(request_id)
-    if request is None or not can_see(agent, request):
+    if request is None or not can_see_handoff(agent, request):
         return None
     return request
 
@@ -115,9 +124,9 @@ async def history_page(request: Request) -> HTTPResponse:
     me = current_agent(request)
     names = agents_by_id()
     rows = [
-        item(r, names) | {"note": r.note, "closed_at": r.closed_at}
+        item(r, names) | {"note": shown(me, r.note), "closed_at": r.closed_at}
         for r in get_handoff_store().recent_closed(50)
-        if can_see(me, r)
+        if can_see_handoff(me, r)
     ]
     return render(request, "history.html", rows=rows)
 
@@ -139,16 +148,19 @@ async def conversation_page(request: Request, request_id: int) -> HTTPResponse:
         error = str(exc)
     settings = handoff_settings()
     names = agents_by_id()
+    panel = await customer_panel(handoff, events)
     return render(
         request,
         "conversation.html",
         h=handoff,
         info=item(handoff, names),
-        lines=chat_lines(events),
+        lines=lines_for(me, events),
         paused=paused,
-        panel=await customer_panel(handoff, events),
+        panel=panel,
+        contacts=[{"kind": c["kind"], "value": shown_contact(me, c)} for c in panel.contacts],
+        note=shown(me, handoff.note),
         slots=[
-            (labels.SLOTS.get(k, k), v)
+            (labels.SLOTS.get(k, k), shown(me, v))
             for k, v in (handoff.summary.get("slots") or {}).items()
             if k != "order_id"
         ],
@@ -168,10 +180,23 @@ async def queue_json(request: Request) -> HTTPResponse:
     return response.json(queue_for(current_agent(request)))
 
 
+def session_agent(request: Request) -> Agent | None:
+    """The agent of the request's session if it is still valid now (not logged out, not
+    expired, the account still active), else None."""
+    session = request.app.ctx.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        return None
+    agent = get_agent_store().get(session.agent_id)
+    return agent if agent is not None and agent.active else None
+
+
 @bp.get("/api/queue/stream")
 @login_required()
 async def queue_stream(request: Request) -> None:
-    """Server-sent events: the queue, sent again whenever it changes."""
+    """Server-sent events: the queue, sent again whenever it changes. The session is
+    checked again before every event and every few seconds: once the agent has logged
+    out, been disabled or the session has expired, an ``auth`` event tells the page to go
+    to the login and the stream ends."""
     me = current_agent(request)
     store = get_handoff_store()
     stream = await request.respond(
@@ -179,12 +204,21 @@ async def queue_stream(request: Request) -> None:
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
     last_revision = ""
-    idle = 0.0
+    idle = since_check = 0.0
     try:
         await stream.send("retry: 1000\n\n")
         while True:
             revision = store.revision()
-            if revision != last_revision:
+            changed = revision != last_revision
+            if changed or since_check >= STREAM_AUTH_SECONDS:
+                fresh, since_check = session_agent(request), 0.0
+                if fresh is None:
+                    logger.info("queue stream ended: the session is no longer valid")
+                    await stream.send('event: auth\ndata: {"login": "/login"}\n\n')
+                    await stream.eof()
+                    return
+                me = fresh  # groups may have changed since the stream opened
+            if changed:
                 last_revision = revision
                 payload = json.dumps(queue_for(me), ensure_ascii=False)
                 await stream.send(f"event: queue\ndata: {payload}\n\n")
@@ -194,6 +228,7 @@ async def queue_stream(request: Request) -> None:
                 idle = 0.0
             await asyncio.sleep(STREAM_POLL_SECONDS)
             idle += STREAM_POLL_SECONDS
+            since_check += STREAM_POLL_SECONDS
     except (ConnectionError, asyncio.CancelledError):
         return
     except Exception:  # noqa: BLE001 - a dropped client ends its stream
@@ -216,7 +251,7 @@ async def messages_json(request: Request, request_id: int) -> HTTPResponse:
             "status": handoff.status,
             "status_label": labels.STATUSES.get(handoff.status, handoff.status),
             "paused": bool(tracker.get("paused")),
-            "lines": [line.__dict__ for line in chat_lines(tracker.get("events") or [])],
+            "lines": [line.__dict__ for line in lines_for(me, tracker.get("events") or [])],
         }
     )
 

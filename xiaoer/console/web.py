@@ -26,7 +26,6 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from contextlib import closing
 from dataclasses import dataclass
@@ -190,40 +189,83 @@ class SessionStore:
 
 
 class LoginLimiter:
-    """Failed logins are limited per user name (``limit`` in ``window`` seconds) and per
-    client address (``limit`` x 4: agents of one office often share an address); further
-    attempts are refused (HTTP 429) until the window has passed."""
+    """Failed logins slow down, per client address and per user name, with growing delays.
 
-    def __init__(self, limit: int = 5, window: float = 900) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
+    After ``free`` failures of a key (``free`` x 4 for an address: agents of one office
+    often share one), each further attempt must wait ``first_delay`` seconds, doubling with
+    every failure up to ``max_delay``; an attempt made while waiting is refused and counts
+    as a failure. A key's failures are forgotten ``forget`` seconds after its last one.
+
+    There is no hard lock: a user name's delay holds back only addresses that have failed
+    themselves, so a correct password from a fresh address always gets in, whoever
+    hammers the user name (``xiaoer.console.auth_views``). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        free: int = 3,
+        first_delay: float = 2.0,
+        max_delay: float = 300.0,
+        forget: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.first_delay, self.max_delay = max(free, 0), first_delay, max_delay
+        self.forget, self.clock = forget, clock
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, last failure)
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] < now - self.window:
-            q.popleft()
-        return q
+    def _free(self, key: str) -> int:
+        return self.free * 4 if key.startswith("ip:") else self.free
 
-    def _limit(self, key: str) -> int:
-        return self.limit * 4 if key.startswith("ip:") else self.limit
+    def delay(self, key: str, count: int) -> float:
+        """The wait after ``count`` failures of ``key``."""
+        over = count - self._free(key)
+        if over < 0:
+            return 0.0
+        return float(min(self.first_delay * 2 ** min(over, 32), self.max_delay))
 
-    def blocked(self, *keys: str) -> float:
-        """Seconds until the caller may try again (0: not blocked)."""
-        now = time.monotonic()
+    def _count(self, key: str, now: float) -> tuple[int, float]:
+        count, last = self._failures.get(key, (0, 0.0))
+        if count and now - last > self.forget:
+            self._failures.pop(key, None)
+            return 0, 0.0
+        return count, last
+
+    def failures(self, key: str) -> int:
         with self._lock:
-            waits = [
-                q[-self._limit(k)] + self.window - now
-                for k, q in ((k, self._recent(k, now)) for k in keys)
-                if len(q) >= self._limit(k)
-            ]
-        return max(waits, default=0.0)
+            return self._count(key, self.clock())[0]
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            count, last = self._count(key, now)
+        return max(0.0, last + self.delay(key, count) - now) if count else 0.0
+
+    def check(self, address_key: str, user_key: str) -> float:
+        """Seconds this attempt must wait (0: check the password now). An address that is
+        slowed down waits; a user name's delay applies only to addresses that failed too."""
+        address_wait = self.wait(address_key)
+        if address_wait > 0:
+            return address_wait
+        if self.failures(address_key) == 0:
+            return 0.0  # a fresh address: never held back by someone else's failures
+        return self.wait(user_key)
+
+    MAX_KEYS = 50_000  # memory bound against attempts with ever new user names / addresses
 
     def failed(self, *keys: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             for k in keys:
-                self._recent(k, now).append(now)
+                count = self._count(k, now)[0]
+                self._failures.pop(k, None)  # re-inserted last: the dict stays oldest first
+                self._failures[k] = (count + 1, now)
+            if len(self._failures) > self.MAX_KEYS:
+                for k in [k for k, (_, last) in self._failures.items() if now - last > self.forget]:
+                    del self._failures[k]
+                while len(self._failures) > self.MAX_KEYS:  # the oldest go first
+                    del self._failures[next(iter(self._failures))]
 
     def succeeded(self, *keys: str) -> None:
         """A good login clears its user name's failures (not its address's)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,10 @@ def can_see_contacts(role: str | None) -> bool:
 
 
 def mask_text(text: str) -> str:
-    """The text with every phone and WeChat id in it masked."""
+    """The text with every phone and WeChat id in it masked (the contact finder, then the
+    plain mobile-number pattern of the log filter as a safety net)."""
+    from xiaoer.logsafe import mask_pii
+
     out, last = [], 0
     for c in find_contacts(text):
         if c.start < last:
@@ -41,7 +45,7 @@ def mask_text(text: str) -> str:
         out.append(mask_contact(c.kind, c.value))
         last = c.end
     out.append(text[last:])
-    return "".join(out)
+    return mask_pii("".join(out))
 
 
 def contacts_view(lead: Lead, full: bool) -> dict[str, str]:
@@ -109,9 +113,21 @@ def _xlsx(table: list[list[Any]]) -> bytes:
     return buf.getvalue()
 
 
+# C0 controls except TAB / LF / CR, DEL, C1 controls and lone surrogates: XML (XLSX) cannot
+# hold them and they have no place in a spreadsheet cell
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# what a spreadsheet may read as the start of a formula (also after leading whitespace)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_LEADING_SPACE = " \t\r\n\u3000\xa0"
+
+
 def _cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas in customer text (CSV / formula injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    """A value safe for a spreadsheet cell: control characters removed, formulas in
+    customer text neutralised (CSV / formula injection) by a leading apostrophe."""
+    if not isinstance(value, str):
+        return value
+    value = _CONTROL.sub("", value)
+    if value.startswith(_FORMULA_START) or value.lstrip(_LEADING_SPACE).startswith(_FORMULA_START):
         return "'" + value
     return value
 

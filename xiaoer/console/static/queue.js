@@ -54,5 +54,18 @@
     state.textContent = "实时更新中";
     if (polling) { clearInterval(polling); polling = null; }
   };
-  source.onerror = () => { state.textContent = "正在重新连接…"; };
+  // the server ends the stream with an "auth" event when the session is over (logged out,
+  // account disabled, expired): go to the login
+  source.addEventListener("auth", () => {
+    source.close();
+    location.href = "/login?next=/";
+  });
+  source.onerror = async () => {
+    state.textContent = "正在重新连接…";
+    if (source.readyState !== EventSource.CLOSED) return;
+    // the browser gave up (e.g. the stream answered 401): ask once, then poll
+    const r = await fetch("/api/queue", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (r.status === 401) { location.href = "/login?next=/"; return; }
+    poll();
+  };
 })();
