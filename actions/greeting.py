@@ -43,7 +43,7 @@ class ActionDouyinGreet(Action):
         event = _event(tracker)
         if not metadata.get("is_external") or event is None:
             # typed text classified as the trigger: a plain greeting is the safe answer
-            dispatcher.utter_message(response="utter_greet")
+            say(dispatcher, "greet_intro")
             return []
         buyer = metadata_buyer_id(tracker)  # only the Douyin channel triggers this
         returning = False
@@ -88,7 +88,7 @@ class ActionGreet(Action):
         if introduced(tracker):
             say(dispatcher, "still_here")
         else:
-            dispatcher.utter_message(response="utter_greet")
+            say(dispatcher, "greet_intro")
         return []
 
 
@@ -100,7 +100,6 @@ def introduced(tracker: Tracker) -> bool:
             return False
         if event.get("event") == "action" and event.get("name") in (
             "action_greet",
-            "utter_greet",
             "action_douyin_greet",
         ):
             return True
