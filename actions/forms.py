@@ -147,7 +147,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         if any(e.get("entity") == "order_id" for e in tracker.latest_message.get("entities") or []):
             return {}
         focus = tracker.get_slot(FOCUS_ORDER_SLOT)
-        return {"order_id": focus} if focus else {}
+        return {"order_id": focus} if focus and focus_is_recent(tracker) else {}
 
     async def blocker(self, order: Order, tracker: Tracker) -> str | None:
         """A reason code why this flow cannot continue for ``order`` (None: go on)."""
@@ -332,6 +332,21 @@ FOCUS_ORDER_SLOT = "focus_order_id"
 LEAVE_INTENTS = {"deny", "request_human", "complain"}
 OFFER_ANSWERS = {"affirm", "deny"}
 CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
+
+
+FOCUS_TURNS = 3  # a follow-up refers to the order in focus for this many messages
+
+
+def focus_is_recent(tracker: Tracker) -> bool:
+    """Whether the order in focus was named in the latest few customer messages (an older
+    one is not what a new request is about: the customer is asked, or picks)."""
+    messages = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "slot" and event.get("name") == FOCUS_ORDER_SLOT:
+            return messages <= FOCUS_TURNS
+        if event.get("event") == "user":
+            messages += 1
+    return False
 
 
 def activating(tracker: Tracker) -> bool:

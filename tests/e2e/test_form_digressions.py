@@ -10,6 +10,7 @@ never reached; when the number finally comes, the form finishes its job.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,3 +200,18 @@ def test_a_typed_button_label_is_the_button(stack: Stack):
     assert any("确认取消" in [b["title"] for b in r.get("buttons") or []] for r in asked)
     done = joined(stack.say(user, "确认取消"))
     assert "已为您取消" in done, done
+
+
+def test_a_waiting_customer_hears_the_queue_once_then_quiet(stack: Stack):
+    from xiaoer.handoff.settings import SettingsStore
+
+    # agents around the clock, so that the handoff pauses the bot whatever the hour
+    SettingsStore(stack.workdir / "var" / "xiaoer.db").save(
+        "working_hours", {"start": "00:00", "end": "00:00"}
+    )
+    time.sleep(3.5)  # the settings cache of the servers
+    user = sender()
+    assert "人工" in joined(stack.say(user, "转人工"))
+    waiting = joined(stack.say(user, "人呢"))
+    assert "排队" in waiting, waiting
+    assert stack.say(user, "还有人吗") == []  # not again within the setting's minutes

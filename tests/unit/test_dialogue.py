@@ -150,8 +150,19 @@ async def test_where_is_it_after_a_status_answers_with_the_transit():
 
 async def test_urge_form_starts_with_the_order_in_focus():
     t = tracker(intent="urge_shipment", text="能催一下吗", slots={"focus_order_id": ORDER_PAID})
+    t.events.insert(0, {"event": "slot", "name": "focus_order_id", "value": ORDER_PAID})
     _, events = await run(ValidateUrgeForm(), t)
     assert slot_value(events, "order_id") == ORDER_PAID
+
+
+async def test_an_old_focus_is_not_used_for_a_new_request():
+    t = tracker(intent="urge_shipment", text="能催一下吗", slots={"focus_order_id": ORDER_PAID})
+    older = [{"event": "slot", "name": "focus_order_id", "value": ORDER_PAID}] + [
+        {"event": "user", "text": "你好", "parse_data": {"intent": {"name": "greet"}}}
+    ] * 4
+    t.events[:0] = older
+    _, events = await run(ValidateUrgeForm(), t)
+    assert slot_value(events, "order_id") == "absent"  # asked (or picked) instead
 
 
 async def test_another_colour_of_the_product_in_focus():
