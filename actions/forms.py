@@ -37,7 +37,7 @@ from xiaoer.shop.access import (
     security_settings,
 )
 from xiaoer.shop.backend import BackendError
-from xiaoer.shop.models import Order
+from xiaoer.shop.models import Order, OrderStatus
 
 MAX_FAILURES = 2
 
@@ -138,6 +138,10 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         events = await super().run(dispatcher, tracker, domain)
         return events + await off_topic_events(dispatcher, tracker, domain, events)
 
+    # the order statuses for which the order in focus starts this flow (None: any; the
+    # flow's answer then explains, e.g. "already shipped, no need to urge")
+    focus_statuses: set[OrderStatus] | None = None
+
     async def extract_order_id(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -147,7 +151,16 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         if any(e.get("entity") == "order_id" for e in tracker.latest_message.get("entities") or []):
             return {}
         focus = tracker.get_slot(FOCUS_ORDER_SLOT)
-        return {"order_id": focus} if focus and focus_is_recent(tracker) else {}
+        if not focus or not focus_is_recent(tracker):
+            return {}
+        if self.focus_statuses is not None:  # only an order this flow can work on
+            try:
+                order = await accessible_order(tracker, str(focus))
+            except BackendError:
+                return {}
+            if order is None or order.status not in self.focus_statuses:
+                return {}
+        return {"order_id": focus}
 
     async def blocker(self, order: Order, tracker: Tracker) -> str | None:
         """A reason code why this flow cannot continue for ``order`` (None: go on)."""

@@ -316,3 +316,12 @@ async def test_an_answered_follow_up_is_not_a_miss():
     t = tracker(intent="nlu_fallback", text="asdf", events=events)
     msgs, _ = await run(ActionDefaultFallback(), t)
     assert any(w in texts(msgs) for w in NOT_UNDERSTOOD)  # a first miss: no human offer yet
+
+
+async def test_a_shipped_order_in_focus_does_not_start_an_after_sales_case():
+    from actions.aftersales import ValidateAfterSalesForm
+
+    t = tracker(intent="quality_issue", text="鞋子开胶了", slots={"focus_order_id": ORDER_SHIPPED})
+    t.events.insert(0, {"event": "slot", "name": "focus_order_id", "value": ORDER_SHIPPED})
+    _, events = await run(ValidateAfterSalesForm(), t)
+    assert slot_value(events, "order_id") == "absent"  # the customer picks or types it
