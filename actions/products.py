@@ -1,24 +1,30 @@
 """Product questions: price, stock (per variant), attributes, size advice, recommendations.
 
-The product comes from the message (entity), from the product card the customer came
-from (``metadata.product_id``), or from the last product discussed (slot ``product``).
+The product comes from the message (entity; a live-room link number ``link_no``; "主播身上
+那件" = the product being presented, xiaoer.yml ``live_room``), from the product card the
+customer came from (``metadata.product_id``), or from the product in focus (slots
+``focus_product`` / ``product``), so that "有没有L" follows the last product discussed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, latest_intent
+from actions.common import backend, latest_intent, shop_facts
 from actions.handoff import offer_human
 from actions.leads import offer_contact
-from actions.messages import say, say_with_buttons
+from actions.messages import render, say, say_with_buttons
+from xiaoer.shop.attributes import answer_traits
 from xiaoer.shop.backend import BackendError
+from xiaoer.shop.live_room import live_room, presenting_named
 from xiaoer.shop.models import Product, SizeChart, Variant
+from xiaoer.shop.policies import coupon_for_price
 from xiaoer.shop.sizing import advise
 
 
@@ -29,11 +35,28 @@ def latest_entity(tracker: Tracker, name: str) -> str | None:
     return None
 
 
+def link_product(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(link number asked about, its product id) from the live-room mapping."""
+    link_no = latest_entity(tracker, "link_no")
+    if link_no:
+        return link_no, live_room().product_for_link(link_no)
+    return None, None
+
+
 def product_in_focus(tracker: Tracker) -> str | None:
     metadata = tracker.latest_message.get("metadata") or {}
+    link_no, linked = link_product(tracker)
+    presenting = (
+        live_room().presenting
+        if presenting_named(tracker.latest_message.get("text") or "")
+        else None
+    )
     return (
-        latest_entity(tracker, "product")
+        linked
+        or latest_entity(tracker, "product")
+        or presenting
         or (str(metadata["product_id"]) if metadata.get("product_id") else None)
+        or tracker.get_slot("focus_product")
         or tracker.get_slot("product")
     )
 
@@ -42,7 +65,14 @@ def label(v: Variant) -> str:
     return " ".join(x for x in (v.color, v.size) if x)
 
 
+def restock_words(variants: list[Variant]) -> str:
+    dates = [v.restock_date for v in variants if v.restock_date]
+    return f"预计{min(dates):%m月%d日}补货" if dates else "暂无补货计划"
+
+
 def stock_text(product: Product) -> tuple[str, str]:
+    """(variants in stock by colour, variants out of stock with their restock date);
+    a variant with stock 0 is never listed as available."""
     in_stock: dict[str, list[str]] = {}
     missing: list[str] = []
     for v in product.variants:
@@ -50,8 +80,7 @@ def stock_text(product: Product) -> tuple[str, str]:
         if v.stock > 0:
             in_stock.setdefault(v.color, []).append(size)
         else:
-            when = f"预计{v.restock_date:%m月%d日}补货" if v.restock_date else "暂无补货计划"
-            missing.append(f"{v.color} {size}暂时缺货（{when}）")
+            missing.append(f"{v.color} {size}暂时缺货（{restock_words([v])}）")
     available = "；".join(f"{c} {'/'.join(sizes)}" for c, sizes in in_stock.items()) or "暂时都缺货"
     return available, "；".join(missing)
 
@@ -68,18 +97,37 @@ def chart_text(chart: SizeChart | None, product: Product) -> str:
     return "；".join(parts)
 
 
+def asked_variant(tracker: Tracker, product: Product) -> tuple[str | None, str | None]:
+    """Colour and size asked about. A bare number ("蓝色110有吗") or letter size ("有没有L")
+    counts when it is one of this product's sizes."""
+    color, size = latest_entity(tracker, "color"), latest_entity(tracker, "size")
+    text = (tracker.latest_message.get("text") or "").upper()
+    if size is None:
+        for s in sorted(product.sizes, key=len, reverse=True):
+            if re.search(rf"(?<![0-9A-Z]){re.escape(s.upper())}(?![0-9A-Z])", text):
+                size = s
+                break
+    return color, size
+
+
 async def recommendation(product: Product, color: str | None, size: str | None) -> str | None:
-    """An in-stock variant close to what was asked, else a product bought by the same buyers."""
-    same = [v for v in product.variants if v.stock > 0 and (v.color, v.size) != (color, size)]
-    close = [v for v in same if size and v.size == size] or [
-        v for v in same if color and v.color == color
-    ]
-    if close:
-        return f"{product.name} {label(close[0])}（有货）"
-    for other_id in await backend().popular_with(product.product_id):
-        other = await backend().get_product(other_id)
-        if other and any(v.stock > 0 for v in other.variants):
-            return f"{other.name} ¥{other.price}（买过这款的顾客也喜欢）"
+    """An in-stock alternative to an out-of-stock variant: the same size in another colour
+    of the same product, else the same colour in another size, else a product of the same
+    category (never another category: no adult T-shirt for a child's raincoat)."""
+    others = [v for v in product.variants if v.stock > 0 and (v.color, v.size) != (color, size)]
+    same_size = [v for v in others if size and v.size == size]
+    if same_size:
+        colors = "、".join(v.color for v in same_size)
+        return f"{product.name} {colors} {size}（有货）"
+    same_color = [v for v in others if color and v.color == color]
+    if same_color and not size:
+        return f"{product.name} {label(same_color[0])}（有货）"
+    for other in await backend().list_products():
+        if other.product_id == product.product_id or other.category != product.category:
+            continue
+        fitting = [v for v in other.variants if v.stock > 0 and (not size or v.size == size)]
+        if fitting:
+            return f"同类的{other.name} {label(fitting[0])} ¥{other.price}（有货）"
     return None
 
 
@@ -91,8 +139,12 @@ class ActionProductQuestion(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         intent = latest_intent(tracker) or "ask_price"
+        link_no, linked = link_product(tracker)
         product_id = product_in_focus(tracker)
         try:
+            if link_no and not linked:
+                say(dispatcher, "live_link_unknown", link_no=link_no, links=await links_text())
+                return []
             product = await backend().get_product(product_id) if product_id else None
             if product is None:
                 products = await backend().list_products()
@@ -105,13 +157,22 @@ class ActionProductQuestion(Action):
                 ]
                 say_with_buttons(dispatcher, "which_product", buttons)
                 return []
-            chart = await backend().get_size_chart(product.product_id)
-            events: list[EventType] = [SlotSet("product", product.product_id)]
+            events: list[EventType] = [
+                SlotSet("product", product.product_id),
+                SlotSet("focus_product", product.product_id),
+            ]
+            if link_no:
+                say(dispatcher, "live_link_is", link_no=link_no, product_name=product.name)
             if intent == "ask_stock":
-                await self.stock(dispatcher, tracker, product)
+                if not await self.stock(dispatcher, tracker, product):
+                    return events  # in stock: no restock alert to offer
             elif intent == "ask_size":
+                chart = await backend().get_size_chart(product.product_id)
                 await self.size(dispatcher, tracker, product, chart)
             elif intent == "product_info":
+                answers = answer_traits(product.traits, tracker.latest_message.get("text") or "")
+                if answers:
+                    return events + self.attributes(dispatcher, tracker, product, answers)
                 attributes = "，".join(f"{k}：{v}" for k, v in product.attributes.items())
                 say(
                     dispatcher,
@@ -120,31 +181,64 @@ class ActionProductQuestion(Action):
                     attributes=f"{attributes}，颜色：{'、'.join(product.colors)}，价格 ¥{product.price}",
                 )
             else:
-                say(
-                    dispatcher,
-                    "product_price",
-                    product_name=product.name,
-                    price=f"{product.price}",
-                )
+                # one message: the price, then whether the coupon applies to it
+                values = {**shop_facts(), "product_name": product.name, "price": f"{product.price}"}
+                text = render("product_price", None, **values)["text"]
+                coupon = coupon_for_price(backend().policies().coupon_everyone, product.price)
+                if coupon:
+                    key = "coupon_applies" if "after_coupon" in coupon else "coupon_not_reached"
+                    text += render(key, None, **values, **coupon)["text"]
+                dispatcher.utter_message(text=text)
             return events + offer_contact(dispatcher, tracker)
         except BackendError:
             say(dispatcher, "backend_error")
             return offer_human(dispatcher, tracker, "backend_error")
 
+    @staticmethod
+    def attributes(
+        dispatcher: CollectingDispatcher, tracker: Tracker, product: Product, answers: list
+    ) -> list[EventType]:
+        """Yes/no from the catalogue; "not sure, I'll ask a colleague" + a human otherwise."""
+        unknown = []
+        for a in answers:
+            if a.answer == "yes":
+                say(
+                    dispatcher,
+                    "attribute_yes",
+                    product_name=product.name,
+                    label=a.label,
+                    note=a.note,
+                )
+            elif a.answer == "no":
+                say(
+                    dispatcher,
+                    "attribute_no",
+                    product_name=product.name,
+                    label=a.label,
+                    note=a.note,
+                )
+            else:
+                unknown.append(a.label)
+        if not unknown:
+            return []
+        say(dispatcher, "attribute_unknown", product_name=product.name, label="、".join(unknown))
+        return offer_human(dispatcher, tracker, "attribute_unknown")
+
     async def stock(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, product: Product
-    ) -> None:
-        color, size = latest_entity(tracker, "color"), latest_entity(tracker, "size")
+    ) -> bool:
+        """Tell the stock; True when what was asked is (partly) out of stock."""
+        color, size = asked_variant(tracker, product)
         if not color and not size:
-            available, missing = stock_text(product)
+            listed, missing = stock_text(product)
             say(
                 dispatcher,
                 "product_stock",
                 product_name=product.name,
-                in_stock=available,
+                in_stock=listed,
                 out_of_stock=missing,
             )
-            return
+            return bool(missing)
         matches = [
             v
             for v in product.variants
@@ -152,7 +246,7 @@ class ActionProductQuestion(Action):
         ]
         asked = " ".join(x for x in (color, size) if x)
         if not matches:
-            options = "、".join(label(v) for v in product.variants)
+            options = "、".join(label(v) for v in product.variants if v.stock > 0)
             say(
                 dispatcher,
                 "stock_variant_unknown",
@@ -160,22 +254,33 @@ class ActionProductQuestion(Action):
                 variant=asked,
                 options=options,
             )
-        elif any(v.stock > 0 for v in matches):
+            return False
+        available = [v for v in matches if v.stock > 0]
+        out = [v for v in matches if v.stock <= 0]
+        if available and not out:
             say(dispatcher, "stock_variant_in", product_name=product.name, variant=asked)
-            return
-        else:
-            dates = [v.restock_date for v in matches if v.restock_date]
-            restock = f"，预计{min(dates):%m月%d日}补货" if dates else "，暂无补货计划"
+            return False
+        if available:  # "黑色有吗": L/XL yes, M no
             say(
                 dispatcher,
-                "stock_variant_out",
+                "stock_variant_partly",
                 product_name=product.name,
                 variant=asked,
-                restock=restock,
+                in_stock="、".join(label(v) for v in available),
+                out_of_stock="、".join(f"{label(v)}（{restock_words([v])}）" for v in out),
             )
+            return True
+        say(
+            dispatcher,
+            "stock_variant_out",
+            product_name=product.name,
+            variant=asked,
+            restock="，" + restock_words(out),
+        )
         suggestion = await recommendation(product, color, size)
         if suggestion:
             say(dispatcher, "recommend", suggestion=suggestion)
+        return True
 
     async def size(
         self,
@@ -231,3 +336,15 @@ class ActionProductQuestion(Action):
         elif variants:
             colors = "、".join(v.color for v in variants if v.stock > 0)
             say(dispatcher, "recommend", suggestion=f"{advice.size} 码现有 {colors}")
+
+
+async def links_text() -> str:
+    """ "1号 纯棉短袖T恤、2号 男士轻量跑步鞋…" from the live-room mapping."""
+    parts = []
+    for no, product_id in sorted(
+        live_room().links.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0
+    ):
+        product = await backend().get_product(product_id)
+        if product is not None:
+            parts.append(f"{no}号 {product.name}")
+    return "、".join(parts) or "以直播间小黄车里的为准"

@@ -1,7 +1,8 @@
 """NLU benchmark: the project's pipeline against a stock Rasa JiebaTokenizer pipeline.
 
 Trains both on data/ (NLU only), evaluates on the held-out set tests/nlu/heldout.yml and
-prints intent accuracy, macro-F1, the 5 worst intents, training time and parse latency.
+prints intent accuracy, macro-F1, the 5 worst intents, training time, parse latency and
+the cost of the text normalisation alone (xiaoer.text.normalize_message).
 
     .venv/bin/python bench/nlu.py [--only project|jieba] [--json results.json]
 """
@@ -119,8 +120,17 @@ async def measure(name: str, model: str, train_seconds: float, rounds: int = 3) 
         pairs.append((gold, predicted))
         if predicted != gold:
             errors.append((text, gold, predicted))
+    from xiaoer.text import normalize, normalize_message
+
+    normalize.cache_clear()
+    normalize_message.cache_clear()
+    t0 = time.perf_counter()
+    for text, _gold in heldout:
+        normalize_message(text)
+    normalise_ms = (time.perf_counter() - t0) * 1000 / len(heldout)
     result = {
         "pipeline": name,
+        "normalise_ms": round(normalise_ms, 3),
         "examples": len(heldout),
         "parses_timed": len(latencies),
         **metrics(pairs),
@@ -149,6 +159,7 @@ def report(result: dict, show_errors: bool) -> None:
         f"parse latency     p50 {result['parse_ms_p50']} ms   p99 {result['parse_ms_p99']} ms"
         f"   ({result['parses_timed']} parses)"
     )
+    print(f"normalisation     {result['normalise_ms']} ms per message (uncached)")
     if show_errors:
         for text, gold, predicted in result["errors"]:
             print(f"   ✗ {text!r}: {gold} -> {predicted}")

@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.model
 
 
-def test_conversation_stories_have_no_prediction_errors(trained_model: Path, tmp_path: Path):
+@pytest.mark.parametrize("stories", ["test_stories.yml", "test_stories_answers.yml"])
+def test_conversation_stories_have_no_prediction_errors(
+    trained_model: Path, tmp_path: Path, stories: str
+):
     out = tmp_path / "results"
     result = subprocess.run(
         [
@@ -22,7 +25,7 @@ def test_conversation_stories_have_no_prediction_errors(trained_model: Path, tmp
             "--model",
             str(trained_model),
             "--stories",
-            str(ROOT / "tests" / "test_stories.yml"),
+            str(ROOT / "tests" / stories),
             "--out",
             str(out),
             "--fail-on-prediction-errors",

@@ -14,22 +14,72 @@ ORDER_ID_MAX_DIGITS = 19
 ORDER_ID_PATTERN = re.compile(r"(?<![0-9a-z])\d(?:[ \-_]?\d){15,18}(?![0-9a-z])")
 
 
-def parse_order_id(text: str | None) -> str | None:
-    """Return the order id (digits only) if ``text`` holds a valid one, else None.
+# The same written in Chinese numerals, one numeral per digit ("六九三八二七一零..."), with
+# optional spaces or dashes; never next to another numeral or digit.
+_CN_NUMERAL_CHARS = "零〇一幺壹二两贰三叁四肆五伍六陆七柒八捌九玖"
+CN_ORDER_ID_PATTERN = re.compile(
+    rf"(?<![0-9{_CN_NUMERAL_CHARS}])[{_CN_NUMERAL_CHARS}](?:[ \-]?[{_CN_NUMERAL_CHARS}]){{15,18}}"
+    rf"(?![0-9{_CN_NUMERAL_CHARS}])"
+)
+# After-sales case numbers: "AS" and 6-12 digits ("AS20261101").
+CASE_ID_PATTERN = re.compile(r"(?<![0-9a-z])as[ \-]?(\d{6,12})(?![0-9a-z])")
 
-    Accepts full-width digits, spaces and dashes inside, and a few words around it
-    ("单号 6938-2710-...").
+
+def chinese_numerals_to_digits(numerals: str) -> str:
+    """ "六九三八" -> "6938": a digit per numeral (cn2an reads a digit string that way;
+    the table is the fallback for 幺/两 and anything cn2an rejects)."""
+    import cn2an
+
+    plain = re.sub(r"[ \-]", "", numerals)
+    try:
+        value = str(cn2an.cn2an(plain, "normal"))
+    except (ValueError, KeyError, TypeError):
+        value = ""
+    if len(value) == len(plain) and value.isdigit():
+        return value
+    return digits_from_chinese(plain)
+
+
+def find_order_ids(norm: str) -> list[tuple[int, int, str]]:
+    """Every order id in already normalised text: (start, end, digits), in order.
+
+    Digits (ASCII after normalisation, spaces or dashes inside) or Chinese numerals.
+    """
+    found = []
+    for m in ORDER_ID_PATTERN.finditer(norm):
+        digits = re.sub(r"\D", "", m.group(0))
+        if ORDER_ID_MIN_DIGITS <= len(digits) <= ORDER_ID_MAX_DIGITS:
+            found.append((m.start(), m.end(), digits))
+    for m in CN_ORDER_ID_PATTERN.finditer(norm):
+        digits = chinese_numerals_to_digits(m.group(0))
+        if ORDER_ID_MIN_DIGITS <= len(digits) <= ORDER_ID_MAX_DIGITS:
+            found.append((m.start(), m.end(), digits))
+    return sorted(found)
+
+
+def find_case_ids(norm: str) -> list[tuple[int, int, str]]:
+    """After-sales case numbers in normalised (lower-case) text: (start, end, "AS...")."""
+    return [(m.start(), m.end(), "AS" + m.group(1)) for m in CASE_ID_PATTERN.finditer(norm)]
+
+
+def parse_order_id(text: str | None) -> str | None:
+    """Return the (first) order id (digits only) if ``text`` holds a valid one, else None.
+
+    Accepts full-width digits, Chinese numerals, spaces and dashes inside, and words and
+    punctuation around it ("单号 6938-2710-...", "订单号：6938271045123400006！").
     """
     if not text:
         return None
-    norm = normalize_text(str(text))
-    match = ORDER_ID_PATTERN.search(norm)
-    if not match:
-        return None
-    digits = re.sub(r"\D", "", match.group(0))
-    if ORDER_ID_MIN_DIGITS <= len(digits) <= ORDER_ID_MAX_DIGITS:
-        return digits
-    return None
+    found = find_order_ids(normalize_text(str(text)))
+    return found[0][2] if found else None
+
+
+def parse_order_ids(text: str | None) -> list[str]:
+    """Every order id in ``text``, in order, without repeats."""
+    if not text:
+        return []
+    ids = [digits for _, _, digits in find_order_ids(normalize_text(str(text)))]
+    return list(dict.fromkeys(ids))
 
 
 def looks_like_order_id_attempt(text: str | None) -> bool:

@@ -529,3 +529,18 @@ def test_a_bare_phone_is_not_an_order_number(extractor):
     message = Message(data={TEXT: text, ENTITIES: [order], "intent": guess})
     extractor.process([message])
     assert message.get("intent")["name"] == "inform_order_id"  # an order id is there
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "六九三八二七一零四五一二三四零零零零二",
+        "订单号：六九三八二七一零四五一二三四零零零零六！",
+        "单号 一三九一二三四五六七八九零一二三四五",  # starts like a mobile, 18 numerals
+        "订单号：6938271045123400006！",
+        "6938271045123400004和6938271045123400002",
+        "AS20261101 退款怎么样了",
+    ],
+)
+def test_order_and_case_numbers_are_never_phones(text):
+    assert find_contacts(text) == []

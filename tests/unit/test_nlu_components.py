@@ -137,3 +137,82 @@ def test_no_false_entities(storage, context, catalogue_data):
     assert _entities(ex, "运单号SF1234567890123") == []
     assert _entities(ex, "黑心商家") == []
     assert _entities(ex, "") == []
+
+
+# --- entities first (issue 12) ------------------------------------------------------
+def test_order_ids_in_punctuation_numerals_and_several_per_message(
+    storage, context, catalogue_data
+):
+    ex = _extractor(storage, context, catalogue_data)
+    assert _entities(ex, "订单号：6938271045123400006！") == [
+        ("order_id", "6938271045123400006", "6938271045123400006")
+    ]
+    assert _entities(ex, "帮我查下订单 6938271045123400002") == [
+        ("order_id", "6938271045123400002", "6938271045123400002")
+    ]
+    assert _entities(ex, "订单六九三八二七一零四五一二三四零零零零二到哪了") == [
+        ("order_id", "6938271045123400002", "六九三八二七一零四五一二三四零零零零二")
+    ]
+    assert _entities(ex, "６９３８－２７１０－４５１２－３４００－００３") == [
+        ("order_id", "6938271045123400003", "６９３８－２７１０－４５１２－３４００－００３")
+    ]
+    assert _entities(ex, "6938271045123400004和6938271045123400002，都没到") == [
+        ("order_id", "6938271045123400004", "6938271045123400004"),
+        ("order_id", "6938271045123400002", "6938271045123400002"),
+    ]
+
+
+def test_after_sales_case_number(storage, context, catalogue_data):
+    ex = _extractor(storage, context, catalogue_data)
+    assert _entities(ex, "AS20261101 退款怎么样了") == [("case_id", "AS20261101", "AS20261101")]
+    assert _entities(ex, "售后单号as20261105") == [("case_id", "AS20261105", "as20261105")]
+
+
+def test_entities_survive_typos_and_cantonese(storage, context, catalogue_data):
+    ex = _extractor(storage, context, catalogue_data)
+    assert _entities(ex, "马克被有冇白色") == [
+        ("product", "P1003", "马克被"),
+        ("color", "白色", "白色"),
+    ]
+    assert _entities(ex, "有没有L") == [("size", "L", "L")]
+
+
+def _ruled(text: str, intent: str, confidence: float, entities: list[dict]) -> str:
+    from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY
+
+    from xiaoer.nlu.rules import EntityIntentRule
+
+    message = Message(data={TEXT: text})
+    message.set(INTENT, {"name": intent, "confidence": confidence})
+    message.set(INTENT_RANKING_KEY, [{"name": intent, "confidence": confidence}])
+    message.set(ENTITIES, entities)
+    rule = EntityIntentRule(EntityIntentRule.get_default_config())
+    rule.process([message])
+    assert message.get(INTENT_RANKING_KEY)[0]["name"] == message.get(INTENT)["name"]
+    return message.get(INTENT)["name"]
+
+
+def test_an_order_number_decides_an_unsure_intent(storage, context, catalogue_data):
+    ex = _extractor(storage, context, catalogue_data)
+
+    def entities(text: str) -> list[dict]:
+        message = Message(data={TEXT: text})
+        ex.process([message])
+        return message.get(ENTITIES)
+
+    readme = "帮我查下订单 6938271045123400002"
+    assert _ruled(readme, "nlu_fallback", 0.55, entities(readme)) == "order_status"
+    for text in ["6938271045123400002 到哪了", "看下 6938271045123400002", "查6938271045123400002"]:
+        assert _ruled(text, "nlu_fallback", 0.4, entities(text)) == "order_status"
+    for text in [
+        "订单号：6938271045123400006！",
+        "6938271045123400002",
+        "单号 六九三八二七一零四五一二三四零零零零二 哦",
+    ]:
+        assert _ruled(text, "greet", 0.9, entities(text)) == "inform_order_id"
+    case = "AS20261101 怎么样了"
+    assert _ruled(case, "nlu_fallback", 0.3, entities(case)) == "refund"
+    # confident intents and messages without a number are left alone
+    urge = "6938271045123400002 快点发货"
+    assert _ruled(urge, "urge_shipment", 0.95, entities(urge)) == "urge_shipment"
+    assert _ruled("帮我订张机票", "out_of_scope", 0.9, entities("帮我订张机票")) == "out_of_scope"

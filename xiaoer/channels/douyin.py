@@ -88,6 +88,7 @@ from xiaoer.douyin.protocol import (
 from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.handoff.waiting import queue_notice
 from xiaoer.logsafe import mask_pii
+from xiaoer.nlu.multi import handle_message
 
 logger = logging.getLogger(__name__)
 
@@ -694,7 +695,7 @@ class DouyinInput(InputChannel):
             text = "[空消息]"
         output = DouyinOutput(self.sender)
         assert self._on_new_message is not None, "blueprint() was not called"
-        await self._on_new_message(
+        await handle_message(  # several questions in one message (xiaoer/nlu/multi.py)
             UserMessage(
                 text,
                 output,
@@ -702,7 +703,9 @@ class DouyinInput(InputChannel):
                 input_channel=CHANNEL_NAME,
                 message_id=message.server_message_id or None,
                 metadata=metadata,
-            )
+            ),
+            self._on_new_message,
+            getattr(getattr(self._app, "ctx", None), "agent", None),
         )
         if kind in TEXT_TYPES:
             await asyncio.to_thread(get_button_memory().remember, sender_id, output.messages)

@@ -23,6 +23,7 @@ from sanic.response import HTTPResponse
 from xiaoer.buttons import get_button_memory
 from xiaoer.handoff.inbox import get_rest_inbox
 from xiaoer.handoff.waiting import queue_notice
+from xiaoer.nlu.multi import handle_message
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +113,17 @@ class XiaoerRestInput(RestInput):
             # a typed button label ("确认取消") means the button: its payload goes to NLU
             text = buttons.resolve(payload["sender"], payload["message"])
             try:
-                await on_new_message(
+                # several questions in one message are answered in order (xiaoer/nlu/multi.py)
+                await handle_message(
                     UserMessage(
                         text,
                         collector,
                         payload["sender"],
                         input_channel=self.name(),
                         metadata=payload["metadata"],
-                    )
+                    ),
+                    on_new_message,
+                    getattr(request.app.ctx, "agent", None),
                 )
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", payload["sender"])

@@ -1,13 +1,16 @@
 """Entity extraction for shop messages: order ids, products, colours and sizes.
 
-* ``order_id``: 16-19 digits, spaces or dashes allowed inside; value: digits only.
+* ``order_id``: 16-19 digits, spaces or dashes allowed inside, or the same in Chinese
+  numerals (六九三八...); every one in the message, in order; value: digits only.
+* ``case_id``: an after-sales case number ("AS20261101"); value: upper case, no spaces.
 * ``product`` / ``color`` / ``size``: longest match against the catalogue lookup tables
   of the training data (``data/nlu/catalogue.yml``, generated from the shop backend by
   ``xiaoer gen-catalogue``) plus their synonyms; the value is the catalogue value
   (product id ``P1001``, ``黑色``, ``XL``).
 
-Matching runs on normalised text (full-width, Traditional, case), offsets point into
-the original message.
+Matching runs on the NLU's normalised text (full-width, Traditional, case, Cantonese,
+homophone typos: ``xiaoer.text.normalize_message``), offsets point into the original
+message.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from xiaoer.parsing import ORDER_ID_PATTERN, find_body_measures
-from xiaoer.text import NormalizedText, normalize
+from xiaoer.parsing import find_body_measures, find_case_ids, find_order_ids
+from xiaoer.text import NormalizedText, add_lexicon_terms, normalize, normalize_message
 
 CATALOGUE_ENTITIES = ("product", "color", "size")
 PATTERNS_FILE = "catalogue_terms.json"
@@ -66,7 +69,7 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"entities": ["order_id", *CATALOGUE_ENTITIES, "height_cm", "weight_kg"]}
+        return {"entities": ["order_id", "case_id", *CATALOGUE_ENTITIES, "height_cm", "weight_kg"]}
 
     def __init__(
         self,
@@ -79,6 +82,8 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
         self._model_storage = model_storage
         self._resource = resource
         self.terms = terms or {e: {} for e in CATALOGUE_ENTITIES}
+        # product names (3+ characters) are read through homophone typos ("马克被")
+        add_lexicon_terms(t for t in self.terms.get("product", {}) if len(t) >= 3)
 
     @classmethod
     def create(
@@ -108,6 +113,7 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     def train(self, training_data: TrainingData) -> Resource:
         self.terms = build_terms(training_data)
+        add_lexicon_terms(t for t in self.terms.get("product", {}) if len(t) >= 3)
         with self._model_storage.write_to(self._resource) as directory:
             (Path(directory) / PATTERNS_FILE).write_text(
                 json.dumps(self.terms, ensure_ascii=False, indent=1), encoding="utf-8"
@@ -123,7 +129,7 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
 
     # --- extraction ---------------------------------------------------------------
     def extract(self, text: str) -> list[dict[str, Any]]:
-        norm = normalize(text)
+        norm = normalize_message(text)
         wanted = set(self._config["entities"])
         entities: list[dict[str, Any]] = []
         taken: list[tuple[int, int]] = []
@@ -143,8 +149,10 @@ class ShopEntityExtractor(GraphComponent, EntityExtractorMixin):
                 }
             )
 
-        for m in ORDER_ID_PATTERN.finditer(norm.text):
-            add("order_id", m.start(), m.end(), re.sub(r"\D", "", m.group(0)))
+        for start, end, digits in find_order_ids(norm.text):
+            add("order_id", start, end, digits)
+        for start, end, case_id in find_case_ids(norm.text):
+            add("case_id", start, end, case_id)
         for entity, (amount, start, end) in find_body_measures(norm.text).items():
             add(entity, start, end, f"{amount:g}")
         for m in _SIZE_NUMBER.finditer(norm.text):

@@ -1,7 +1,8 @@
 """A Rasa tokenizer built on pkuseg, with normalisation and a shop user dictionary.
 
 * Text is normalised first (full-width to half-width, lower case, Traditional to
-  Simplified, repeated punctuation collapsed: ``xiaoer.text``); tokens carry the
+  Simplified, repeated punctuation and words collapsed, Cantonese and English words,
+  homophone typos of shop terms: ``xiaoer.text.normalize_message``); tokens carry the
   normalised text but their offsets point into the original message.
 * The user dictionary is built at training time from the project's domain terms
   (``resources/shop_terms.txt`` or ``dictionary_path``) plus every lookup table and
@@ -24,7 +25,7 @@ from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from xiaoer.text import normalize
+from xiaoer.text import add_lexicon_terms, normalize, normalize_message
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class PkusegTokenizer(Tokenizer):
         self._model_storage = model_storage
         self._resource = resource
         self.terms = terms if terms is not None else collect_terms(None, self._terms_file())
+        # catalogue names (3+ characters: "马克被" -> 马克杯) join the homophone-typo lexicon
+        add_lexicon_terms(t for t in self.terms if len(t) >= 3)
 
     def _terms_file(self) -> Path | None:
         path = self._config.get("dictionary_path")
@@ -131,6 +134,7 @@ class PkusegTokenizer(Tokenizer):
 
     def train(self, training_data: TrainingData) -> Resource:
         self.terms = collect_terms(training_data, self._terms_file())
+        add_lexicon_terms(t for t in self.terms if len(t) >= 3)
         with self._model_storage.write_to(self._resource) as directory:
             (Path(directory) / USER_DICT_FILE).write_text(
                 "\n".join(self.terms) + "\n", encoding="utf-8"
@@ -138,7 +142,7 @@ class PkusegTokenizer(Tokenizer):
         return self._resource
 
     def segment(self, text: str) -> list[Token]:
-        norm = normalize(text)
+        norm = normalize_message(text)
         tokens: list[Token] = []
         if not norm.text.strip():
             return tokens

@@ -7,6 +7,8 @@ from typing import Any
 
 RECIPIENT = ("张三", "13800000000", "广东省广州市天河区体育西路100号")
 
+# "traits" (an addition to the spec's records): yes/no facts for attribute questions,
+# xiaoer/shop/attributes.py; a trait not listed is answered "not sure, I'll ask".
 PRODUCTS: list[dict[str, Any]] = [
     {
         "product_id": "P1001",
@@ -15,6 +17,11 @@ PRODUCTS: list[dict[str, Any]] = [
         "category": "服装",
         "attributes": {"面料": "100%棉", "洗涤": "可机洗", "版型": "常规款，略偏小"},
         "fit_note": "版型略偏小，两个尺码之间建议选大一码",
+        "traits": {
+            "pure_cotton": {"answer": "yes", "note": "面料是100%棉"},
+            "machine_washable": {"answer": "yes", "note": "可以机洗，建议翻面冷水洗"},
+            "waterproof": {"answer": "no", "note": "纯棉面料，不防水"},
+        },
         "synonyms": ["T恤", "短袖", "短袖T恤", "纯棉T恤", "体恤", "半袖"],
         "variants": [
             *[("白色", s, 30, None) for s in ("S", "M", "L", "XL", "XXL")],
@@ -39,6 +46,10 @@ PRODUCTS: list[dict[str, Any]] = [
         "category": "鞋靴",
         "attributes": {"鞋面": "透气网面", "鞋底": "橡胶底", "尺码": "标准码，按平时尺码选"},
         "fit_note": "尺码标准，按平时穿的码数选即可",
+        "traits": {
+            "breathable": {"answer": "yes", "note": "透气网面鞋面"},
+            "waterproof": {"answer": "no", "note": "网面透气款，不防水"},
+        },
         "synonyms": ["跑步鞋", "跑鞋", "运动鞋", "鞋子"],
         "variants": [
             *[("黑色", str(s), 10, None) for s in range(39, 45)],
@@ -52,6 +63,9 @@ PRODUCTS: list[dict[str, Any]] = [
         "price": "39.90",
         "category": "家居",
         "attributes": {"材质": "陶瓷", "容量": "350ml", "清洗": "可用洗碗机"},
+        "traits": {
+            "dishwasher_safe": {"answer": "yes", "note": "陶瓷材质，可以放洗碗机清洗"},
+        },
         "fit_note": None,
         "synonyms": ["马克杯", "杯子", "陶瓷杯", "水杯"],
         "variants": [("白色", None, 200, None)],
@@ -64,6 +78,10 @@ PRODUCTS: list[dict[str, Any]] = [
         "category": "童装",
         "attributes": {"面料": "防水PU", "适合年龄": "3-8岁"},
         "fit_note": "按孩子身高选码",
+        "traits": {
+            "waterproof": {"answer": "yes", "note": "防水PU面料"},
+            "pure_cotton": {"answer": "no", "note": "面料是防水PU"},
+        },
         "synonyms": ["雨衣", "儿童雨衣", "雨披"],
         "variants": [
             *[("黄色", s, 20, None) for s in ("100", "110", "120", "130")],

@@ -128,6 +128,9 @@ class Product:
     fit_note: str | None = None
     return_insurance: bool = True
     synonyms: tuple[str, ...] = ()
+    # yes/no facts for attribute questions: {trait: {"answer": yes|no|unknown, "note": ...}}
+    # (xiaoer/shop/attributes.py); a trait not listed is unknown
+    traits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def colors(self) -> list[str]:

@@ -6,8 +6,10 @@ merchant who changes a policy changes it in one place.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -141,3 +143,98 @@ class ShopPolicies:
             "returning_code": self.returning_code,
             "returning_discount": self.returning_discount,
         }
+
+
+# --- shipping questions: one sentence per question --------------------------------------
+# Which shipping question(s) a message asks, by keywords; the answer to each is one
+# message of actions/messages.yml (``ship_<topic>``) filled with the facts above.
+SHIPPING_TOPICS: dict[str, re.Pattern[str]] = {
+    "free": re.compile(r"包邮|免邮|运费|邮费|快递费|免运费|加钱|补钱|补差价"),
+    "express": re.compile(r"顺丰|(?<![a-z])sf(?![0-9])|加急快递", re.I),
+    "couriers": re.compile(
+        r"(?:什么|啥|哪个|哪家|哪种|默认|发的)快递|快递是哪|中通|圆通|韵达|申通|极兔|邮政|ems|京东快递|德邦",
+        re.I,
+    ),
+    "from": re.compile(
+        r"(?:从|在)?(?:哪里|哪儿|哪)(?:发货|发的|发出|寄|发)|发货地|哪个仓|仓库在哪"
+    ),
+    "when": re.compile(
+        r"(?:什么时候|啥时候|几时|多久|几天|多长时间|几小时)(?:能|可以)?(?:发|寄)"
+        r"|当天(?:能|可以)?发|今天(?:能|可以)?发|明天(?:能|可以)?发|发货时间|几点(?:之|以)?前"
+        r"|(?:能|可以)?发出吗|48小时"
+    ),
+    "transit": re.compile(
+        r"(?:几天|多久|多长时间|什么时候|啥时候|几号)(?:能|可以|才能)?(?:到|收到|送到|送达|到货|到手)"
+        r"|送达|物流(?:要|一般)?(?:走)?几天|时效|(?:要|得|需要)(?:几天|多久)(?!.?[发寄])"
+    ),
+}
+
+
+def shipping_topics(text: str) -> list[str]:
+    """The shipping questions asked in ``text``, in a fixed order (see SHIPPING_TOPICS)."""
+    return [topic for topic, pattern in SHIPPING_TOPICS.items() if pattern.search(text)]
+
+
+def shipping_answers(
+    policies: ShopPolicies, text: str, now: datetime | None = None
+) -> list[tuple[str, dict[str, str]]]:
+    """(message key, values) for every shipping question in ``text``; empty when none is
+    recognised (the caller then gives the general shipping answer)."""
+    from xiaoer.shop.regions import find_region
+
+    answers: list[tuple[str, dict[str, str]]] = []
+    topics = shipping_topics(text)
+    region = find_region(text)
+    no_delivery = False
+    if region:
+        group, word = region
+        values = {"region": word}
+        if group in policies.no_delivery:
+            answers.append(("ship_no_delivery", values))
+            no_delivery = True
+        elif group in policies.surcharge_regions:
+            answers.append(("ship_region_surcharge", values))
+        else:
+            answers.append(("ship_free_region", values))
+    if "free" in topics and not region:
+        answers.append(("ship_free", {}))
+    if no_delivery:
+        return answers
+    if "express" in topics:
+        answers.append(("ship_express", {}))
+    elif "couriers" in topics:
+        answers.append(("ship_couriers", {}))
+    if "from" in topics:
+        answers.append(("ship_from", {}))
+    if "when" in topics:
+        current = (now or now_beijing()).astimezone(BEIJING)
+        today = current.time() < policies.same_day_cutoff
+        answers.append(
+            (
+                "ship_when_today" if today else "ship_when_tomorrow",
+                {"now_time": f"{current:%H:%M}"},
+            )
+        )
+    if "transit" in topics:
+        answers.append(("ship_transit", {}))
+    return answers
+
+
+# --- coupons: only where they apply -------------------------------------------------------
+_THRESHOLD_COUPON = re.compile(r"满\s*(\d+(?:\.\d+)?)\s*减\s*(\d+(?:\.\d+)?)")
+
+
+def coupon_for_price(coupon: str, price: Decimal) -> dict[str, str] | None:
+    """For a "满199减20" coupon and one item's price: the values of the answer
+    (threshold, off, missing amount or price after the coupon); None when the coupon
+    is not a threshold coupon."""
+    m = _THRESHOLD_COUPON.search(coupon or "")
+    if not m:
+        return None
+    threshold, off = Decimal(m.group(1)), Decimal(m.group(2))
+    values = {"coupon": coupon, "threshold": f"{threshold:g}", "off": f"{off:g}"}
+    if price >= threshold:
+        values["after_coupon"] = f"{(price - off).quantize(Decimal('0.01'))}"
+    else:
+        values["missing"] = f"{(threshold - price).quantize(Decimal('0.01'))}"
+    return values

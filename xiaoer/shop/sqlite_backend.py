@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS size_charts (
   product_id TEXT NOT NULL REFERENCES products, seq INTEGER NOT NULL, size TEXT NOT NULL,
   height_min REAL NOT NULL, height_max REAL NOT NULL, weight_min REAL, weight_max REAL,
   PRIMARY KEY (product_id, seq));
+CREATE TABLE IF NOT EXISTS product_traits (
+  product_id TEXT NOT NULL REFERENCES products, trait TEXT NOT NULL, answer TEXT NOT NULL,
+  note TEXT NOT NULL DEFAULT '', PRIMARY KEY (product_id, trait));
 CREATE TABLE IF NOT EXISTS buyers (buyer_id TEXT PRIMARY KEY, is_returning INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS orders (
   order_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -90,6 +93,22 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _seed_traits(conn: sqlite3.Connection) -> None:
+    """Yes/no facts of the demo products (machine washable, dishwasher safe...), once."""
+    if conn.execute("SELECT 1 FROM product_traits LIMIT 1").fetchone():
+        return
+    known = {r[0] for r in conn.execute("SELECT product_id FROM products")}
+    conn.executemany(
+        "INSERT INTO product_traits VALUES (?,?,?,?)",
+        [
+            (p["product_id"], trait, fact["answer"], fact.get("note", ""))
+            for p in demo_data.PRODUCTS
+            if p["product_id"] in known
+            for trait, fact in (p.get("traits") or {}).items()
+        ],
+    )
+
+
 def seed_demo_shop(path: Path, now: datetime | None = None, reset: bool = False) -> bool:
     """Create the demo shop database. Returns False when it was already seeded."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +117,7 @@ def seed_demo_shop(path: Path, now: datetime | None = None, reset: bool = False)
     with closing(connect(path)) as conn, conn:
         conn.executescript(SCHEMA)
         if conn.execute("SELECT 1 FROM meta WHERE key = 'seeded_at'").fetchone():
+            _seed_traits(conn)  # a shop seeded before product traits existed
             return False
         d = (now or now_beijing()).replace(microsecond=0)
         for p in demo_data.PRODUCTS:
@@ -123,6 +143,7 @@ def seed_demo_shop(path: Path, now: datetime | None = None, reset: bool = False)
                 conn.execute(
                     "INSERT INTO size_charts VALUES (?,?,?,?,?,?,?)", (p["product_id"], seq, *row)
                 )
+        _seed_traits(conn)
         conn.executemany("INSERT INTO buyers VALUES (?,?)", demo_data.BUYERS)
         for o in demo_data.orders(d):
             recipient = (
@@ -283,6 +304,12 @@ class SqliteShopBackend(ShopBackend):
             fit_note=row["fit_note"],
             return_insurance=self._policies.has_return_insurance(row["product_id"]),
             synonyms=tuple(json.loads(row["synonyms"])),
+            traits={
+                t["trait"]: {"answer": t["answer"], "note": t["note"]}
+                for t in conn.execute(
+                    "SELECT * FROM product_traits WHERE product_id = ?", (row["product_id"],)
+                )
+            },
         )
 
     async def get_product(self, product_id: str) -> Product | None:

@@ -1,0 +1,111 @@
+"""Entities first: a deterministic intent rule for messages DIET is unsure about.
+
+An order number or an after-sales case number says what the customer wants even when the
+words around it are unusual ("帮我查下订单 6938271045123400002", "6938271045123400002 到哪了",
+a bare number): when such a message's intent is ``nlu_fallback``, below ``threshold``, or
+a small-talk intent that cannot be meant with a number (greet, out_of_scope...), the
+intent becomes
+
+* ``inform_order_id`` when nothing but the order number(s) and filler words (单号, 订单号,
+  亲, 的, punctuation...) is left, or
+* ``order_status`` for an order number with other words (查 / 看 / 到哪 / 物流...),
+* ``refund`` for an after-sales case number (its progress is a refund question).
+
+Confident intents (urge_shipment, cancel_order, change_address...) are never touched. The
+component runs after the FallbackClassifier; the rewritten intent keeps DIET's ranking
+below it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    ENTITY_ATTRIBUTE_END,
+    ENTITY_ATTRIBUTE_START,
+    ENTITY_ATTRIBUTE_TYPE,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+
+from xiaoer.text import normalize_message
+
+WEAK_INTENTS = frozenset(
+    {"nlu_fallback", "greet", "goodbye", "thank", "out_of_scope", "bot_challenge"}
+)
+_FILLER = re.compile(
+    r"(?:我的|我|的|是|订单号|订单编号|订单|单号|单子|编号|号码|号|亲亲|亲|哈|呀|啊|吧|呢|哦|喔|嗯|"
+    r"这个|给你|发你|麻烦|请|[\s\W_])"
+)
+RULE_CONFIDENCE = 0.9
+RULE_KEY = "entity_rule"  # marks an intent set by this rule (clause splitting ignores it)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
+class EntityIntentRule(GraphComponent):
+    """Order / case numbers decide the intent of messages DIET is unsure about."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"threshold": 0.55}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = {**self.get_default_config(), **config}
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> EntityIntentRule:
+        return cls(config)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = message.get(INTENT) or {}
+            name = intent.get(INTENT_NAME_KEY)
+            confidence = intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0
+            if name not in WEAK_INTENTS and confidence >= self._config["threshold"]:
+                continue
+            new = self.decide(message.get(TEXT) or "", message.get(ENTITIES) or [])
+            if new is not None and new != name:
+                self._set_intent(message, new)
+        return messages
+
+    @staticmethod
+    def decide(text: str, entities: list[dict[str, Any]]) -> str | None:
+        kinds = {e.get(ENTITY_ATTRIBUTE_TYPE) for e in entities}
+        if "order_id" in kinds:
+            rest = list(text)
+            for e in entities:
+                if e.get(ENTITY_ATTRIBUTE_TYPE) == "order_id":
+                    for i in range(e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]):
+                        rest[i] = " "
+            words = _FILLER.sub("", normalize_message("".join(rest)).text)
+            return "inform_order_id" if not words else "order_status"
+        if "case_id" in kinds:
+            return "refund"
+        return None
+
+    @staticmethod
+    def _set_intent(message: Message, name: str) -> None:
+        intent = {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: RULE_CONFIDENCE, RULE_KEY: True}
+        message.set(INTENT, intent, add_to_output=True)
+        ranking = [
+            r
+            for r in message.get(INTENT_RANKING_KEY) or []
+            if r.get(INTENT_NAME_KEY) not in (name, "nlu_fallback")
+        ]
+        message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
