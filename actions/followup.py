@@ -37,6 +37,18 @@ def _entity(tracker: Tracker, name: str) -> str | None:
     return None
 
 
+PRODUCT_WORDS = (
+    ("ask_stock", re.compile(r"有货|有没有|还有吗|库存|缺货|有吗")),
+    ("ask_price", re.compile(r"多少钱|价格|几块|多少米|贵|便宜")),
+    ("ask_size", re.compile(r"尺码|码数|什么码|多大码|穿.{0,2}码")),
+)
+
+
+def product_intent_in(text: str) -> str:
+    """What a message naming a product asks about, from its words (product_info else)."""
+    return next((intent for intent, words in PRODUCT_WORDS if words.search(text)), "product_info")
+
+
 def last_product_intent(tracker: Tracker) -> str | None:
     """The latest product question in the conversation (before this message)."""
     for event in reversed(tracker.events[:-1]):
@@ -59,9 +71,11 @@ async def answer_follow_up(
     order_id = tracker.get_slot("focus_order_id")
     if order_id and WHERE_IS_IT.search(text):
         return await _order_follow_up(dispatcher, tracker, str(order_id))
-    product = tracker.get_slot(FOCUS_PRODUCT_SLOT) or tracker.get_slot("product")
-    intent = last_product_intent(tracker)
-    if product and intent and (_entity(tracker, "color") or _entity(tracker, "size")):
+    named_product = _entity(tracker, "product")
+    product = named_product or tracker.get_slot(FOCUS_PRODUCT_SLOT) or tracker.get_slot("product")
+    intent = product_intent_in(text) if named_product else last_product_intent(tracker)
+    variant = _entity(tracker, "color") or _entity(tracker, "size")
+    if product and intent and (named_product or variant):
         from actions.products import ActionProductQuestion
 
         follow = tracker.copy()

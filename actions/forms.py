@@ -344,6 +344,7 @@ MISSES_SLOT = "form_misses"
 FOCUS_ORDER_SLOT = "focus_order_id"
 LEAVE_INTENTS = {"deny", "request_human", "complain"}
 OFFER_ANSWERS = {"affirm", "deny"}
+LEAVE_CONFIDENCE = 0.8  # below it, a "leave" intent is treated as one more miss
 CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
 
 
@@ -394,6 +395,9 @@ def wants_to_leave(tracker: Tracker) -> bool:
     intent = latest_intent(tracker)
     if keyword_of(tracker):
         return True
+    confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+    if intent != "complain" and confidence < LEAVE_CONFIDENCE:
+        return False  # leaving on a guess ("asdfgh" read as yes) is worse than asking again
     if intent == "request_human" and asks_service_hours(tracker):
         return False  # "人工客服几点上班" asks when, not for a human now
     if intent == "deny" and CANNOT_FIND.search(str(tracker.latest_message.get("text") or "")):

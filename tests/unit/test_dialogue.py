@@ -325,3 +325,20 @@ async def test_a_shipped_order_in_focus_does_not_start_an_after_sales_case():
     t.events.insert(0, {"event": "slot", "name": "focus_order_id", "value": ORDER_SHIPPED})
     _, events = await run(ValidateAfterSalesForm(), t)
     assert slot_value(events, "order_id") == "absent"  # the customer picks or types it
+
+
+async def test_a_guessed_yes_does_not_leave_the_form():
+    t = in_form("urge_form", "affirm", "asdfgh", slots={"handoff_offered": True})
+    t.latest_message["intent"]["confidence"] = 0.67
+    _, events = await run(ValidateUrgeForm(), t)
+    assert slot_value(events, "form_misses") == 1.0  # one more miss, the form goes on
+
+
+async def test_a_product_named_in_unclear_words_is_a_product_question():
+    t = tracker(
+        intent="nlu_fallback",
+        text="纯棉短袖T恤有货吗",
+        entities=[{"entity": "product", "value": "P1001"}],
+    )
+    msgs, _ = await run(ActionDefaultFallback(), t)
+    assert "纯棉短袖T恤" in texts(msgs) and not any(w in texts(msgs) for w in NOT_UNDERSTOOD)
