@@ -40,6 +40,12 @@ class ValidateAddressForm(OrderFormValidation):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
+        if tracker.get_slot("flow_blocker") == "needs_agent":
+            # address changes are done by an agent (permissions.change_address off): the
+            # new details are still collected, so that the agent gets them (no confirmation)
+            if any(self.failures(tracker, s) >= 2 for s in SLOTS[:3]):
+                return []
+            return [s for s in SLOTS[:3] if not tracker.get_slot(s)]
         slots = await super().required_slots(domain_slots, dispatcher, tracker, domain)
         # a detail that failed twice: stop and let an agent finish
         if any(self.failures(tracker, s) >= 2 for s in SLOTS[:3]):
@@ -152,9 +158,9 @@ class ActionChangeAddress(Action):
         name, phone, address = (tracker.get_slot(s) for s in SLOTS[:3])
         details = f"订单 {order.order_id} 改地址：{name or '?'} {phone or '?'} {address or '?'}"
         if blocker == "needs_agent" or not (name and phone and address):
-            return RESET + hand_over(
-                dispatcher, tracker, "change_address", "订单和新的收货信息", details
-            )
+            # say only what was really collected (issue 12)
+            what = "订单和新的收货信息" if (name and phone and address) else "订单信息"
+            return RESET + hand_over(dispatcher, tracker, "change_address", what, details)
         if tracker.get_slot("address_confirmed") is not True:
             say(dispatcher, "address_kept", **values)
             return RESET

@@ -113,6 +113,9 @@ def no_insurance(tracker: Tracker, order: Order, reason: str | None = None) -> b
 
 
 class ValidateAfterSalesForm(OrderFormValidation):
+    # issue 12: an order just looked at starts an after-sales case only once received
+    focus_statuses = {OrderStatus.DELIVERED, OrderStatus.COMPLETED}
+
     def name(self) -> str:
         return "validate_after_sales_form"
 

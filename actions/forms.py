@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import abc
+import re
+from collections import OrderedDict
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -23,8 +25,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, buyer_id, channel_security, log_event
-from actions.handoff import offer_human
+from actions.common import backend, buyer_id, channel_security, latest_intent, log_event
+from actions.digressions import HOURS, answer_digression
+from actions.handoff import keyword_of, offer_human
 from actions.messages import say
 from xiaoer.parsing import mask_order_id, parse_order_id
 from xiaoer.shop.access import (
@@ -34,17 +37,23 @@ from xiaoer.shop.access import (
     security_settings,
 )
 from xiaoer.shop.backend import BackendError
-from xiaoer.shop.models import Order
+from xiaoer.shop.models import Order, OrderStatus
 
 MAX_FAILURES = 2
 
 
 def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
-    """Events that clear an order flow's slots once its submit action is done."""
+    """Events that clear an order flow's slots once its submit action is done.
+
+    ``focus_order_id`` is kept: follow-ups ("能催一下吗") go on with the same order."""
     # the verification slot is cleared too; the verification itself stays on record
     cleared = ("order_id", "flow_blocker", "verify_phone_tail", *slots)
     counted = ("order_id", "verify_phone_tail", *failures)
-    return [SlotSet(s, None) for s in cleared] + [SlotSet(f"{s}_failures", 0.0) for s in counted]
+    return (
+        [SlotSet(s, None) for s in cleared]
+        + [SlotSet(f"{s}_failures", 0.0) for s in counted]
+        + [SlotSet(MISSES_SLOT, 0.0)]
+    )
 
 
 def order_values(order: Order) -> dict[str, Any]:
@@ -116,7 +125,42 @@ class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
 
 
 class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
-    """Validation of ``order_id`` shared by all order flows."""
+    """Validation of ``order_id`` shared by all order flows.
+
+    Also the forms' unhappy paths (see ``off_topic_events``): a message that fills no slot
+    is answered here when it can be, and counted, instead of rejecting the form."""
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if activating(tracker) and first_time(tracker):
+            apologise_if_upset(dispatcher, tracker)  # before the form's first question
+        events = await super().run(dispatcher, tracker, domain)
+        return events + await off_topic_events(dispatcher, tracker, domain, events)
+
+    # the order statuses for which the order in focus starts this flow (None: any; the
+    # flow's answer then explains, e.g. "already shipped, no need to urge")
+    focus_statuses: set[OrderStatus] | None = None
+
+    async def extract_order_id(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """When the form starts without a number, the order in focus (the one just shown)."""
+        if not activating(tracker) or tracker.get_slot("order_id"):
+            return {}
+        if any(e.get("entity") == "order_id" for e in tracker.latest_message.get("entities") or []):
+            return {}
+        focus = tracker.get_slot(FOCUS_ORDER_SLOT)
+        if not focus or not focus_is_recent(tracker):
+            return {}
+        if self.focus_statuses is not None:  # only an order this flow can work on
+            try:
+                order = await accessible_order(tracker, str(focus))
+            except BackendError:
+                return {}
+            if order is None or order.status not in self.focus_statuses:
+                return {}
+        return {"order_id": focus}
 
     async def blocker(self, order: Order, tracker: Tracker) -> str | None:
         """A reason code why this flow cannot continue for ``order`` (None: go on)."""
@@ -186,7 +230,11 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         except BackendError:
             say(dispatcher, "backend_error")
             return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
-        return {"order_id": order_id, "flow_blocker": reason}
+        found: dict[str, Any] = {"order_id": order_id, "flow_blocker": reason}
+        found[FOCUS_ORDER_SLOT] = order_id
+        if tracker.get_slot("handoff_reason") == "order_id_missing":
+            found.update(handoff_offered=False, handoff_reason=None)  # the number came after all
+        return found
 
     async def validate_verify_phone_tail(
         self,
@@ -280,6 +328,141 @@ async def current_order(tracker: Tracker) -> Order | None:
         return await accessible_order(tracker, tracker.get_slot("order_id") or "")
     except BackendError:
         return None
+
+
+# --- issue 12: unhappy paths in forms (a message that fills no slot) -------------------
+# Rasa rejects a form when the message fills no slot, then lets the policies guess; with a
+# fallback that did not end the turn this became a storm of "didn't understand" until the
+# circuit breaker. Now the form's validation handles the message itself: it answers what
+# it can (one message), counts the miss in ``form_misses`` (a SlotSet, so the form is not
+# rejected) and the form's question is asked again by the ask action, with help on the
+# first miss and a human offered on the second (``action_ask_order_id``). Only leaving the
+# form is left to the rules (data/rules/order_flows.yml): deny, a human, a complaint, and
+# the yes/no to a human offered.
+
+MISSES_SLOT = "form_misses"
+FOCUS_ORDER_SLOT = "focus_order_id"
+LEAVE_INTENTS = {"deny", "request_human", "complain"}
+OFFER_ANSWERS = {"affirm", "deny"}
+LEAVE_CONFIDENCE = 0.8  # below it, a "leave" intent is treated as one more miss
+CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
+
+
+FOCUS_TURNS = 3  # a follow-up refers to the order in focus for this many messages
+
+
+def focus_is_recent(tracker: Tracker) -> bool:
+    """Whether the order in focus was named in the latest few customer messages (an older
+    one is not what a new request is about: the customer is asked, or picks)."""
+    messages = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "slot" and event.get("name") == FOCUS_ORDER_SLOT:
+            return messages <= FOCUS_TURNS
+        if event.get("event") == "user":
+            messages += 1
+    return False
+
+
+def activating(tracker: Tracker) -> bool:
+    """Whether the form is starting: nothing was asked yet (Rasa already shows the form as
+    the active loop while it activates)."""
+    return not tracker.get_slot("requested_slot")
+
+
+def after_user_message(tracker: Tracker) -> bool:
+    """Whether the form runs on a new customer message (not when coming back to it after
+    another action). Rasa's validation tracker ends with the form's own ActionExecuted."""
+    form = tracker.active_loop.get("name")
+    skipped_own = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            return True
+        if kind == "action":
+            if event.get("name") == form and not skipped_own:
+                skipped_own = True
+                continue
+            return bool(event.get("name") == "action_listen")
+    return False
+
+
+def asks_service_hours(tracker: Tracker) -> bool:
+    return bool(HOURS.search(str(tracker.latest_message.get("text") or "")))
+
+
+def wants_to_leave(tracker: Tracker) -> bool:
+    """The message leaves the form or answers a human offer: the rules handle it."""
+    intent = latest_intent(tracker)
+    if keyword_of(tracker):
+        return True
+    confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+    if intent != "complain" and confidence < LEAVE_CONFIDENCE:
+        return False  # leaving on a guess ("asdfgh" read as yes) is worse than asking again
+    if intent == "request_human" and asks_service_hours(tracker):
+        return False  # "人工客服几点上班" asks when, not for a human now
+    if intent == "deny" and CANNOT_FIND.search(str(tracker.latest_message.get("text") or "")):
+        return False  # "找不到" needs help finding the number, it does not leave
+    if intent in LEAVE_INTENTS:
+        return True
+    return bool(tracker.get_slot("handoff_offered")) and intent in OFFER_ANSWERS
+
+
+def _handled(events: list[EventType], requested: str) -> bool:
+    """Whether the validation used the message: the requested slot got a value, or a bad
+    value was counted (the validation then said what was wrong)."""
+    for e in events:
+        if e.get("event") != "slot":
+            continue
+        name = str(e.get("name") or "")
+        if (name == requested and e.get("value") is not None) or name.endswith("_failures"):
+            return True
+    return False
+
+
+async def off_topic_events(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    domain: DomainDict,
+    events: list[EventType],
+) -> list[EventType]:
+    """Answer and count a message that filled nothing while the form waits for a slot."""
+    requested = tracker.get_slot("requested_slot")
+    if not requested or not tracker.active_loop.get("name") or not after_user_message(tracker):
+        return []
+    if _handled(events, requested):
+        return [SlotSet(MISSES_SLOT, 0.0)] if tracker.get_slot(MISSES_SLOT) else []
+    if wants_to_leave(tracker):
+        return []
+    await answer_digression(dispatcher, tracker, domain)
+    misses = int(tracker.get_slot(MISSES_SLOT) or 0) + 1
+    log_event("form_miss", tracker, form=tracker.active_loop.get("name"), slot=requested)
+    return [SlotSet(MISSES_SLOT, float(misses))]
+
+
+# --- issue 12: an upset customer hears an apology before the form's first question -----
+UPSET = re.compile(
+    r"气死|气人|生气|火大|破东西|什么破|垃圾|太差|差评|坑人|骗子|坏的|坏了|烂了|碎了|退钱|"
+    r"[!！]{2,}|什么玩意|无语|恶心"
+)
+_apologised: OrderedDict[str, None] = OrderedDict()  # message ids (the form validates twice)
+
+
+def first_time(tracker: Tracker) -> bool:
+    """False when this message was already seen by this hook (activation validates twice)."""
+    key = f"{tracker.sender_id}:{tracker.latest_message.get('message_id') or ''}"
+    if key in _apologised:
+        return False
+    _apologised[key] = None
+    while len(_apologised) > 1000:
+        _apologised.popitem(last=False)
+    return True
+
+
+def apologise_if_upset(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    text = str(tracker.latest_message.get("text") or "")
+    if latest_intent(tracker) == "complain" or not UPSET.search(text):
+        return  # a complaint gets its apology from the rules
+    say(dispatcher, "apology_first")
 
 
 # --- order access and verification (issue 11) -------------------------------------------------

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event, metadata_buyer_id, shop_facts
+from actions.messages import say
 from xiaoer.douyin.greetings import (
     EVENT_ENTER,
     greeting_settings,
@@ -42,7 +43,7 @@ class ActionDouyinGreet(Action):
         event = _event(tracker)
         if not metadata.get("is_external") or event is None:
             # typed text classified as the trigger: a plain greeting is the safe answer
-            dispatcher.utter_message(response="utter_greet")
+            say(dispatcher, "greet_intro")
             return []
         buyer = metadata_buyer_id(tracker)  # only the Douyin channel triggers this
         returning = False
@@ -72,3 +73,34 @@ class ActionDouyinGreet(Action):
         dispatcher.utter_message(text=text)
         log_event("douyin_greet", tracker, segment=segment, period=period, trigger=event)
         return []
+
+
+# --- dialogue (issue 12): repeated greetings ------------------------------------------
+class ActionGreet(Action):
+    """The introduction once per session; a repeated "在吗" gets a brief acknowledgement."""
+
+    def name(self) -> str:
+        return "action_greet"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if introduced(tracker):
+            say(dispatcher, "still_here")
+        else:
+            say(dispatcher, "greet_intro")
+        return []
+
+
+def introduced(tracker: Tracker) -> bool:
+    """Whether the bot already greeted in this session (before the latest message)."""
+    events = list(tracker.events)
+    for event in reversed(events[:-1] if events and events[-1].get("event") == "user" else events):
+        if event.get("event") == "session_started":
+            return False
+        if event.get("event") == "action" and event.get("name") in (
+            "action_greet",
+            "action_douyin_greet",
+        ):
+            return True
+    return False

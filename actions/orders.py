@@ -6,12 +6,13 @@ import json
 import re
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, fmt_time, log_event
 from actions.forms import (
+    MISSES_SLOT,
     OrderFormValidation,
     form_reset,
     is_public,
@@ -24,6 +25,7 @@ from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
 RESET = form_reset()
+ORDER_ID_MISSING = "order_id_missing"  # handoff reason: no order number after two tries
 
 
 class ValidateOrderStatusForm(OrderFormValidation):
@@ -115,6 +117,15 @@ class ActionAskOrderId(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        misses = int(tracker.get_slot(MISSES_SLOT) or 0)
+        if misses == 2 and not tracker.get_slot("handoff_offered"):
+            # second message without the number: a human is offered, the form goes on
+            say(dispatcher, "ask_order_id_offer_human")
+            log_event("handoff_offered", tracker, reason=ORDER_ID_MISSING)
+            return [SlotSet("handoff_offered", True), SlotSet("handoff_reason", ORDER_ID_MISSING)]
+        if misses >= 2:
+            say(dispatcher, "ask_order_id_brief")
+            return []
         buyer = buyer_id(tracker)
         orders: list[Order] = []
         if buyer:
@@ -127,7 +138,7 @@ class ActionAskOrderId(Action):
             if wanted:
                 orders = [o for o in orders if o.status in wanted]
         if not orders:
-            say(dispatcher, "ask_order_id")
+            say(dispatcher, "ask_order_id_help" if misses else "ask_order_id")
             return []
         buttons = [
             {
@@ -136,5 +147,5 @@ class ActionAskOrderId(Action):
             }
             for o in orders[:5]
         ]
-        say_with_buttons(dispatcher, "pick_order", buttons)
+        say_with_buttons(dispatcher, "ask_order_id_help" if misses else "pick_order", buttons)
         return []

@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, fmt_time, log_event
+from actions.common import backend, buyer_id, fmt_time, log_event
 from actions.forms import OrderFormValidation, form_reset, order_for_submit
 from actions.handoff import hand_over
 from actions.messages import say
@@ -42,7 +42,9 @@ class ActionUrgeShipment(Action):
             overdue = (
                 max(0.0, (now_beijing() - deadline).total_seconds() / 3600) if deadline else 0.0
             )
-            times = get_urge_store().record(tracker.sender_id, order.order_id, overdue)
+            times = get_urge_store().record(
+                tracker.sender_id, order.order_id, overdue, buyer_id(tracker)
+            )
             log_event("urge", tracker, order=mask_order_id(order_id), overdue_h=round(overdue))
             values["ship_deadline"] = fmt_time(deadline)
             if overdue > 0 and times >= 2:

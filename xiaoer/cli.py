@@ -34,6 +34,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
+    if args.reset:
+        # urges of the old demo orders would count against the new ones (same order ids)
+        from xiaoer.handoff.urges import get_urge_store
+
+        cleared = get_urge_store().clear()
+        print(f"已清除催发货记录：{cleared} 条")
     print(
         ("已创建演示店铺数据：" if created else "演示店铺数据已存在：") + str(settings.sqlite_path)
     )

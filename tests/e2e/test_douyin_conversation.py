@@ -133,8 +133,9 @@ def test_new_follower_and_returning_customer_are_greeted(douyin):
     [greeting] = sim.wait_quiet(fan, 0, settle=1.0, timeout=60)
     assert "小二优选旗舰店" in greeting.text or "店小二" in greeting.text
     assert greeting.scene == "im_enter_direct_msg"
-    # the conversation now belongs to the Douyin channel: it answers like any other
-    assert "店小二" in turn(sim, fan, "你好")
+    # the conversation now belongs to the Douyin channel: it answers like any other; the
+    # greeting introduced the bot already, so a "你好" gets a brief reply (issue 12)
+    assert "在" in turn(sim, fan, "你好")
     sim.enter("buyer_demo_002", "李四")
     [welcome] = sim.wait_quiet("buyer_demo_002", 0, settle=1.0, timeout=60)
     # the enter event carries no nickname: "亲" until the customer has written once

@@ -60,6 +60,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer import logsafe
+from xiaoer.buttons import get_button_memory
 from xiaoer.douyin.client import DouyinClient, DouyinConfig, SendFailed
 from xiaoer.douyin.protocol import (
     CARD_TYPES,
@@ -86,6 +87,7 @@ from xiaoer.douyin.protocol import (
     verify_signature,
 )
 from xiaoer.douyin.store import DouyinStore, StoredEvent
+from xiaoer.handoff.waiting import queue_notice
 from xiaoer.logsafe import mask_pii
 from xiaoer.nlu.multi import handle_message
 
@@ -671,6 +673,8 @@ class DouyinInput(InputChannel):
             if choice is not None:
                 metadata["chosen_option"] = choice
                 text = conv.options[choice - 1]
+            else:  # an option's label typed out ("确认取消") means the option
+                text = await asyncio.to_thread(get_button_memory().resolve, sender_id, text)
         elif kind in IMAGE_TYPES:
             metadata["attachments"] = [
                 {"type": kind, "url": message.resource_url, "resource_type": message.resource_type}
@@ -705,6 +709,12 @@ class DouyinInput(InputChannel):
             self._on_new_message,
             getattr(getattr(self._app, "ctx", None), "agent", None),
         )
+        if kind in TEXT_TYPES:
+            await asyncio.to_thread(get_button_memory().remember, sender_id, output.messages)
+            if not output.messages:  # paused for an agent: "人呢" hears the queue
+                notice = await asyncio.to_thread(queue_notice, sender_id, text)
+                if notice:
+                    output.messages.append({"text": notice})
         await self._send(sender_id, output.messages, target)
 
     async def _send(

@@ -37,8 +37,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer import logsafe
+from xiaoer.buttons import get_button_memory
 from xiaoer.config import get_settings
 from xiaoer.handoff.inbox import get_rest_inbox
+from xiaoer.handoff.waiting import queue_notice
 from xiaoer.nlu.multi import handle_message
 from xiaoer.ratelimit import SlidingWindow
 
@@ -265,11 +267,14 @@ class XiaoerRestInput(RestInput):
                 metadata[HANDOFF_LIMITED] = True
             had_handoff = await asyncio.to_thread(_has_open_handoff, conversation)
             collector = CollectingOutputChannel()
+            buttons = get_button_memory()
+            # a typed button label ("确认取消") means the button: its payload goes to NLU
+            text = buttons.resolve(conversation, payload["message"])
             try:
                 # several questions in one message are answered in order (xiaoer/nlu/multi.py)
                 await handle_message(
                     UserMessage(
-                        payload["message"],
+                        text,
                         collector,
                         conversation,
                         input_channel=self.name(),
@@ -281,6 +286,11 @@ class XiaoerRestInput(RestInput):
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", conversation)
                 return _error(500, "processing_failed", "消息处理失败，请稍后重试")
+            buttons.remember(conversation, collector.messages)
+            if not collector.messages:  # paused for an agent: "人呢" hears the queue
+                notice = await asyncio.to_thread(queue_notice, conversation, payload["message"])
+                if notice:
+                    collector.messages.append({"recipient_id": conversation, "text": notice})
             if not had_handoff and await asyncio.to_thread(_has_open_handoff, conversation):
                 self.handoffs.hit(address)
             for message in collector.messages:  # the client knows its own sender id

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS urge_requests (
 );
 CREATE INDEX IF NOT EXISTS urges_by_order ON urge_requests (order_id);
 """
+# added later: who urged (the platform buyer id; empty for an anonymous conversation)
+MIGRATIONS = ("ALTER TABLE urge_requests ADD COLUMN buyer_id TEXT NOT NULL DEFAULT ''",)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class UrgeRequest:
     order_id: str
     overdue_hours: float
     created_at: str
+    buyer_id: str = ""
 
 
 class UrgeStore:
@@ -38,25 +41,43 @@ class UrgeStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(path)) as conn, conn:
             conn.executescript(SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(urge_requests)")}
+            if "buyer_id" not in columns:
+                for statement in MIGRATIONS:
+                    conn.execute(statement)
 
-    def record(self, sender_id: str, order_id: str, overdue_hours: float) -> int:
-        """Record an urge; returns how many times this order has been urged (this one included)."""
+    def record(
+        self, sender_id: str, order_id: str, overdue_hours: float, buyer_id: str | None = None
+    ) -> int:
+        """Record an urge; returns how many times the same customer urged this order today
+        (Beijing time, this one included). The customer is the platform buyer when known,
+        else the conversation: another buyer's urges never count."""
+        now = now_beijing()
         with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
             conn.execute(
-                "INSERT INTO urge_requests (sender_id, order_id, overdue_hours, created_at) "
-                "VALUES (?,?,?,?)",
+                "INSERT INTO urge_requests "
+                "(sender_id, order_id, overdue_hours, created_at, buyer_id) VALUES (?,?,?,?,?)",
                 (
                     sender_id,
                     order_id,
                     round(overdue_hours, 1),
-                    now_beijing().isoformat(timespec="seconds"),
+                    now.isoformat(timespec="seconds"),
+                    buyer_id or "",
                 ),
             )
+            who, value = ("buyer_id", buyer_id) if buyer_id else ("sender_id", sender_id)
             return int(
                 conn.execute(
-                    "SELECT COUNT(*) FROM urge_requests WHERE order_id = ?", (order_id,)
+                    f"SELECT COUNT(*) FROM urge_requests WHERE order_id = ? AND {who} = ? "  # noqa: S608 - fixed column names
+                    "AND substr(created_at, 1, 10) = ?",
+                    (order_id, value, now.date().isoformat()),
                 ).fetchone()[0]
             )
+
+    def clear(self) -> int:
+        """Delete every urge (``xiaoer seed --reset``); how many were deleted."""
+        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+            return conn.execute("DELETE FROM urge_requests").rowcount
 
     def for_order(self, order_id: str) -> list[UrgeRequest]:
         with closing(sqlite3.connect(self.path, timeout=5)) as conn:
