@@ -57,7 +57,18 @@ def cmd_gen_catalogue(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "xiaoer/nlu")
+# the NLU components' own code and the text functions they call (normalisation, numbers,
+# contacts, the handoff keyword component) change what a trained model has learned
+TRAINING_INPUTS = (
+    "config.yml",
+    "domain.yml",
+    "data",
+    "xiaoer/nlu",
+    "xiaoer/text.py",
+    "xiaoer/parsing.py",
+    "xiaoer/contacts.py",
+    "xiaoer/handoff/keywords.py",
+)
 
 
 def training_fingerprint(root: Path) -> str:
