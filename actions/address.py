@@ -13,7 +13,14 @@ from actions.common import backend, log_event
 from actions.forms import AskAction, OrderFormValidation, form_reset, order_for_submit, order_values
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
-from xiaoer.parsing import mask_order_id, mask_phone, parse_phone, valid_address, valid_name
+from xiaoer.parsing import (
+    mask_order_id,
+    mask_phone,
+    parse_phone,
+    recipient_in,
+    valid_address,
+    valid_name,
+)
 from xiaoer.permissions import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus, Recipient
@@ -51,6 +58,33 @@ class ValidateAddressForm(OrderFormValidation):
         if any(self.failures(tracker, s) >= 2 for s in SLOTS[:3]):
             return []
         return slots
+
+    # --- all three details in one message (issue 12) ---------------------------------
+    @staticmethod
+    def _in_one_message(tracker: Tracker, slot: str) -> dict[str, Any]:
+        """ "改成 浙江省杭州市…88号 李四 13900001111": every detail from one message, while
+        the form asks for any of them."""
+        if tracker.get_slot("requested_slot") not in SLOTS[:3]:
+            return {}
+        found = recipient_in(tracker.latest_message.get("text"))
+        if found is None:
+            return {}
+        return {slot: dict(zip(SLOTS[:3], found, strict=True))[slot]}
+
+    async def extract_new_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._in_one_message(tracker, "new_name")
+
+    async def extract_new_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._in_one_message(tracker, "new_phone")
+
+    async def extract_new_address(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        return self._in_one_message(tracker, "new_address")
 
     async def validate_new_name(
         self,

@@ -7,18 +7,23 @@ from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
 from actions.forms import (
+    FOCUS_ORDER_SLOT,
+    VERIFY_SLOT,
     AskAction,
     OrderFormValidation,
     current_order,
     form_reset,
+    is_public,
+    is_verified,
     order_for_submit,
     order_values,
+    unverified_stop,
 )
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
@@ -26,6 +31,7 @@ from xiaoer.parsing import mask_order_id
 from xiaoer.permissions import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import (
+    AfterSaleCase,
     AfterSaleRequest,
     AfterSaleType,
     Order,
@@ -112,12 +118,84 @@ def no_insurance(tracker: Tracker, order: Order, reason: str | None = None) -> b
     return any(not policies.has_return_insurance(i.product_id) for i in order.items)
 
 
+def open_case(cases: list[AfterSaleCase], case_id: str | None = None) -> AfterSaleCase:
+    """The case asked about (by its number), else the order's latest open one."""
+    named = [c for c in cases if case_id and c.case_id.upper() == str(case_id).upper()]
+    still_open = [c for c in cases if c.status not in ("closed", "rejected")]
+    return (named or still_open or cases)[-1]
+
+
+def say_case(dispatcher: CollectingDispatcher, tracker: Tracker, case: AfterSaleCase) -> None:
+    """A case's progress; an anonymous customer reads no amount (nor any personal data,
+    which a case's answer never holds)."""
+    values = {
+        "order_id": case.order_id,
+        "case_id": case.case_id,
+        "type_words": case.case_type.words,
+        "status_words": case.status_words,
+        "expected": case.expected or "有进展会第一时间通知您",
+    }
+    if is_public(tracker):
+        say(dispatcher, "as_case_status_public", **values)
+    else:
+        say(dispatcher, "as_existing_case", amount=f"{case.amount:.2f}", **values)
+
+
+def case_id_named(tracker: Tracker, recent: int = 0) -> str | None:
+    """An after-sales case number (entity ``case_id``) in the message, or in one of the
+    ``recent`` customer messages before it."""
+    messages = [tracker.latest_message]
+    if recent:
+        users = [e.get("parse_data") or {} for e in tracker.events if e.get("event") == "user"]
+        messages += list(reversed(users[-recent - 1 :]))
+    for message in messages:
+        for entity in message.get("entities") or []:
+            if entity.get("entity") == "case_id" and entity.get("value"):
+                return str(entity["value"]).upper()
+    return None
+
+
 class ValidateAfterSalesForm(OrderFormValidation):
     # issue 12: an order just looked at starts an after-sales case only once received
     focus_statuses = {OrderStatus.DELIVERED, OrderStatus.COMPLETED}
 
     def name(self) -> str:
         return "validate_after_sales_form"
+
+    async def extract_order_id(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """ "AS20261101 退款怎么样了": the case number names its order."""
+        case_id = case_id_named(tracker)
+        if case_id and not tracker.get_slot("order_id"):
+            try:
+                case = await backend().get_after_sale(case_id)
+            except BackendError:
+                case = None
+            if case is not None:
+                return {"order_id": case.order_id}
+        return await super().extract_order_id(dispatcher, tracker, domain)
+
+    async def validate_order_id(
+        self,
+        slot_value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> dict[str, Any]:
+        """An order with an open case: its progress is read without the phone check (the
+        submit action tells it); any new case still needs the check."""
+        found = await super().validate_order_id(slot_value, dispatcher, tracker, domain)
+        order_id = found.get("order_id")
+        if order_id and found.get("flow_blocker") is None and not is_verified(tracker, order_id):
+            try:
+                cases = await backend().after_sales_for_order(order_id)
+            except BackendError:
+                cases = []
+            if any(c.status not in ("closed", "rejected") for c in cases):
+                found.update(flow_blocker="existing_case")
+                found.pop(f"{VERIFY_SLOT}_failures", None)
+        return found
 
     async def blocker(self, order: Order, tracker: Tracker) -> str | None:
         cases = await backend().after_sales_for_order(order.order_id)
@@ -360,7 +438,7 @@ class ActionSubmitAfterSales(Action):
     ) -> list[EventType]:
         # ownership / verification, the order's state and the permission are checked
         # here again from the backend and the settings, never taken from the slots
-        order, stop = await order_for_submit(dispatcher, tracker, RESET, change=True)
+        order, stop = await order_for_submit(dispatcher, tracker, RESET)
         if order is None:
             return stop
         order_id = order.order_id
@@ -371,22 +449,16 @@ class ActionSubmitAfterSales(Action):
         except BackendError:
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
+        if blocker == "existing_case" and cases:
+            # reading a case's progress is a read, like the order status: no phone check
+            say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker, recent=3)))
+            return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
+        stop = unverified_stop(dispatcher, tracker, order_id, RESET)  # anything else changes
+        if stop is not None:
+            return stop
         if blocker is None and no_insurance(tracker, order):
             blocker = "no_insurance"
         values = order_values(order)
-        if blocker == "existing_case" and cases:
-            case = cases[-1]
-            say(
-                dispatcher,
-                "as_existing_case",
-                case_id=case.case_id,
-                type_words=case.case_type.words,
-                status_words=case.status_words,
-                amount=f"{case.amount:.2f}",
-                expected=case.expected,
-                **values,
-            )
-            return RESET
         simple = {
             "unpaid": "as_unpaid",
             "cancelled": "as_cancelled",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import re
+import unicodedata
 from collections import OrderedDict
 from typing import Any
 
@@ -248,6 +249,10 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         A correct answer is recorded server-side (what the submit actions trust); wrong
         answers are counted there too, so that a reset slot gives no extra tries."""
         order_id = tracker.get_slot("order_id") or ""
+        if not has_digits(slot_value):
+            # a question ("还要几天啊", "为啥要这个") is no try: it is answered as a
+            # digression (off_topic_events) and the tail is asked again with the reason
+            return {VERIFY_SLOT: None}
         stop = {VERIFY_SLOT: None, f"{VERIFY_SLOT}_failures": float(MAX_FAILURES)}
         if verification_locked(tracker, order_id):
             say(dispatcher, "verify_locked")
@@ -313,12 +318,24 @@ async def order_for_submit(
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
         return None, reset
-    if change and not is_verified(tracker, order_id):
-        log_event("order_change_unverified", tracker, order=mask_order_id(order_id))
-        if float(tracker.get_slot(f"{VERIFY_SLOT}_failures") or 0) < MAX_FAILURES:
-            say(dispatcher, "verify_needed")
-        return None, reset + offer_human(dispatcher, tracker, "verify_failed")
+    if change:
+        stop = unverified_stop(dispatcher, tracker, order_id, reset)
+        if stop is not None:
+            return None, stop
     return order, []
+
+
+def unverified_stop(
+    dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, reset: list[EventType]
+) -> list[EventType] | None:
+    """For a change: None when this conversation may change ``order_id`` (the server-side
+    record), else the events that stop the submit action (a human is offered)."""
+    if is_verified(tracker, order_id):
+        return None
+    log_event("order_change_unverified", tracker, order=mask_order_id(order_id))
+    if float(tracker.get_slot(f"{VERIFY_SLOT}_failures") or 0) < MAX_FAILURES:
+        say(dispatcher, "verify_needed")
+    return reset + offer_human(dispatcher, tracker, "verify_failed")
 
 
 async def current_order(tracker: Tracker) -> Order | None:
@@ -523,11 +540,31 @@ def lookup_allowed(tracker: Tracker, order_id: str) -> bool:
     return get_order_check_store().lookup_allowed(tracker.sender_id, order_id, limit)
 
 
-class ActionAskVerifyPhoneTail(AskAction):
-    message = "verify_ask_phone_tail"
+_CN_NUMERALS = frozenset("零〇一幺二两三四五六七八九")
+
+
+def has_digits(value: Any) -> bool:
+    """Whether an answer to the phone-tail question holds digits (full-width too, or four
+    Chinese numerals such as 八八八八): only such an answer counts as a try."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    return any(c.isascii() and c.isdigit() for c in text) or (
+        sum(c in _CN_NUMERALS for c in text) >= 4
+    )
+
+
+class ActionAskVerifyPhoneTail(Action):
+    """The phone-tail question; after a message without digits (a question the form
+    answered, if it could), once more with the reason why it is needed."""
 
     def name(self) -> str:
         return "action_ask_verify_phone_tail"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        misses = int(tracker.get_slot(MISSES_SLOT) or 0)
+        say(dispatcher, "verify_ask_phone_tail_again" if misses else "verify_ask_phone_tail")
+        return []
 
 
 # --- end order access and verification ---------------------------------------------------------
