@@ -453,9 +453,9 @@ class ActionSubmitAfterSales(Action):
             # reading a case's progress is a read, like the order status: no phone check
             say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker, recent=3)))
             return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
-        stop = unverified_stop(dispatcher, tracker, order_id, RESET)  # anything else changes
-        if stop is not None:
-            return stop
+        unverified = unverified_stop(dispatcher, tracker, order_id, RESET)  # anything else
+        if unverified is not None:  # changes the order: the phone check is needed
+            return unverified
         if blocker is None and no_insurance(tracker, order):
             blocker = "no_insurance"
         values = order_values(order)

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, latest_intent
+from actions.followup import answer_arrival
 from actions.handoff import hand_over
 from actions.leads import offer_contact
 from actions.messages import say
@@ -84,6 +85,9 @@ class ActionAnswerFaq(Action):
             say(dispatcher, "please_rephrase")
             return []
         if intent in {"ask_shipping", "shipping_time"}:
+            arrival = await answer_arrival(dispatcher, tracker)  # about the order just shown
+            if arrival is not None:
+                return arrival
             say_shipping(dispatcher, tracker.latest_message.get("text") or "", intent)
             return offer_contact(dispatcher, tracker)
         returning = intent == "ask_discount" and await is_returning_buyer(tracker)

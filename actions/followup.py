@@ -18,14 +18,19 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
 from actions.messages import say
-from xiaoer.parsing import mask_order_id
+from xiaoer.parsing import bare_size, mask_order_id
 from xiaoer.shop.backend import BackendError
+from xiaoer.shop.models import OrderStatus
 
 FOCUS_PRODUCT_SLOT = "focus_product"
 FOCUS_SLOTS = ("focus_order_id", FOCUS_PRODUCT_SLOT)  # set by an answered follow-up
 # "还没到", "到哪了", "怎么还不来", "物流呢": where the order in focus is
 WHERE_IS_IT = re.compile(
     r"(还|怎么).{0,3}(没|不)(到|来|发|收到|动)|到哪|在哪了|物流|快递呢|几时到|啥时候到|什么时候到"
+)
+# "今天能送到不", "明天能到吗": when the order in focus arrives
+ARRIVAL = re.compile(
+    r"(今天|明天|后天|今晚|几号|哪天|周[一二三四五六日末]).{0,5}(到|送)|能(送)?到(吗|不|么|没)|送到(吗|不|么)"
 )
 PRODUCT_INTENTS = ("ask_stock", "ask_price", "ask_size", "product_info")
 
@@ -69,15 +74,19 @@ async def answer_follow_up(
     if named:  # an order number is an order question even when the words are unclear
         return await _order_follow_up(dispatcher, tracker, named)
     order_id = tracker.get_slot("focus_order_id")
-    if order_id and WHERE_IS_IT.search(text):
+    if order_id and (WHERE_IS_IT.search(text) or ARRIVAL.search(text)):
         return await _order_follow_up(dispatcher, tracker, str(order_id))
+    from actions.products import ActionProductQuestion, only_product_named, pending_question
+
     named_product = _entity(tracker, "product")
     product = named_product or tracker.get_slot(FOCUS_PRODUCT_SLOT) or tracker.get_slot("product")
     intent = product_intent_in(text) if named_product else last_product_intent(tracker)
+    if named_product and only_product_named(tracker):
+        intent = pending_question(tracker) or intent  # "T恤" picked for the size question
     variant = _entity(tracker, "color") or _entity(tracker, "size")
+    if bare_size(text):  # "那43呢": the stock of that size
+        variant, intent = bare_size(text), "ask_stock"
     if product and intent and (named_product or variant):
-        from actions.products import ActionProductQuestion
-
         follow = tracker.copy()
         follow.latest_message = {
             **tracker.latest_message,
@@ -95,7 +104,8 @@ async def _order_follow_up(
 ) -> list[EventType] | None:
     """The status of ``order_id`` with the same access rules as the order status form
     (lookup limit, a known buyer's own orders only, no amounts for anonymous customers)."""
-    from actions.forms import accessible_order, is_public, lookup_allowed
+    from actions.forms import ORDER_NOT_FOUND, accessible_order, is_public, lookup_allowed
+    from actions.handoff import offer_human
     from actions.orders import order_reply, public_reply
 
     if not lookup_allowed(tracker, order_id):
@@ -108,6 +118,8 @@ async def _order_follow_up(
         return []
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
+        if tracker.get_slot("handoff_reason") == ORDER_NOT_FOUND:
+            return offer_human(dispatcher, tracker, ORDER_NOT_FOUND)  # offered again
         return []
     response, values = order_reply(order, backend().policies().ship_within_hours)
     if is_public(tracker):
@@ -115,3 +127,27 @@ async def _order_follow_up(
     say(dispatcher, response, **values)
     log_event("follow_up", tracker, kind="order", order=mask_order_id(order_id))
     return [SlotSet("focus_order_id", order.order_id), SlotSet("order_id", None)]
+
+
+async def answer_arrival(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType] | None:
+    """ "今天能送到不" right after an order's status was shown: that order's status, latest
+    trace, courier and tracking number instead of the general shipping-time answer (None:
+    no such order in focus, or it is not on its way)."""
+    from actions.forms import accessible_order, focus_is_recent
+
+    order_id = tracker.get_slot("focus_order_id")
+    text = str(tracker.latest_message.get("text") or "")
+    if not order_id or not focus_is_recent(tracker) or not ARRIVAL.search(text):
+        return None
+    try:
+        order = await accessible_order(tracker, str(order_id))
+    except BackendError:
+        return None
+    if order is None or order.status not in (OrderStatus.PAID, OrderStatus.SHIPPED):
+        return None
+    events = await _order_follow_up(dispatcher, tracker, str(order_id))
+    if events is not None and order.status == OrderStatus.SHIPPED:
+        say(dispatcher, "arrival_by_courier")
+    return events

@@ -41,6 +41,7 @@ from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
 MAX_FAILURES = 2
+ORDER_NOT_FOUND = "order_not_found"  # handoff reason: unknown order ids
 
 
 def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
@@ -218,6 +219,10 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         if order is None:  # unknown, or another buyer's: the same answer
             log_event("order_not_found", tracker, order=mask_order_id(order_id))
             say(dispatcher, "order_not_found", order_id=order_id)
+            if tracker.get_slot("handoff_reason") == ORDER_NOT_FOUND:
+                # a human was offered after earlier unknown ids: with this one, again (the
+                # form stops and its submit action offers it), not only the question
+                return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
             return self.fail(tracker, "order_id")
         changes = VERIFY_SLOT in domain_slots_of(domain, self.form_name())
         if changes and not is_verified(tracker, order_id):
@@ -304,7 +309,7 @@ async def order_for_submit(
     if not order_id:
         if tracker.get_slot("flow_blocker") == LOOKUP_LIMITED:
             return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
-        return None, reset + offer_human(dispatcher, tracker, "order_not_found", after_misses=True)
+        return None, reset + offer_human(dispatcher, tracker, ORDER_NOT_FOUND, after_misses=True)
     # re-checked here, whatever the slots say (a tracker can be forged): the lookup limit,
     # the buyer's ownership and, for a change, the server-side verification record
     if not lookup_allowed(tracker, order_id):

@@ -123,11 +123,26 @@ def _custom_text(key: str, intent: str | None = None) -> str | None:
     return str(value) if value else None
 
 
-def offer_contact(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-    """One 索电 message after a purchase answer, when allowed (see module docstring)."""
+RESTOCK_ASK = re.compile(r"到货|补货|有货|上货").pattern + r"|通知我|提醒我"
+
+
+def asks_restock_notice(tracker: Tracker) -> bool:
+    """ "到货能通知我吗 139…": the contact is left for a restock notice."""
+    return bool(re.search(RESTOCK_ASK, str(tracker.latest_message.get("text") or "")))
+
+
+def offer_contact(
+    dispatcher: CollectingDispatcher, tracker: Tracker, restock: dict[str, str] | None = None
+) -> list[EventType]:
+    """One 索电 message after a purchase answer, when allowed (see module docstring).
+
+    ``restock``: the product and variant (``product_name``, ``variant``) a contact in the
+    message is left for, so that the thanks confirms the restock notice."""
     conf = settings()
     intent = latest_intent(tracker)
     if contacts_in(tracker.latest_message):  # "多少钱，电话139…": thank instead of asking
+        if restock and asks_restock_notice(tracker):
+            return thank_contact(dispatcher, tracker, "restock_noted", **restock)
         return [] if tracker.get_slot("contact_thanked") else thank_contact(dispatcher, tracker)
     if not conf.get("enabled", True):
         return []
@@ -151,12 +166,20 @@ def offer_contact(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Ev
 
 
 def thank_contact(
-    dispatcher: CollectingDispatcher, tracker: Tracker, first_key: str = "contact_thanks"
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    first_key: str = "contact_thanks",
+    **values: str,
 ) -> list[EventType]:
-    """Thanks for the contact(s) in the latest message: in full once per conversation."""
+    """Thanks for the contact(s) in the latest message: in full once per conversation (a
+    restock notice, ``restock_noted``, is always confirmed with what it is for)."""
     now = contacts_in(tracker.latest_message)
     users = [e for e in tracker.events if e.get("event") == "user"]
     earlier = {c for e in users[:-1] for c in contacts_in(e)}  # the latest one is "now"
+    if first_key == "restock_noted":
+        say(dispatcher, first_key, **values)
+        log_event("restock_notice", tracker, kinds=",".join(sorted({k for k, _ in now})))
+        return [SlotSet("contact_thanked", True)]
     if now and all(c in earlier for c in now):
         say(dispatcher, "contact_already_noted")
         return []
@@ -182,6 +205,12 @@ class ActionThankContact(Action):
         if not contacts_in(tracker.latest_message):
             say(dispatcher, "contact_not_found")
             return []
+        if asks_restock_notice(tracker):
+            from actions.products import restock_subject
+
+            subject = await restock_subject(tracker)
+            if subject is not None:
+                return thank_contact(dispatcher, tracker, "restock_noted", **subject)
         return thank_contact(dispatcher, tracker)
 
 

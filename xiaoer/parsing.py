@@ -310,3 +310,19 @@ def recipient_in(text: str | None) -> tuple[str, str, str] | None:
     if not name or not address or valid_name(name) is None:
         return None
     return name, phone.value, address
+
+
+# --- a bare size as a follow-up ("那43呢", "L码呢") -----------------------------------
+BARE_SIZE = re.compile(
+    r"^(?:那|那么|那你|还有|换成|要)?\s*(?:[\u4e00-\u9fff]{1,2}色的?)?\s*"
+    r"(?P<size>\d{2,3}|X{0,3}[SML]|XXL|XL)\s*(?:码|号)?\s*(?:的)?\s*"
+    r"(?:呢|有吗|有没有|还有吗|有不|有么|可以吗|行吗)?\s*[?？。!！~～]*$",
+    re.IGNORECASE,
+)
+
+
+def bare_size(text: str | None) -> str | None:
+    """The size of a message that is only a size with follow-up words ("那43呢"), upper
+    case; None for anything else (an order number is never this short)."""
+    match = BARE_SIZE.match(normalize_text(str(text or "")).strip())
+    return match.group("size").upper() if match else None

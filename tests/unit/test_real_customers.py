@@ -175,3 +175,180 @@ async def test_address_name_and_phone_in_one_message(text):
     order = await get_backend().get_order(PAID)
     assert order is not None and order.recipient is not None
     assert (order.recipient.name, order.recipient.phone) == ("李四", "13900001111")
+
+
+# --- helpers for multi-turn trackers ----------------------------------------------------
+def user(text: str, intent: str, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    parse = {"intent": {"name": intent, "confidence": 0.99}, "entities": entities or []}
+    return {"event": "user", "text": text, "parse_data": {"text": text, **parse}}
+
+
+def conversation(
+    turns: list[dict[str, Any]], slots: dict[str, Any] | None = None, sender_id: str = "rest-1"
+) -> Tracker:
+    """A tracker whose latest message is the last user event of ``turns``."""
+    last = [e for e in turns if e["event"] == "user"][-1]
+    t = tracker(
+        intent=last["parse_data"]["intent"]["name"],
+        text=last["text"],
+        entities=last["parse_data"]["entities"],
+        slots=slots,
+        channel="rest",
+        sender_id=sender_id,
+    )
+    t.events = turns
+    return t
+
+
+def ent(entity: str, value: str, text: str, surface: str | None = None) -> dict[str, Any]:
+    start = text.index(surface or value)
+    return {"entity": entity, "value": value, "start": start, "end": start + len(surface or value)}
+
+
+# --- 4. stock / restock without a product -----------------------------------------------
+async def test_colour_and_size_of_one_product_name_that_product():
+    from actions.leads import ActionThankContact
+    from actions.products import ActionProductQuestion
+
+    text = "黑色M什么时候补货"
+    t = conversation([user(text, "ask_stock", [ent("color", "黑色", text)])])
+    msgs, events = await run(ActionProductQuestion(), t)
+    reply = texts(msgs)
+    assert "纯棉短袖T恤" in reply and "补货" in reply and not any(m.get("buttons") for m in msgs)
+    assert slot_value(events, "focus_product") == "P1001"
+    # "到货能通知我吗 + phone": the notice is confirmed for that product and variant
+    follow = "到货能通知我吗 13900001111"
+    t = conversation(
+        [
+            user(text, "ask_stock", [ent("color", "黑色", text)]),
+            {"event": "bot", "text": reply},
+            user(follow, "provide_contact", [ent("phone", "13900001111", follow)]),
+        ],
+        slots={"focus_product": "P1001"},
+    )
+    msgs, _ = await run(ActionThankContact(), t)
+    assert "纯棉短袖T恤 黑色 M" in texts(msgs) and "到货" in texts(msgs)
+
+
+async def test_colour_and_size_of_several_products_still_ask_which():
+    from actions.products import ActionProductQuestion
+
+    text = "白色42有吗"  # only the running shoe has white 42, but white XL is only the T-shirt
+    t = conversation([user("白色有吗", "ask_stock", [ent("color", "白色", "白色有吗")])])
+    msgs, _ = await run(ActionProductQuestion(), t)
+    assert any(m.get("buttons") for m in msgs)  # white alone: several products
+    t = conversation([user(text, "ask_stock", [ent("color", "白色", text)])])
+    msgs, events = await run(ActionProductQuestion(), t)
+    assert slot_value(events, "focus_product") == "P1002"
+
+
+# --- 5. size advice goes on after the product is picked ---------------------------------
+@pytest.mark.parametrize("intent", ["product_info", "nlu_fallback"])
+async def test_size_advice_continues_with_the_product_typed_after_the_buttons(intent):
+    from actions.fallback import ActionDefaultFallback
+    from actions.products import ActionProductQuestion
+
+    first = "一米七 一百二十斤 穿哪个码"
+    measures = [
+        ent("height_cm", "170", first, "一米七"),
+        ent("weight_kg", "60", first, "一百二十斤"),
+    ]
+    slots = {"height_cm": 170.0, "weight_kg": 60.0}
+    msgs, _ = await run(
+        ActionProductQuestion(), conversation([user(first, "ask_size", measures)], slots)
+    )
+    asked = [m for m in msgs if m.get("buttons")]
+    assert asked, "which product?"
+    t = conversation(
+        [
+            user(first, "ask_size", measures),
+            {
+                "event": "bot",
+                "text": asked[0].get("text"),
+                "data": {"buttons": asked[0]["buttons"]},
+            },
+            user("T恤", intent, [ent("product", "P1001", "T恤", "T恤")]),
+        ],
+        slots,
+    )
+    action = ActionProductQuestion() if intent == "product_info" else ActionDefaultFallback()
+    msgs, _ = await run(action, t)
+    reply = texts(msgs)
+    assert "L" in reply and "170" in reply, reply
+    assert "面料" not in reply  # not the product info
+
+
+# --- 6. a bare size after a variant question is a stock question ------------------------
+async def test_bare_size_follow_up_keeps_product_and_colour():
+    from actions.fallback import ActionDefaultFallback
+    from actions.products import ActionProductQuestion
+    from xiaoer.nlu.rules import EntityIntentRule
+
+    first = "跑鞋多少钱 白色44有吗"
+    first_entities = [ent("product", "P1002", first, "跑鞋"), ent("color", "白色", first)]
+    turns = [user(first, "ask_price", first_entities), {"event": "bot", "text": "…"}]
+    for intent in ("ask_stock", "nlu_fallback"):
+        t = conversation([*turns, user("那43呢", intent)], {"focus_product": "P1002"})
+        action = ActionProductQuestion() if intent == "ask_stock" else ActionDefaultFallback()
+        msgs, _ = await run(action, t)
+        reply = texts(msgs)
+        assert "男士轻量跑步鞋" in reply and "白色 43" in reply, reply
+        assert "订单号" not in reply
+    # the NLU never reads it as an order number
+    from rasa.shared.nlu.training_data.message import Message
+
+    message = Message(
+        data={"text": "那43呢", "intent": {"name": "inform_order_id", "confidence": 0.9}}
+    )
+    EntityIntentRule({"threshold": 0.55}).process([message])
+    assert message.get("intent")["name"] == "ask_stock"
+
+
+# --- 7. "今天能送到不" after an order's status --------------------------------------------
+async def test_arrival_question_answers_from_the_order_in_focus():
+    from actions.faq import ActionAnswerFaq
+
+    shipped = "6938271045123400002"
+    turns = [
+        user(shipped, "inform_order_id", [ent("order_id", shipped, shipped)]),
+        {"event": "slot", "name": "focus_order_id", "value": shipped},
+        {"event": "bot", "text": "已发货"},
+    ]
+    for text in ("今天能送到不", "明天能到吗"):
+        t = conversation([*turns, user(text, "shipping_time")], {"focus_order_id": shipped})
+        msgs, _ = await run(ActionAnswerFaq(), t)
+        reply = texts(msgs)
+        order = await get_backend().get_order(shipped)
+        assert order is not None and order.shipment is not None
+        assert order.shipment.tracking_no in reply and order.shipment.courier in reply
+        assert "13800000000" not in reply and "¥" not in reply
+    # without an order in focus: the general answer
+    msgs, _ = await run(ActionAnswerFaq(), conversation([user("明天能到吗", "shipping_time")]))
+    assert "运单号" not in texts(msgs) and texts(msgs)
+
+
+# --- 8. a third unknown order id offers a human again -----------------------------------
+async def test_third_unknown_order_id_offers_a_human_again():
+    from actions.orders import ActionOrderStatus, ValidateOrderStatusForm
+
+    unknown = "6938271045123499999"
+    slots: dict[str, Any] = {}
+    offers = []
+    for attempt in range(3):
+        t = in_form("order_status_form", "order_id", unknown, slots, text=unknown)
+        msgs, events = await run(ValidateOrderStatusForm(), t)
+        assert "没有" in texts(msgs)
+        for e in events:
+            if e.get("event") == "slot":
+                slots[e["name"]] = e["value"]
+        if slot_value(events, "requested_slot") is None:  # the form stops: the answer
+            msgs, events = await run(
+                ActionOrderStatus(), tracker(slots=slots, channel="rest", text=unknown)
+            )
+            offers.append(attempt)
+            assert "人工" in texts(msgs)
+            for e in events:
+                if e.get("event") == "slot":
+                    slots[e["name"]] = e["value"]
+            slots.update(order_id_failures=0.0, order_id=None)  # the form's reset
+    assert offers == [1, 2]

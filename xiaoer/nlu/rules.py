@@ -38,6 +38,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
+from xiaoer.parsing import bare_size
 from xiaoer.text import normalize_message
 
 WEAK_INTENTS = frozenset(
@@ -47,6 +48,7 @@ _FILLER = re.compile(
     r"(?:我的|我|的|是|订单号|订单编号|订单|单号|单子|编号|号码|号|亲亲|亲|哈|呀|啊|吧|呢|哦|喔|嗯|"
     r"这个|给你|发你|麻烦|请|[\s\W_])"
 )
+PRODUCT_INTENTS = frozenset({"ask_stock", "ask_price", "ask_size", "product_info"})
 RULE_CONFIDENCE = 0.9
 RULE_KEY = "entity_rule"  # marks an intent set by this rule (clause splitting ignores it)
 
@@ -77,9 +79,17 @@ class EntityIntentRule(GraphComponent):
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
             confidence = intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0
+            entities = message.get(ENTITIES) or []
+            if bare_size(message.get(TEXT)) and not any(
+                e.get(ENTITY_ATTRIBUTE_TYPE) == "order_id" for e in entities
+            ):
+                # "那43呢": a size asked about as a follow-up, never an order number
+                if name not in PRODUCT_INTENTS:
+                    self._set_intent(message, "ask_stock")
+                continue
             if name not in WEAK_INTENTS and confidence >= self._config["threshold"]:
                 continue
-            new = self.decide(message.get(TEXT) or "", message.get(ENTITIES) or [])
+            new = self.decide(message.get(TEXT) or "", entities)
             if new is not None and new != name:
                 self._set_intent(message, new)
         return messages
