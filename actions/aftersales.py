@@ -141,6 +141,26 @@ def say_case(dispatcher: CollectingDispatcher, tracker: Tracker, case: AfterSale
         say(dispatcher, "as_existing_case", amount=f"{case.amount:.2f}", **values)
 
 
+ABOUT_CASE = re.compile(r"退款|退货|售后|换货|退钱|钱.{0,3}(退|到账)")
+
+
+async def say_case_if_asked(
+    dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
+) -> bool:
+    """ "6938…003 退款到哪了" as an order-status question: the order's open after-sales case
+    answers it (a read: no phone check). Whether it was said."""
+    if not ABOUT_CASE.search(str(tracker.latest_message.get("text") or "")):
+        return False
+    try:
+        cases = await backend().after_sales_for_order(order.order_id)
+    except BackendError:
+        return False
+    if not any(c.status not in ("closed", "rejected") for c in cases):
+        return False
+    say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker)))
+    return True
+
+
 def case_id_named(tracker: Tracker, recent: int = 0) -> str | None:
     """An after-sales case number (entity ``case_id``) in the message, or in one of the
     ``recent`` customer messages before it."""

@@ -121,6 +121,10 @@ async def _order_follow_up(
         if tracker.get_slot("handoff_reason") == ORDER_NOT_FOUND:
             return offer_human(dispatcher, tracker, ORDER_NOT_FOUND)  # offered again
         return []
+    from actions.aftersales import say_case_if_asked
+
+    if await say_case_if_asked(dispatcher, tracker, order):  # "…退款到哪了"
+        return [SlotSet("focus_order_id", order.order_id), SlotSet("order_id", None)]
     response, values = order_reply(order, backend().policies().ship_within_hours)
     if is_public(tracker):
         response, values = public_reply(response, values)

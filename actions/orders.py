@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, fmt_time, log_event
 from actions.forms import (
+    FOCUS_ORDER_SLOT,
     MISSES_SLOT,
     OrderFormValidation,
     form_reset,
@@ -90,6 +91,10 @@ class ActionOrderStatus(Action):
             # the form gave up after repeated bad ids, or the backend failed
             return stop
         order_id = order.order_id
+        from actions.aftersales import say_case_if_asked
+
+        if await say_case_if_asked(dispatcher, tracker, order):  # "…退款到哪了"
+            return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
         policies = backend().policies()
         response, values = order_reply(order, policies.ship_within_hours)
         if is_public(tracker):  # anonymous: status and tracking only (issue 11)

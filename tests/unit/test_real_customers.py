@@ -352,3 +352,22 @@ async def test_third_unknown_order_id_offers_a_human_again():
                     slots[e["name"]] = e["value"]
             slots.update(order_id_failures=0.0, order_id=None)  # the form's reset
     assert offers == [1, 2]
+
+
+async def test_refund_progress_asked_as_an_order_status_tells_the_case():
+    from actions.fallback import ActionDefaultFallback
+    from actions.orders import ActionOrderStatus
+
+    text = f"{WITH_CASE} 退款到哪了"
+    entities = [ent("order_id", WITH_CASE, text)]
+    t = tracker(text=text, entities=entities, slots={"order_id": WITH_CASE}, channel="rest")
+    msgs, _ = await run(ActionOrderStatus(), t)
+    assert "AS20261101" in texts(msgs) and "退款处理中" in texts(msgs)
+    assert "¥" not in texts(msgs)
+    t = conversation([user(text, "nlu_fallback", entities)])
+    msgs, _ = await run(ActionDefaultFallback(), t)
+    assert "AS20261101" in texts(msgs) and "¥" not in texts(msgs)
+    # the plain status question still gets the status
+    t = tracker(text=WITH_CASE, slots={"order_id": WITH_CASE}, channel="rest")
+    msgs, _ = await run(ActionOrderStatus(), t)
+    assert "AS20261101" not in texts(msgs) and WITH_CASE in texts(msgs)
