@@ -17,6 +17,7 @@ from actions.forms import (
     VERIFY_SLOT,
     AskAction,
     OrderFormValidation,
+    accessible_order,
     current_order,
     form_reset,
     is_public,
@@ -192,8 +193,13 @@ class ValidateAfterSalesForm(OrderFormValidation):
                 case = await backend().get_after_sale(case_id)
             except BackendError:
                 case = None
-            if case is not None:
-                return {"order_id": case.order_id}
+            # a known buyer reaches only their own cases (another's is not named at all)
+            try:
+                order = await accessible_order(tracker, case.order_id) if case else None
+            except BackendError:
+                order = None
+            if order is not None:
+                return {"order_id": order.order_id}
         return await super().extract_order_id(dispatcher, tracker, domain)
 
     async def validate_order_id(

@@ -371,3 +371,24 @@ async def test_refund_progress_asked_as_an_order_status_tells_the_case():
     t = tracker(text=WITH_CASE, slots={"order_id": WITH_CASE}, channel="rest")
     msgs, _ = await run(ActionOrderStatus(), t)
     assert "AS20261101" not in texts(msgs) and WITH_CASE in texts(msgs)
+
+
+async def test_another_buyers_case_number_names_nothing():
+    entities = [{"entity": "case_id", "value": "AS20261101"}]
+    t = in_form(
+        "after_sales_form",
+        "order_id",
+        None,
+        {},
+        text="AS20261101 退款怎么样了",
+        intent="refund",
+        entities=entities,
+        metadata={"buyer_id": "buyer_demo_002"},
+    )
+    t.events[0]["input_channel"] = "douyin"
+    t.slots["requested_slot"] = None
+    order = await get_backend().get_order(WITH_CASE)
+    assert order is not None and order.buyer_id != "buyer_demo_002"
+    msgs, events = await run(ValidateAfterSalesForm(), t)
+    assert slot_value(events, "order_id") in ("absent", None)
+    assert WITH_CASE not in texts(msgs)
