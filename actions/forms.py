@@ -30,7 +30,7 @@ from actions.common import backend, buyer_id, channel_security, latest_intent, l
 from actions.digressions import HOURS, answer_digression
 from actions.handoff import keyword_of, offer_human
 from actions.messages import say
-from xiaoer.parsing import mask_order_id, parse_order_id
+from xiaoer.parsing import mask_order_id, parse_order_id, recipient_in
 from xiaoer.shop.access import (
     VERIFY_PHONE_TAIL,
     get_order_check_store,
@@ -258,6 +258,17 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
             # a question ("还要几天啊", "为啥要这个") is no try: it is answered as a
             # digression (off_topic_events) and the tail is asked again with the reason
             return {VERIFY_SLOT: None}
+        recipient = recipient_in(str(slot_value))
+        if recipient is not None:
+            # the new details sent before the check ("改成 浙江省… 李四 139…"): no try;
+            # an address change keeps them for after the check
+            kept: dict[str, Any] = {VERIFY_SLOT: None}
+            if {"new_name", "new_phone", "new_address"} <= set(
+                domain_slots_of(domain, self.form_name())
+            ):
+                kept.update(zip(("new_name", "new_phone", "new_address"), recipient, strict=True))
+                say(dispatcher, "address_details_kept")
+            return kept
         stop = {VERIFY_SLOT: None, f"{VERIFY_SLOT}_failures": float(MAX_FAILURES)}
         if verification_locked(tracker, order_id):
             say(dispatcher, "verify_locked")

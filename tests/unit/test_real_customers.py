@@ -392,3 +392,25 @@ async def test_another_buyers_case_number_names_nothing():
     msgs, events = await run(ValidateAfterSalesForm(), t)
     assert slot_value(events, "order_id") in ("absent", None)
     assert WITH_CASE not in texts(msgs)
+
+
+async def test_new_details_sent_at_the_phone_tail_step_are_kept_and_no_try():
+    text = "改成 浙江省杭州市西湖区文三路88号 李四 13900001111"
+    t = in_form("address_form", "verify_phone_tail", text, {"order_id": PAID}, text=text)
+    msgs, events = await run(ValidateAddressForm(), t)
+    assert slot_value(events, "verify_phone_tail_failures") == "absent"
+    assert get_order_check_store().failures(PAID) == 0
+    assert slot_value(events, "new_name") == "李四"
+    assert slot_value(events, "new_address") == "浙江省杭州市西湖区文三路88号"
+    assert "记下" in texts(msgs)
+    assert slot_value(events, "requested_slot") == "verify_phone_tail"
+    # the tail next: straight to the confirmation of the kept details
+    slots = {
+        "order_id": PAID,
+        "new_name": "李四",
+        "new_phone": "13900001111",
+        "new_address": "浙江省杭州市西湖区文三路88号",
+    }
+    t = in_form("address_form", "verify_phone_tail", "0000", slots, text="0000")
+    _, events = await run(ValidateAddressForm(), t)
+    assert slot_value(events, "requested_slot") == "address_confirmed"
