@@ -15,6 +15,7 @@ from xiaoer.stack import Stack, running_stack
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 PAID, SHIPPED, WITH_CASE = "6938271045123400001", "6938271045123400002", "6938271045123400003"
+UNPAID = "6938271045123400004"
 PHONE_TAIL = "0000"  # the demo recipients' phone ends with it
 
 
@@ -60,6 +61,17 @@ def test_address_name_and_phone_in_one_message(stack: Stack):
     stack.say(user, PHONE_TAIL)
     reply = said(stack, user, "改成 浙江省杭州市西湖区文三路88号 李四 13900001111")
     assert "李四" in reply and "文三路88号" in reply and "139" in reply, reply
+    assert "已为您修改" in said(stack, user, "对 没问题")
+
+
+def test_new_address_sent_before_the_phone_check_is_kept(stack: Stack):
+    user = sender()
+    stack.say(user, "我要改地址")
+    stack.say(user, UNPAID)  # (PAID's recipient is changed by the test above)
+    reply = said(stack, user, "改成 浙江省杭州市西湖区文三路88号 李四 13900001111")
+    assert "没有对上" not in reply and "后4位" in reply, reply
+    reply = said(stack, user, PHONE_TAIL)
+    assert "李四" in reply and "文三路88号" in reply, reply
     assert "已为您修改" in said(stack, user, "对 没问题")
 
 
