@@ -174,7 +174,9 @@ def main() -> int:
     parser.add_argument(
         "--project-model", type=Path, help="use this trained model for the project pipeline"
     )
-    parser.add_argument("--heldout", type=Path, help="evaluation set (default: tests/nlu/heldout.yml)")
+    parser.add_argument(
+        "--heldout", type=Path, help="evaluation set (default: tests/nlu/heldout.yml)"
+    )
     args = parser.parse_args()
     if args.heldout:
         HELDOUT_PATH[0] = args.heldout

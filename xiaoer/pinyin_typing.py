@@ -43,7 +43,9 @@ def _syllables(word: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4)
-def _lexicon(words: tuple[str, ...]) -> tuple[dict[str, list[tuple[str, tuple[str, ...]]]], dict[str, str]]:
+def _lexicon(
+    words: tuple[str, ...],
+) -> tuple[dict[str, list[tuple[str, tuple[str, ...]]]], dict[str, str]]:
     """{latin letters of a word part: [(word, syllables)]} for every split, {letters: word}."""
     parts: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     whole: dict[str, str] = {}

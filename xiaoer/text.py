@@ -329,8 +329,9 @@ def _rewrite(norm: NormalizedText, edits: list[tuple[int, int, str]]) -> Normali
         out.append(norm.text[position:start])
         offsets.extend(norm.offsets[position:start])
         out.append(replacement)
-        for j in range(len(replacement)):
-            offsets.append(norm.offsets[min(start + j, end - 1)])
+        for j in range(len(replacement)):  # the last character ends where the source ends
+            last = j == len(replacement) - 1
+            offsets.append(norm.offsets[end - 1 if last else min(start + j, end - 1)])
         position = end
     out.append(norm.text[position:])
     offsets.extend(norm.offsets[position:])
@@ -370,7 +371,7 @@ def _pinyin_words() -> tuple[str, ...]:
 
 # Net slang written in digits or letters: "88" / "886" (bye), "233333" / "hhhh" (laughter).
 _SLANG_WHOLE = re.compile(r"^\s*8{2,}6?\s*[!.~]*\s*$")
-_LAUGHTER = re.compile(r"(?<![a-z0-9])(?:h{3,}|23{3,}|(?:ha){2,}h?)(?![a-z0-9])")
+_LAUGHTER = re.compile(r"(?<![a-z0-9])(?:h{3,}|23{4,}|(?:ha){2,}h?)(?![a-z0-9元块件个号米])")
 
 
 def _slang(text: str) -> list[tuple[re.Match[str], str]]:

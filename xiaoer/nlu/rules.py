@@ -53,7 +53,10 @@ _FILLER = re.compile(
 # A clear verb beside an order number keeps its own intent (first match wins).
 _VERBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"退款|退钱|钱.{0,4}退|退.{0,3}钱"), "refund"),
-    (re.compile(r"退货|退了|退掉|退回|能退|要退|可以退|想退|退吗|退不|给我退|申请退"), "return_goods"),
+    (
+        re.compile(r"退货|退了|退掉|退回|能退|要退|可以退|想退|退吗|退不|给我退|申请退"),
+        "return_goods",
+    ),
     (re.compile(r"换货|换个|换成|换一|想换|要换"), "exchange"),
     (re.compile(r"取消|撤单|撤销"), "cancel_order"),
 )
