@@ -229,6 +229,9 @@ ENGLISH: dict[str, str] = {
     "bye bye": "再见",
     "thank u": "谢谢",
     "exchange": "换货",
+    "so bad": "太差了",
+    "bad quality": "质量差",
+    "broken": "坏了",
     "address": "地址",
 }
 

@@ -14,7 +14,9 @@ intent becomes
 * ``order_status`` for an order number with other words (查 / 看 / 到哪 / 物流...),
 * ``refund`` for an after-sales case number (its progress is a refund question).
 
-Confident intents (urge_shipment, cancel_order, change_address...) are never touched. The
+Confident intents (urge_shipment, cancel_order, change_address...) are never touched,
+except a general return-policy question that names an order number with a return verb
+(``GENERAL_INTENTS``): that is a return of that order. The
 component runs after the FallbackClassifier; the rewritten intent keeps DIET's ranking
 below it.
 """
@@ -60,6 +62,9 @@ _VERBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"换货|换个|换成|换一|想换|要换"), "exchange"),
     (re.compile(r"取消|撤单|撤销"), "cancel_order"),
 )
+# A general question about a specific order is a request about that order: "上个月买的
+# 还能退吗 6938271045123400001" asks to return it (return_policy -> return_goods).
+GENERAL_INTENTS = {"return_policy": "return_goods"}
 RULE_CONFIDENCE = 0.9
 RULE_KEY = "entity_rule"  # marks an intent set by this rule (clause splitting ignores it)
 
@@ -90,9 +95,12 @@ class EntityIntentRule(GraphComponent):
             intent = message.get(INTENT) or {}
             name = intent.get(INTENT_NAME_KEY)
             confidence = intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0
-            if name not in WEAK_INTENTS and confidence >= self._config["threshold"]:
+            confident = name not in WEAK_INTENTS and confidence >= self._config["threshold"]
+            if confident and name not in GENERAL_INTENTS:
                 continue
             new = self.decide(message.get(TEXT) or "", message.get(ENTITIES) or [])
+            if confident and new != GENERAL_INTENTS.get(name or ""):
+                continue  # a confident policy question stays one unless it names its order
             if new is not None and new != name:
                 self._set_intent(message, new)
         return messages
