@@ -80,7 +80,9 @@ def active_loop(stack: Stack, user: str) -> str | None:
     import requests
 
     r = requests.get(
-        f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": stack.token}, timeout=10
+        f"{stack.rasa_url}/conversations/{Stack.conversation(user)}/tracker",
+        params={"token": stack.token},
+        timeout=10,
     )
     r.raise_for_status()
     return (r.json().get("active_loop") or {}).get("name")
