@@ -44,6 +44,10 @@ def test_training_fingerprint_follows_data_domain_config_and_component_code(tmp_
     with (tmp_path / "xiaoer" / "text.py").open("a", encoding="utf-8") as f:
         f.write("\n# the normaliser changed\n")
     assert cli.training_fingerprint(tmp_path) != changed
+    changed = cli.training_fingerprint(tmp_path)
+    with (tmp_path / "xiaoer" / "pinyin_typing.py").open("a", encoding="utf-8") as f:
+        f.write("\n# the pinyin lexicon changed\n")
+    assert cli.training_fingerprint(tmp_path) != changed
 
 
 def test_api_token_comes_from_the_environment_or_a_private_file(data_dir, monkeypatch):
