@@ -15,13 +15,15 @@ from actions.forms import (
     FOCUS_ORDER_SLOT,
     MISSES_SLOT,
     OrderFormValidation,
+    accessible_order,
     form_reset,
     is_public,
+    lookup_allowed,
     order_for_submit,
     order_values,
 )
 from actions.messages import say, say_with_buttons
-from xiaoer.parsing import mask_order_id, mask_phone
+from xiaoer.parsing import mask_order_id, mask_phone, parse_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 
@@ -79,7 +81,23 @@ def public_reply(response: str, values: dict[str, str]) -> tuple[str, dict[str, 
     return response, values
 
 
+def message_order_ids(tracker: Tracker) -> list[str]:
+    """The order numbers of the latest message, in the order they were written."""
+    ids: list[str] = []
+    for entity in tracker.latest_message.get("entities") or []:
+        if entity.get("entity") != "order_id":
+            continue
+        order_id = parse_order_id(str(entity.get("value") or ""))
+        if order_id and order_id not in ids:
+            ids.append(order_id)
+    return ids
+
+
 class ActionOrderStatus(Action):
+    """The status of the order the form collected, and of every other order number the
+    same message named ("…001 和 …006 都到哪了"), each in the order written, each through
+    the same access rules (lookup limit, a known buyer's own orders only)."""
+
     def name(self) -> str:
         return "action_order_status"
 
@@ -90,18 +108,41 @@ class ActionOrderStatus(Action):
         if order is None:
             # the form gave up after repeated bad ids, or the backend failed
             return stop
-        order_id = order.order_id
         from actions.aftersales import say_case_if_asked
 
-        if await say_case_if_asked(dispatcher, tracker, order):  # "…退款到哪了"
-            return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
+        named = message_order_ids(tracker)
+        if order.order_id not in named:
+            named = [order.order_id]
+        if named == [order.order_id] and await say_case_if_asked(dispatcher, tracker, order):
+            return RESET + [SlotSet(FOCUS_ORDER_SLOT, order.order_id)]  # "…退款到哪了"
+        for order_id in named:
+            if order_id != order.order_id:
+                if not lookup_allowed(tracker, order_id):
+                    say(dispatcher, "order_lookup_limited")
+                    break
+                try:
+                    other = await accessible_order(tracker, order_id)
+                except BackendError:
+                    say(dispatcher, "backend_error")
+                    break
+                if other is None:
+                    say(dispatcher, "order_not_found", order_id=order_id)
+                    continue
+                self.tell(dispatcher, tracker, other)
+            else:
+                self.tell(dispatcher, tracker, order)
+        return RESET
+
+    @staticmethod
+    def tell(dispatcher: CollectingDispatcher, tracker: Tracker, order: Order) -> None:
         policies = backend().policies()
         response, values = order_reply(order, policies.ship_within_hours)
-        if is_public(tracker):  # anonymous: status and tracking only (issue 11)
+        if is_public(tracker):  # anonymous: status and tracking only
             response, values = public_reply(response, values)
         say(dispatcher, response, **values)
-        log_event("order_status", tracker, order=mask_order_id(order_id), status=order.status.value)
-        return RESET
+        log_event(
+            "order_status", tracker, order=mask_order_id(order.order_id), status=order.status.value
+        )
 
 
 # which of the buyer's orders each flow offers as buttons

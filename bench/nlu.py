@@ -28,6 +28,7 @@ import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
+HELDOUT_PATH = [HELDOUT]  # --heldout replaces it (e.g. bench/data/nlu_patterns.yml)
 
 
 def pipelines() -> dict[str, list[dict]]:
@@ -41,7 +42,7 @@ def pipelines() -> dict[str, list[dict]]:
 def load_heldout() -> list[tuple[str, str]]:
     from rasa.shared.nlu.training_data.loading import load_data
 
-    data = load_data(str(HELDOUT))
+    data = load_data(str(HELDOUT_PATH[0]))
     return [(m.get("text"), m.get("intent")) for m in data.intent_examples]
 
 
@@ -173,7 +174,12 @@ def main() -> int:
     parser.add_argument(
         "--project-model", type=Path, help="use this trained model for the project pipeline"
     )
+    parser.add_argument(
+        "--heldout", type=Path, help="evaluation set (default: tests/nlu/heldout.yml)"
+    )
     args = parser.parse_args()
+    if args.heldout:
+        HELDOUT_PATH[0] = args.heldout
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, pipeline in pipelines().items():

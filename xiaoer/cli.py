@@ -65,6 +65,7 @@ TRAINING_INPUTS = (
     "data",
     "xiaoer/nlu",
     "xiaoer/text.py",
+    "xiaoer/pinyin_typing.py",
     "xiaoer/parsing.py",
     "xiaoer/contacts.py",
     "xiaoer/handoff/keywords.py",

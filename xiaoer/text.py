@@ -93,10 +93,17 @@ def normalize_text(text: str) -> str:
 #    only, and not a protected real word (发火, 取笑, 克服 ...). Digits are never touched.
 # 4. Repetition squeezed: "在吗在吗在吗" -> "在吗", "哈哈哈哈" -> "哈哈".
 # 5. An emoji-only message becomes the word it stands for (🙏 -> 谢谢, 👋 -> 你好 ...).
+# 6. Pinyin typed inside Chinese words ("退kuan" -> 退款, "xie xie" -> 谢谢): only runs of
+#    letters that, with their Chinese neighbours, spell a lexicon word exactly
+#    (xiaoer/pinyin_typing.py).
+# 7. Net slang: a message of "88" / "886" / "8888" is a goodbye (拜拜), "hhhh" and "23333"
+#    are laughter (哈哈). Digits inside longer numbers are never touched.
 
 import re  # noqa: E402
 
 from pypinyin import Style, lazy_pinyin  # noqa: E402
+
+from xiaoer.pinyin_typing import COMMON_WORDS, pinyin_edits  # noqa: E402
 
 CANTONESE: dict[str, str] = {
     "系唔系": "是不是",
@@ -180,6 +187,52 @@ ENGLISH: dict[str, str] = {
     "cancel": "取消",
     "return": "退货",
     "order": "订单",
+    # mixed-in English phrases (longest match first; sizes such as "m" / "xl" never match)
+    "asap": "尽快",
+    "ship": "发货",
+    "shipped": "发货",
+    "deliver": "送到",
+    "delivered": "送到",
+    "how long": "多久",
+    "order no": "订单号",
+    "order number": "订单号",
+    "order id": "订单号",
+    "my order": "我的订单",
+    "refunded": "退款",
+    "money back": "退钱",
+    "days": "天",
+    "day": "天",
+    "material": "材质",
+    "fabric": "面料",
+    "quality": "质量",
+    "size chart": "尺码表",
+    "size guide": "尺码表",
+    "call me": "打电话给我",
+    "my phone": "我的电话",
+    "phone": "电话",
+    "usa": "美国",
+    "overseas": "海外",
+    "abroad": "国外",
+    "free shipping": "包邮",
+    "available": "有货",
+    "are you human": "你是真人吗",
+    "are you a human": "你是真人吗",
+    "are you a bot": "你是机器人吗",
+    "are you a robot": "你是机器人吗",
+    "human": "人工",
+    "agent": "人工客服",
+    "real person": "真人",
+    "customer service": "客服",
+    "cheaper": "便宜点",
+    "cheap": "便宜",
+    "no need": "不用",
+    "bye bye": "再见",
+    "thank u": "谢谢",
+    "exchange": "换货",
+    "so bad": "太差了",
+    "bad quality": "质量差",
+    "broken": "坏了",
+    "address": "地址",
 }
 
 # Shop terms checked for homophone typos (the catalogue's names are added at run time by
@@ -220,9 +273,9 @@ _WORD_CHAR = rf"(?:(?![{_NUMERALS}])[\u4e00-\u9fff])"
 _REPEATED_PHRASE = re.compile(rf"((?!(.)\2){_WORD_CHAR}{{2,4}}?)(?:[\s,，!！?？~]*\1)+")
 _REPEATED_CHAR = re.compile(rf"({_WORD_CHAR})\1{{2,}}")
 _ENGLISH_WORD = re.compile(
-    r"(?<![a-z])("
+    r"(?<![a-z_])("
     + "|".join(sorted(map(re.escape, ENGLISH), key=len, reverse=True))
-    + r")(?![a-z])"
+    + r")(?![a-z_])"
 )
 _CANTONESE = re.compile("|".join(sorted(map(re.escape, CANTONESE), key=len, reverse=True)))
 
@@ -279,8 +332,9 @@ def _rewrite(norm: NormalizedText, edits: list[tuple[int, int, str]]) -> Normali
         out.append(norm.text[position:start])
         offsets.extend(norm.offsets[position:start])
         out.append(replacement)
-        for j in range(len(replacement)):
-            offsets.append(norm.offsets[min(start + j, end - 1)])
+        for j in range(len(replacement)):  # the last character ends where the source ends
+            last = j == len(replacement) - 1
+            offsets.append(norm.offsets[end - 1 if last else min(start + j, end - 1)])
         position = end
     out.append(norm.text[position:])
     offsets.extend(norm.offsets[position:])
@@ -314,6 +368,22 @@ def _typo_edits(text: str) -> list[tuple[int, int, str]]:
     return edits
 
 
+def _pinyin_words() -> tuple[str, ...]:
+    return (*SHOP_LEXICON, *COMMON_WORDS, *sorted(_lexicon_extra))
+
+
+# Net slang written in digits or letters: "88" / "886" (bye), "233333" / "hhhh" (laughter).
+_SLANG_WHOLE = re.compile(r"^\s*8{2,}6?\s*[!.~]*\s*$")
+_LAUGHTER = re.compile(r"(?<![a-z0-9])(?:h{3,}|23{4,}|(?:ha){2,}h?)(?![a-z0-9元块件个号米])")
+
+
+def _slang(text: str) -> list[tuple[re.Match[str], str]]:
+    whole = _SLANG_WHOLE.match(text)
+    if whole:
+        return [(whole, "拜拜")]
+    return [(m, "哈哈") for m in _LAUGHTER.finditer(text)]
+
+
 @lru_cache(maxsize=512)
 def normalize_message(text: str) -> NormalizedText:
     """Normalised text of a customer message for the NLU pipeline (see above)."""
@@ -329,6 +399,8 @@ def normalize_message(text: str) -> NormalizedText:
     norm = _rewrite(
         norm, [(m.start(), m.end(), ENGLISH[m.group(1)]) for m in _ENGLISH_WORD.finditer(norm.text)]
     )
+    norm = _rewrite(norm, pinyin_edits(norm.text, _pinyin_words()))
+    norm = _rewrite(norm, [(m.start(), m.end(), word) for m, word in _slang(norm.text)])
     norm = _rewrite(norm, _typo_edits(norm.text))
     norm = _rewrite(
         norm, [(m.start(), m.end(), m.group(1) * 2) for m in _REPEATED_CHAR.finditer(norm.text)]

@@ -123,8 +123,11 @@ def test_handoff_in_the_browser(stack: Stack, browser_context) -> None:
     assert from_answer <= MAX_QUEUE_SECONDS, report
     page.screenshot(path=str(ARTIFACTS / "console-queue.png"))
 
-    # the bot is paused: the customer's message is stored, the bot says nothing
-    assert stack.say(user, "人呢？快点帮我看看") == []
+    # the bot is paused: the customer's message is stored, the customer only hears their
+    # place in the queue (at most once per few minutes), then nothing
+    waiting = stack.say(user, "人呢？快点帮我看看")
+    assert len(waiting) == 1 and "排队" in waiting[0]["text"], waiting
+    assert stack.say(user, "人呢") == []
 
     row.locator("a", has_text="打开").click()
     page.wait_for_url("**/handoffs/*")

@@ -38,6 +38,36 @@ async def test_shipped_order_names_courier_tracking_number_and_latest_trace():
     assert SlotSet("order_id", None) in events
 
 
+async def test_every_order_number_of_a_message_is_answered_in_order():
+    text = "订单 6938271045123400001 和 6938271045123400006 都到哪了"
+    ids = ["6938271045123400001", "6938271045123400006"]
+    t = tracker(
+        text=text,
+        slots={"order_id": ids[1]},  # whichever the form kept
+        entities=[{"entity": "order_id", "value": i} for i in ids],
+    )
+    msgs, _ = await run(ActionOrderStatus(), t)
+    text = texts(msgs)
+    assert len(msgs) == 2
+    assert text.index(ids[0]) < text.index(ids[1])
+    assert "48小时" in text and "YT9876543210987" in text
+
+
+async def test_another_buyers_order_in_the_same_message_is_answered_like_an_unknown_one():
+    ids = ["6938271045123400002", "6938271045123400006"]  # …006 is buyer_demo_002's
+    t = tracker(
+        text=" ".join(ids),
+        slots={"order_id": ids[0]},
+        entities=[{"entity": "order_id", "value": i} for i in ids],
+        metadata={"buyer_id": "buyer_demo_001"},
+        channel="douyin",
+    )
+    msgs, _ = await run(ActionOrderStatus(), t)
+    text = texts(msgs)
+    assert "SF1234567890123" in text and "YT9876543210987" not in text
+    assert "6938271045123400006" in text and ("没有查到" in text or "没有找到" in text)
+
+
 async def test_paid_order_gives_the_shipping_promise():
     msgs, _ = await run(ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400001"}))
     text = texts(msgs)

@@ -26,14 +26,28 @@ def test_training_fingerprint_follows_data_domain_config_and_component_code(tmp_
     for name in ("config.yml", "domain.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "data", tmp_path / "data")
-    shutil.copytree(ROOT / "xiaoer" / "nlu", tmp_path / "xiaoer" / "nlu")
+    for name in cli.TRAINING_INPUTS:
+        source, target = ROOT / name, tmp_path / name
+        if source.is_dir() and not target.exists():
+            shutil.copytree(source, target)
+        elif source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
     before = cli.training_fingerprint(tmp_path)
     assert cli.training_fingerprint(tmp_path) == before
     (tmp_path / "README.md").write_text("docs do not matter")
     assert cli.training_fingerprint(tmp_path) == before
     with (tmp_path / "data" / "nlu" / "orders.yml").open("a", encoding="utf-8") as f:
         f.write("\n")
-    assert cli.training_fingerprint(tmp_path) != before
+    changed = cli.training_fingerprint(tmp_path)
+    assert changed != before
+    with (tmp_path / "xiaoer" / "text.py").open("a", encoding="utf-8") as f:
+        f.write("\n# the normaliser changed\n")
+    assert cli.training_fingerprint(tmp_path) != changed
+    changed = cli.training_fingerprint(tmp_path)
+    with (tmp_path / "xiaoer" / "pinyin_typing.py").open("a", encoding="utf-8") as f:
+        f.write("\n# the pinyin lexicon changed\n")
+    assert cli.training_fingerprint(tmp_path) != changed
 
 
 def test_api_token_comes_from_the_environment_or_a_private_file(data_dir, monkeypatch):

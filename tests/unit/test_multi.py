@@ -32,6 +32,9 @@ INTENTS = {
     "嗯": ("affirm", 0.5),
     "转人工": ("request_human", 0.99),
     "随便说说": ("out_of_scope", 0.4),
+    "收到的鞋子开胶了": ("quality_issue", 0.9),
+    "质量太差": ("complain", 0.85),
+    "服务太差": ("complain", 0.9),
 }
 
 
@@ -105,10 +108,16 @@ def test_several_requests_are_split_in_order(message, requests):
         "多少钱 转人工",  # a human takes the whole message
         "多少钱 包邮吗 不然我去投诉",  # so does a handoff keyword
         '/choose{"a": 1, "b": 2}',  # a button payload
+        "收到的鞋子开胶了，质量太差",  # anger is the tone of the quality issue, not a request
     ],
 )
 def test_messages_with_one_request_are_not_split(message):
     assert split(message) == [message]
+
+
+def test_a_complaint_joins_the_order_request_it_is_about():
+    assert split("服务太差 包邮吗 收到的鞋子开胶了") == ["包邮吗", "收到的鞋子开胶了 服务太差"]
+    assert split("服务太差 包邮吗") == ["服务太差", "包邮吗"]  # no order request to join
 
 
 def test_a_long_message_is_reduced_to_its_requests():

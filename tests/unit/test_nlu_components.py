@@ -212,6 +212,20 @@ def test_an_order_number_decides_an_unsure_intent(storage, context, catalogue_da
         assert _ruled(text, "greet", 0.9, entities(text)) == "inform_order_id"
     case = "AS20261101 怎么样了"
     assert _ruled(case, "nlu_fallback", 0.3, entities(case)) == "refund"
+    # a clear verb beside the order number keeps its own intent, not a status question
+    for text, verb in [
+        ("上个月买的还能退吗 6938271045123400001", "return_goods"),
+        ("6938271045123400003 这单退了", "return_goods"),
+        ("6938271045123400002 退款多久到", "refund"),
+        ("6938271045123400002 帮我取消", "cancel_order"),
+        ("6938271045123400002 想换个颜色", "exchange"),
+    ]:
+        assert _ruled(text, "nlu_fallback", 0.4, entities(text)) == verb, text
+    # a confident general return question about a named order is a return of that order
+    named = "上个月买的还能退吗 6938271045123400001"
+    assert _ruled(named, "return_policy", 0.9, entities(named)) == "return_goods"
+    general = "上个月买的还能退吗"
+    assert _ruled(general, "return_policy", 0.9, entities(general)) == "return_policy"
     # confident intents and messages without a number are left alone
     urge = "6938271045123400002 快点发货"
     assert _ruled(urge, "urge_shipment", 0.95, entities(urge)) == "urge_shipment"

@@ -68,6 +68,20 @@ NOT_A_REQUEST = frozenset(
 VALUE_ENTITIES = frozenset({"order_id", "case_id", "product", "color", "size"})
 # A message with one of these is never split (a human takes over the whole message).
 NEVER_SPLIT = frozenset({"request_human"})
+# Anger about an order or an item is the tone of that request, not a request of its own:
+# "收到的鞋子开胶了，质量太差" is one quality issue (its complaint clause joins it).
+GRIEVANCES = frozenset(
+    {
+        "quality_issue",
+        "return_goods",
+        "refund",
+        "exchange",
+        "urge_shipment",
+        "order_status",
+        "cancel_order",
+        "change_address",
+    }
+)
 
 _BOUNDARY = re.compile(r"[。！？!?；;，,\n~～…]+|\s+")
 _CONNECTIVE = re.compile(r"(?:还有|另外|顺便问下|顺便问一下|顺便|再问下|再问一下|以及|对了)")
@@ -135,9 +149,14 @@ async def split_requests(text: str, parse: ParseFn) -> list[str]:
         elif {e.get("entity") for e in parsed.get("entities") or []} & VALUE_ENTITIES:
             carried.append(clause.text)  # "订单6938...", "黑色M码": with the next request
         # anything else (亲, 在吗, 谢谢, an unsure clause) is left out of a split message
+    requests[-1:] = [requests[-1] + carried] if requests else []
+    if "complain" in intents and GRIEVANCES & set(intents):
+        tone = requests.pop(intents.index("complain"))
+        intents.remove("complain")
+        first = next(i for i, name in enumerate(intents) if name in GRIEVANCES)
+        requests[first] = requests[first] + tone
     if len(requests) < 2:
         return [text]
-    requests[-1].extend(carried)
     # each request as the assistant will read it: the same request twice in a row is one,
     # a request that reads as nothing confident is left out (no "didn't understand")
     final: list[tuple[str, str]] = []

@@ -8,10 +8,15 @@ intent becomes
 
 * ``inform_order_id`` when nothing but the order number(s) and filler words (单号, 订单号,
   亲, 的, punctuation...) is left, or
+* the intent of a clear verb beside the order number (退款 / 退钱 -> refund, 退货 / 退了 /
+  还能退吗 -> return_goods, 换货 -> exchange, 取消 / 撤单 -> cancel_order): "上个月买的还能退吗
+  6938271045123400001" is a return, not a status question,
 * ``order_status`` for an order number with other words (查 / 看 / 到哪 / 物流...),
 * ``refund`` for an after-sales case number (its progress is a refund question).
 
-Confident intents (urge_shipment, cancel_order, change_address...) are never touched. The
+Confident intents (urge_shipment, cancel_order, change_address...) are never touched,
+except a general return-policy question that names an order number with a return verb
+(``GENERAL_INTENTS``): that is a return of that order. The
 component runs after the FallbackClassifier; the rewritten intent keeps DIET's ranking
 below it.
 """
@@ -49,6 +54,19 @@ _FILLER = re.compile(
     r"这个|给你|发你|麻烦|请|[\s\W_])"
 )
 PRODUCT_INTENTS = frozenset({"ask_stock", "ask_price", "ask_size", "product_info"})
+# A clear verb beside an order number keeps its own intent (first match wins).
+_VERBS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"退款|退钱|钱.{0,4}退|退.{0,3}钱"), "refund"),
+    (
+        re.compile(r"退货|退了|退掉|退回|能退|要退|可以退|想退|退吗|退不|给我退|申请退"),
+        "return_goods",
+    ),
+    (re.compile(r"换货|换个|换成|换一|想换|要换"), "exchange"),
+    (re.compile(r"取消|撤单|撤销"), "cancel_order"),
+)
+# A general question about a specific order is a request about that order: "上个月买的
+# 还能退吗 6938271045123400001" asks to return it (return_policy -> return_goods).
+GENERAL_INTENTS = {"return_policy": "return_goods"}
 RULE_CONFIDENCE = 0.9
 RULE_KEY = "entity_rule"  # marks an intent set by this rule (clause splitting ignores it)
 
@@ -87,9 +105,12 @@ class EntityIntentRule(GraphComponent):
                 if name not in PRODUCT_INTENTS:
                     self._set_intent(message, "ask_stock")
                 continue
-            if name not in WEAK_INTENTS and confidence >= self._config["threshold"]:
+            confident = name not in WEAK_INTENTS and confidence >= self._config["threshold"]
+            if confident and name not in GENERAL_INTENTS:
                 continue
             new = self.decide(message.get(TEXT) or "", entities)
+            if confident and new != GENERAL_INTENTS.get(name or ""):
+                continue  # a confident policy question stays one unless it names its order
             if new is not None and new != name:
                 self._set_intent(message, new)
         return messages
@@ -104,7 +125,10 @@ class EntityIntentRule(GraphComponent):
                     for i in range(e[ENTITY_ATTRIBUTE_START], e[ENTITY_ATTRIBUTE_END]):
                         rest[i] = " "
             words = _FILLER.sub("", normalize_message("".join(rest)).text)
-            return "inform_order_id" if not words else "order_status"
+            if not words:
+                return "inform_order_id"
+            verb = next((intent for pattern, intent in _VERBS if pattern.search(words)), None)
+            return verb or "order_status"
         if "case_id" in kinds:
             return "refund"
         return None
