@@ -230,3 +230,22 @@ def test_an_order_number_decides_an_unsure_intent(storage, context, catalogue_da
     urge = "6938271045123400002 快点发货"
     assert _ruled(urge, "urge_shipment", 0.95, entities(urge)) == "urge_shipment"
     assert _ruled("帮我订张机票", "out_of_scope", 0.9, entities("帮我订张机票")) == "out_of_scope"
+
+
+def test_body_measures_with_a_size_word_ask_for_a_size(storage, context, catalogue_data):
+    ex = _extractor(storage, context, catalogue_data)
+
+    def entities(text: str) -> list[dict]:
+        message = Message(data={TEXT: text})
+        ex.process([message])
+        return message.get(ENTITIES)
+
+    for text, intent in [
+        ("T恤 165 55kg穿什么码", "product_info"),  # the README example, read as a product
+        ("一米七 一百二十斤 穿哪个码", "nlu_fallback"),
+        ("170 60公斤 黑色合适吗", "ask_stock"),
+    ]:
+        assert _ruled(text, intent, 0.9, entities(text)) == "ask_size", text
+    # measures without a size word, or a size word without measures, are left alone
+    assert _ruled("165 55kg", "inform_order_id", 0.6, entities("165 55kg")) == "inform_order_id"
+    assert _ruled("T恤有什么码", "ask_stock", 0.9, entities("T恤有什么码")) == "ask_stock"

@@ -14,6 +14,9 @@ intent becomes
 * ``order_status`` for an order number with other words (查 / 看 / 到哪 / 物流...),
 * ``refund`` for an after-sales case number (its progress is a refund question).
 
+Body measures (height, weight) with a size word ("165 55kg穿什么码") are a size question,
+whatever product or colour the sentence also names.
+
 Confident intents (urge_shipment, cancel_order, change_address...) are never touched,
 except a general return-policy question that names an order number with a return verb
 (``GENERAL_INTENTS``): that is a return of that order. The
@@ -54,6 +57,10 @@ _FILLER = re.compile(
     r"这个|给你|发你|麻烦|请|[\s\W_])"
 )
 PRODUCT_INTENTS = frozenset({"ask_stock", "ask_price", "ask_size", "product_info"})
+BODY_MEASURES = frozenset({"height_cm", "weight_kg"})
+_SIZE_WORDS = re.compile(
+    r"码|尺码|尺寸|多大|哪个号|什么号|穿哪|穿什么|合适|合身|size", re.IGNORECASE
+)
 # A clear verb beside an order number keeps its own intent (first match wins).
 _VERBS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"退款|退钱|钱.{0,4}退|退.{0,3}钱"), "refund"),
@@ -98,6 +105,13 @@ class EntityIntentRule(GraphComponent):
             name = intent.get(INTENT_NAME_KEY)
             confidence = intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0
             entities = message.get(ENTITIES) or []
+            kinds = {e.get(ENTITY_ATTRIBUTE_TYPE) for e in entities}
+            if kinds & BODY_MEASURES and _SIZE_WORDS.search(message.get(TEXT) or ""):
+                # "T恤 165 55kg穿什么码": body measures and a size word ask for a size,
+                # whatever else the sentence names (a product, a colour)
+                if name != "ask_size":
+                    self._set_intent(message, "ask_size")
+                continue
             if bare_size(message.get(TEXT)) and not any(
                 e.get(ENTITY_ATTRIBUTE_TYPE) == "order_id" for e in entities
             ):
