@@ -193,3 +193,23 @@ def test_no_split_while_a_form_waits_a_question_awaits_an_answer_or_a_button_was
     )
     assert _handled(answered) == ["多少钱", "包邮吗"]
     assert _handled(None, chosen_option=1) == ["多少钱 包邮吗"]
+
+
+def test_clauses_that_only_name_values_go_with_the_request():
+    """'T恤 165 55kg穿什么码' is one size question: the product and the height are values."""
+
+    async def parse(text: str) -> dict[str, Any]:
+        known = {
+            "T恤": ("product_info", 0.9, [("product", 0, 2)]),
+            "165": ("inform_order_id", 0.7, [("height_cm", 0, 3)]),
+            "55kg穿什么码": ("ask_size", 0.95, [("weight_kg", 0, 4)]),
+            "包邮吗": ("ask_shipping", 0.95, []),
+        }
+        name, confidence, spans = known.get(text, ("ask_size", 0.95, []))
+        entities = [{"entity": e, "start": s, "end": t} for e, s, t in spans]
+        return {"intent": {"name": name, "confidence": confidence}, "entities": entities}
+
+    message = "T恤 165 55kg穿什么码"
+    assert asyncio.run(split_requests(message, parse)) == [message]
+    both = "T恤 165 55kg穿什么码 包邮吗"
+    assert asyncio.run(split_requests(both, parse)) == ["T恤 165 55kg穿什么码", "包邮吗"]

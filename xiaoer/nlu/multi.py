@@ -65,7 +65,12 @@ NOT_A_REQUEST = frozenset(
     }
 )
 # Clauses holding these values go with the request after them.
-VALUE_ENTITIES = frozenset({"order_id", "case_id", "product", "color", "size"})
+VALUE_ENTITIES = frozenset(
+    {"order_id", "case_id", "product", "color", "size", "height_cm", "weight_kg", "link_no"}
+)
+# What is left of a clause that only names values ("T恤", "165", "55kg", "黑色M"): digits,
+# units and punctuation; such a clause is no request, whatever intent the NLU guessed.
+_VALUE_ONLY_REST = re.compile(r"[\d\s.,，。!！?？~～:：]|cm|kg|公斤|厘米|米|斤|码|号|的|亲", re.I)
 # A message with one of these is never split (a human takes over the whole message).
 NEVER_SPLIT = frozenset({"request_human"})
 # Anger about an order or an item is the tone of that request, not a request of its own:
@@ -118,6 +123,25 @@ def clauses(text: str) -> list[Clause]:
     return out
 
 
+def _only_values(text: str, parsed: dict[str, Any]) -> bool:
+    """Whether the clause names only values (a product, a colour, a size, measures)."""
+    rest = list(text)
+    found = False
+    for entity in parsed.get("entities") or []:
+        start, end = entity.get("start"), entity.get("end")
+        if (
+            isinstance(start, int)
+            and isinstance(end, int)
+            and entity.get("entity") in VALUE_ENTITIES
+        ):
+            found = True
+            rest[start:end] = [" "] * (end - start)
+    left = "".join(rest)
+    if not found and not re.fullmatch(r"\d{2,3}", text.strip()):
+        return False
+    return not _VALUE_ONLY_REST.sub("", left).strip()
+
+
 async def split_requests(text: str, parse: ParseFn) -> list[str]:
     """The requests in ``text``, in order (``[text]`` when there is only one)."""
     if text.lstrip().startswith("/"):
@@ -137,6 +161,9 @@ async def split_requests(text: str, parse: ParseFn) -> list[str]:
         # an intent the entity rule inferred from a number is no request of its own:
         # "订单6938...不要了，帮我取消" is one cancellation, not an order question and one
         ruled = bool((parsed.get("intent") or {}).get("entity_rule"))
+        if _only_values(clause.text, parsed):
+            carried.append(clause.text)  # "T恤", "165": with the next request
+            continue
         if intent not in NOT_A_REQUEST and confidence >= MIN_CONFIDENCE and not ruled:
             if intents and intent == intents[-1]:  # the same request goes on
                 requests[-1].extend([*carried, clause.text])
