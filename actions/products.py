@@ -283,18 +283,10 @@ class ActionProductQuestion(Action):
         """Yes/no from the catalogue; "not sure, I'll ask a colleague" + a human otherwise."""
         unknown = []
         for a in answers:
-            if a.answer == "yes":
+            if a.answer in ("yes", "no"):  # attribute_yes / attribute_no
                 say(
                     dispatcher,
-                    "attribute_yes",
-                    product_name=product.name,
-                    label=a.label,
-                    note=a.note,
-                )
-            elif a.answer == "no":
-                say(
-                    dispatcher,
-                    "attribute_no",
+                    f"attribute_{a.answer}",
                     product_name=product.name,
                     label=a.label,
                     note=a.note,

@@ -211,6 +211,16 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pattern_table(sums: dict[str, dict[str, Any]], names: list[str], key: str) -> list[str]:
+    """A markdown table of ok/total per pattern, one column per model."""
+    patterns = sorted({p for s in sums.values() for p in s[key]})
+    lines = ["| pattern | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for p in patterns:
+        cells = ["{}/{}".format(*sums[n][key].get(p, (0, 0))) for n in names]
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(results: dict[str, dict[str, Any]], out: Path | None) -> str:
     lines = ["# Blind evaluation", ""]
     lines.append(f"{time.strftime('%Y-%m-%d %H:%M')}, `{' '.join(sys.argv)}`")
@@ -241,25 +251,9 @@ def report(results: dict[str, dict[str, Any]], out: Path | None) -> str:
     )
     row("turns with a 'not understood'", lambda s: f"{s['turns_not_understood']}/{s['turns']}")
     lines += ["", "## Intent accuracy per pattern", ""]
-    pats = sorted({p for s in sums.values() for p in s["per_pattern"]})
-    lines.append("| pattern | " + " | ".join(names) + " |")
-    lines.append("|---|" + "---|" * len(names))
-    for p in pats:
-        cells = []
-        for n in names:
-            ok, total = sums[n]["per_pattern"].get(p, (0, 0))
-            cells.append(f"{ok}/{total}")
-        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    lines += pattern_table(sums, names, "per_pattern")
     lines += ["", "## Conversations per pattern", ""]
-    pats = sorted({p for s in sums.values() for p in s["conv_pattern"]})
-    lines.append("| pattern | " + " | ".join(names) + " |")
-    lines.append("|---|" + "---|" * len(names))
-    for p in pats:
-        cells = []
-        for n in names:
-            ok, total = sums[n]["conv_pattern"].get(p, (0, 0))
-            cells.append(f"{ok}/{total}")
-        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    lines += pattern_table(sums, names, "conv_pattern")
     last = names[-1]
     lines += ["", f"## Failures of `{last}`", ""]
     for m in results[last]["messages"]:

@@ -269,7 +269,7 @@ class XiaoerRestInput(RestInput):
             collector = CollectingOutputChannel()
             buttons = get_button_memory()
             # a typed button label ("确认取消") means the button: its payload goes to NLU
-            text = buttons.resolve(conversation, payload["message"])
+            text = await asyncio.to_thread(buttons.resolve, conversation, payload["message"])
             try:
                 # several questions in one message are answered in order (xiaoer/nlu/multi.py)
                 await handle_message(
@@ -286,7 +286,7 @@ class XiaoerRestInput(RestInput):
             except Exception:  # noqa: BLE001 - reported to the caller, logged without text
                 logger.exception("rest message failed (conversation %s)", conversation)
                 return _error(500, "processing_failed", "消息处理失败，请稍后重试")
-            buttons.remember(conversation, collector.messages)
+            await asyncio.to_thread(buttons.remember, conversation, collector.messages)
             if not collector.messages:  # paused for an agent: "人呢" hears the queue
                 notice = await asyncio.to_thread(queue_notice, conversation, payload["message"])
                 if notice:
