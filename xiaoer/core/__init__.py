@@ -1,0 +1,1 @@
+"""The shared core: configuration, clock, settings and the project database (``db``)."""
