@@ -20,6 +20,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from xiaoer.worker.jobs import Job
 from xiaoer.worker.leases import LeaseStore
@@ -48,6 +49,7 @@ class Runner:
         self.runs: dict[str, int] = dict.fromkeys(names, 0)  # finished runs, per job
         self.failures: dict[str, int] = dict.fromkeys(names, 0)  # failed runs, per job
         self.held: set[str] = set()  # leases this worker holds now
+        self._renewed: dict[str, float] = {}  # monotonic time of each lease's last renewal
         self._stop: asyncio.Event | None = None
 
     @property
@@ -107,6 +109,9 @@ class Runner:
         """Whether this worker may run ``job`` now (takes or renews its lease)."""
         if not job.exclusive:
             return True
+        fresh = time.monotonic() - self._renewed.get(job.name, -1e9) < self.lease_seconds / 3
+        if job.name in self.held and fresh:
+            return True  # renewed moments ago (frequent jobs do not write on every run)
         try:
             held = await asyncio.to_thread(self.leases.acquire, job.name, self.lease_seconds)
         except Exception:  # noqa: BLE001 - the database may be away for a moment
@@ -116,10 +121,19 @@ class Runner:
             log.info("lease %s taken: this worker runs the job", job.name)
         elif not held and job.name in self.held:
             log.warning("lease %s lost to another worker", job.name)
-        (self.held.add if held else self.held.discard)(job.name)
+        self._mark(job.name, held)
         return held
 
+    def _mark(self, name: str, held: bool) -> None:
+        if held:
+            self.held.add(name)
+            self._renewed[name] = time.monotonic()
+        else:
+            self.held.discard(name)
+            self._renewed.pop(name, None)
+
     async def _run_once(self, job: Job) -> None:
+        result: Any
         if inspect.iscoroutinefunction(job.run):
             result = job.run()
         else:
@@ -168,7 +182,7 @@ class Runner:
                     continue
                 if not kept:
                     log.warning("lease %s lost to another worker", name)
-                    self.held.discard(name)
+                self._mark(name, kept)
 
 
 async def serve(runner: Runner) -> None:
