@@ -36,11 +36,12 @@ bench: setup
 # Recompile requirements/lock.txt from pyproject.toml's dependencies (needs PyPI), keeping
 # every pin that still fits; then stamp it for the offline check that `make test` runs.
 # pkuseg's setup.py imports numpy, hence --no-build-isolation (the venv has the build tools).
+# Upgrading one pin on purpose: make lock LOCK_ARGS="--upgrade-package NAME".
 lock: setup
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
 	  --extra test --extra dev --strip-extras --allow-unsafe --no-build-isolation \
 	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
-	  -c requirements/constraints.txt -o requirements/lock.txt pyproject.toml
+	  -c requirements/constraints.txt -o requirements/lock.txt $(LOCK_ARGS) pyproject.toml
 	@$(VENV)/bin/python scripts/check_lock.py --stamp
 	@$(VENV)/bin/python scripts/check_lock.py
 
