@@ -1,5 +1,5 @@
 """Xiaoer's custom actions (rasa-sdk). Thin: read slots, call one service, utter."""
 
-from xiaoer import logsafe
+from xiaoer.core import logsafe
 
 logsafe.install()

@@ -13,17 +13,17 @@ from actions.common import backend, log_event
 from actions.forms import AskAction, OrderFormValidation, form_reset, order_for_submit, order_values
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
-from xiaoer.parsing import (
+from xiaoer.core.settings import allowed
+from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
+from xiaoer.shop.models import Order, OrderStatus, Recipient
+from xiaoer.text.contacts import recipient_in
+from xiaoer.text.parsing import (
     mask_order_id,
     mask_phone,
     parse_phone,
-    recipient_in,
     valid_address,
     valid_name,
 )
-from xiaoer.permissions import allowed
-from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
-from xiaoer.shop.models import Order, OrderStatus, Recipient
 
 SLOTS = ("new_name", "new_phone", "new_address", "address_confirmed")
 RESET = form_reset(*SLOTS, failures=SLOTS[:3])

@@ -28,8 +28,7 @@ from actions.forms import (
 )
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
-from xiaoer.parsing import mask_order_id
-from xiaoer.permissions import allowed
+from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import (
     AfterSaleCase,
@@ -40,6 +39,7 @@ from xiaoer.shop.models import (
     Product,
     now_beijing,
 )
+from xiaoer.text.parsing import mask_order_id
 
 REASONS = ("不想要了", "尺码不合适", "质量问题", "发错货", "少件", "其他")
 PHOTO_REASONS = {"质量问题", "发错货", "少件"}

@@ -17,10 +17,10 @@ from actions.forms import (
 )
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
-from xiaoer.parsing import mask_order_id
-from xiaoer.permissions import allowed
+from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus
+from xiaoer.text.parsing import mask_order_id
 
 RESET = form_reset("cancel_confirmed")
 

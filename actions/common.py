@@ -9,7 +9,8 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from xiaoer.shop.access import ChannelSecurity, security_settings
-from xiaoer.shop.backend import ShopBackend, get_backend
+from xiaoer.shop.backend import ShopBackend
+from xiaoer.shop.factory import get_backend
 
 logger = logging.getLogger("xiaoer.actions")
 

@@ -18,10 +18,9 @@ from actions.followup import answer_arrival
 from actions.handoff import hand_over
 from actions.leads import offer_contact
 from actions.messages import say
-from xiaoer.handoff.settings import handoff_settings
-from xiaoer.permissions import allowed
+from xiaoer.core.clock import BEIJING, now_beijing
+from xiaoer.core.settings import allowed, handoff_settings
 from xiaoer.shop.backend import BackendError
-from xiaoer.shop.models import BEIJING, now_beijing
 from xiaoer.shop.policies import coupon_for_price, shipping_answers
 
 FAQ_RESPONSES = {

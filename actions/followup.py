@@ -18,9 +18,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
 from actions.messages import say
-from xiaoer.parsing import bare_size, mask_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import OrderStatus
+from xiaoer.text.parsing import bare_size, mask_order_id
 
 FOCUS_PRODUCT_SLOT = "focus_product"
 FOCUS_SLOTS = ("focus_order_id", FOCUS_PRODUCT_SLOT)  # set by an answered follow-up

@@ -30,7 +30,6 @@ from actions.common import backend, buyer_id, channel_security, latest_intent, l
 from actions.digressions import HOURS, answer_digression
 from actions.handoff import keyword_of, offer_human
 from actions.messages import say
-from xiaoer.parsing import mask_order_id, parse_order_id, recipient_in
 from xiaoer.shop.access import (
     VERIFY_PHONE_TAIL,
     get_order_check_store,
@@ -39,6 +38,8 @@ from xiaoer.shop.access import (
 )
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
+from xiaoer.text.contacts import recipient_in
+from xiaoer.text.parsing import mask_order_id, parse_order_id
 
 MAX_FAILURES = 2
 ORDER_NOT_FOUND = "order_not_found"  # handoff reason: unknown order ids

@@ -15,6 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event, metadata_buyer_id, shop_facts
 from actions.messages import say
+from xiaoer.core.clock import now_beijing
 from xiaoer.douyin.greetings import (
     EVENT_ENTER,
     greeting_settings,
@@ -22,7 +23,6 @@ from xiaoer.douyin.greetings import (
     segment_for,
 )
 from xiaoer.shop.backend import BackendError
-from xiaoer.shop.models import now_beijing
 
 
 def _event(tracker: Tracker) -> str | None:

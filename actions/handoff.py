@@ -23,9 +23,9 @@ from rasa_sdk.types import DomainDict
 from actions.common import latest_intent, log_event
 from actions.messages import say
 from xiaoer.agents import get_agent_store
-from xiaoer.handoff.keywords import KEYWORD_FIELD
-from xiaoer.handoff.settings import handoff_settings
+from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store
+from xiaoer.nlu.keywords import KEYWORD_FIELD
 
 # set only by the REST channel (xiaoer/channels/rest.py), never taken from the client
 HANDOFF_LIMITED = "handoff_limited"

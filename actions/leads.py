@@ -32,7 +32,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import latest_intent, log_event
 from actions.messages import say
-from xiaoer.config import get_settings
+from xiaoer.core.config import get_settings
 
 DEFAULT_OFFER_INTENTS = ["ask_price", "ask_stock", "ask_size", "ask_discount", "ask_wholesale"]
 # Intents that mean after-sales trouble or anger in this conversation: no 索电 then.

@@ -23,9 +23,9 @@ from actions.forms import (
     order_values,
 )
 from actions.messages import say, say_with_buttons
-from xiaoer.parsing import mask_order_id, mask_phone, parse_order_id
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
+from xiaoer.text.parsing import mask_order_id, mask_phone, parse_order_id
 
 RESET = form_reset()
 ORDER_ID_MISSING = "order_id_missing"  # handoff reason: no order number after two tries

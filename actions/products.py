@@ -20,13 +20,13 @@ from actions.common import backend, latest_intent, shop_facts
 from actions.handoff import offer_human
 from actions.leads import offer_contact
 from actions.messages import render, say, say_with_buttons
-from xiaoer.parsing import bare_size
 from xiaoer.shop.attributes import answer_traits
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.live_room import live_room, presenting_named
 from xiaoer.shop.models import Product, SizeChart, Variant
 from xiaoer.shop.policies import coupon_for_price
 from xiaoer.shop.sizing import advise
+from xiaoer.text.parsing import bare_size
 
 
 def latest_entity(tracker: Tracker, name: str) -> str | None:

@@ -12,9 +12,10 @@ from actions.forms import OrderFormValidation, form_reset, order_for_submit
 from actions.handoff import hand_over
 from actions.messages import say
 from actions.orders import order_reply
-from xiaoer.handoff.urges import get_urge_store
-from xiaoer.parsing import mask_order_id
-from xiaoer.shop.models import OrderStatus, now_beijing
+from xiaoer.core.clock import now_beijing
+from xiaoer.shop.models import OrderStatus
+from xiaoer.shop.urges import get_urge_store
+from xiaoer.text.parsing import mask_order_id
 
 RESET = form_reset()
 

@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from xiaoer.stack import running_stack  # noqa: E402
+from xiaoer.devtools.stack import running_stack  # noqa: E402
 
 PASSWORD = "bench-pass-2026"
 

@@ -1,4 +1,4 @@
-"""Contact capture benchmark: precision, recall and F1 of ``xiaoer.contacts.find_contacts``.
+"""Contact capture benchmark: precision, recall and F1 of ``xiaoer.text.contacts.find_contacts``.
 
 Runs on the labelled set ``bench/data/contacts.yml`` (Douyin shop messages written for this
 benchmark, not in the training data). Scoring is over (kind, value) pairs per message:
@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from xiaoer.contacts import find_contacts  # noqa: E402
+from xiaoer.text.contacts import find_contacts  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "contacts.yml"
 KINDS = ("phone", "wechat")

@@ -107,7 +107,7 @@ def post(url: str, sender: str, text: str, headers: dict[str, str]) -> list[dict
 
 def evaluate(model: Path, blind: Path, workdir: Path) -> dict[str, Any]:
     """Serve ``model`` with the code on sys.path and run the blind set against it."""
-    from xiaoer.stack import RASA_ENV, running_stack
+    from xiaoer.devtools.stack import RASA_ENV, running_stack
 
     messages = yaml.safe_load((blind / "messages.yml").read_text(encoding="utf-8"))["messages"]
     conversations = yaml.safe_load((blind / "conversations.yml").read_text(encoding="utf-8"))[

@@ -26,8 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from xiaoer.devtools.stack import running_stack  # noqa: E402
 from xiaoer.douyin.simulator import DouyinSimulator, running_simulator  # noqa: E402
-from xiaoer.stack import running_stack  # noqa: E402
 
 QUESTIONS = [
     "你好",

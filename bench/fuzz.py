@@ -27,7 +27,7 @@ from tests.fuzz.harness import (  # noqa: E402
     stable,
     table_counts,
 )
-from xiaoer.stack import running_stack  # noqa: E402
+from xiaoer.devtools.stack import running_stack  # noqa: E402
 
 SHARES = {
     "rest": 0.20, "inbox": 0.08, "douyin": 0.14, "douyin_signed": 0.08, "doudian": 0.14,

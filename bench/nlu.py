@@ -2,7 +2,7 @@
 
 Trains both on data/ (NLU only), evaluates on the held-out set tests/nlu/heldout.yml and
 prints intent accuracy, macro-F1, the 5 worst intents, training time, parse latency and
-the cost of the text normalisation alone (xiaoer.text.normalize_message).
+the cost of the text normalisation alone (xiaoer.text.normalize.normalize_message).
 
     .venv/bin/python bench/nlu.py [--only project|jieba] [--json results.json]
 """
@@ -121,7 +121,7 @@ async def measure(name: str, model: str, train_seconds: float, rounds: int = 3) 
         pairs.append((gold, predicted))
         if predicted != gold:
             errors.append((text, gold, predicted))
-    from xiaoer.text import normalize, normalize_message
+    from xiaoer.text.normalize import normalize, normalize_message
 
     normalize.cache_clear()
     normalize_message.cache_clear()

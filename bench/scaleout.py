@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from xiaoer.scaleout import running_scale_out  # noqa: E402
+from xiaoer.devtools.scaleout import running_scale_out  # noqa: E402
 
 TURNS = [
     "你好",

@@ -23,7 +23,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from xiaoer.stack import RASA_ENV, rasa_bin, running_stack  # noqa: E402
+from xiaoer.devtools.stack import RASA_ENV, rasa_bin, running_stack  # noqa: E402
 
 CONVERSATION = [
     "你好",

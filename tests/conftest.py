@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _clear_caches() -> None:
     from actions import messages
-    from xiaoer.config import get_settings
-    from xiaoer.shop.backend import get_backend
+    from xiaoer.core.config import get_settings
+    from xiaoer.shop.factory import get_backend
 
     get_settings.cache_clear()
     get_backend.cache_clear()

@@ -15,9 +15,9 @@ import uuid
 import warnings
 from pathlib import Path
 
-from xiaoer.config import get_settings
-from xiaoer.notifier import RasaNotifier
-from xiaoer.stack import RASA_ENV, StartError, start_console, start_servers, stop
+from xiaoer.core.config import get_settings
+from xiaoer.devtools.stack import RASA_ENV, StartError, start_console, start_servers, stop
+from xiaoer.notifications.sender import RasaNotifier
 
 
 def _env() -> dict[str, str]:
@@ -36,7 +36,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
     if args.reset:
         # urges of the old demo orders would count against the new ones (same order ids)
-        from xiaoer.handoff.urges import get_urge_store
+        from xiaoer.shop.urges import get_urge_store
 
         cleared = get_urge_store().clear()
         print(f"已清除催发货记录：{cleared} 条")
@@ -48,7 +48,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_gen_catalogue(args: argparse.Namespace) -> int:
     from xiaoer.nlu.catalogue import write_catalogue_nlu
-    from xiaoer.shop.backend import get_backend
+    from xiaoer.shop.factory import get_backend
 
     products = asyncio.run(get_backend().list_products())
     path = get_settings().root / "data" / "nlu" / "catalogue.yml"
@@ -64,11 +64,7 @@ TRAINING_INPUTS = (
     "domain.yml",
     "data",
     "xiaoer/nlu",
-    "xiaoer/text.py",
-    "xiaoer/pinyin_typing.py",
-    "xiaoer/parsing.py",
-    "xiaoer/contacts.py",
-    "xiaoer/handoff/keywords.py",
+    "xiaoer/text",
 )
 
 
@@ -135,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def api_token() -> str:
     """XIAOER_API_TOKEN from the environment, else a generated one kept in var/ (0600 from
     its creation)."""
-    from xiaoer.security import api_token as token
+    from xiaoer.core.security import api_token as token
 
     return token()
 
@@ -157,15 +153,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from xiaoer import logsafe
-    from xiaoer.security import (
+    from xiaoer.core import logsafe
+    from xiaoer.core.security import (
         ACTION_TOKEN_ENV,
         action_token,
         check_data_dir,
         private_dir,
         private_umask,
     )
-    from xiaoer.stack import local_address, server_settings
+    from xiaoer.devtools.stack import local_address, server_settings
 
     settings = get_settings()
     root = settings.root
@@ -237,11 +233,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _start_event_follower(endpoints: Path, stop_event: threading.Event) -> None:
-    """Leads from Rasa's event stream (xiaoer/events.py), beside the notifier."""
+    """Leads from Rasa's event stream (xiaoer/worker/events.py), beside the notifier."""
     import rasa.utils.endpoints  # noqa: F401 - Rasa adds its warning filters on import
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from xiaoer.events import EventFollower, broker_db
+    from xiaoer.worker.events import EventFollower, broker_db
 
     db = broker_db(endpoints)
     if db is None:
@@ -295,9 +291,9 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_queue(args: argparse.Namespace) -> int:
     """What agents need to look at: waiting handoffs and urge requests."""
+    from xiaoer.core.logsafe import mask_pii
     from xiaoer.handoff.store import get_handoff_store
-    from xiaoer.handoff.urges import get_urge_store
-    from xiaoer.logsafe import mask_pii
+    from xiaoer.shop.urges import get_urge_store
 
     waiting = get_handoff_store().waiting()
     print(f"待人工处理（{len(waiting)}）")
@@ -323,8 +319,8 @@ def cmd_douyin_outbox(args: argparse.Namespace) -> int:
     """Douyin replies the platform has not taken yet (resent automatically)."""
     from datetime import datetime
 
+    from xiaoer.core.logsafe import mask_pii
     from xiaoer.douyin.store import get_douyin_store
-    from xiaoer.logsafe import mask_pii
 
     pending = get_douyin_store().outbox_pending()
     print(f"抖音待重发消息（{len(pending)}）")
@@ -380,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in RASA_ENV.items():
         os.environ.setdefault(key, value)
     # every file a command writes (var/: shop, agents, leads, tokens) is private from the start
-    from xiaoer.security import private_umask
+    from xiaoer.core.security import private_umask
 
     private_umask()
     parser = argparse.ArgumentParser(prog="xiaoer", description="Xiaoer (店小二) assistant")

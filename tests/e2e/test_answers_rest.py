@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoer.stack import Stack, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 

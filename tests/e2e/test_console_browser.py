@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from xiaoer.handoff.settings import SettingsStore
-from xiaoer.stack import Stack, running_stack
+from xiaoer.core.settings import SettingsStore
+from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from xiaoer.agents import AgentStore
+from xiaoer.devtools.stack import RASA_ENV, free_port, start_console, stop
 from xiaoer.handoff.store import HandoffStore
-from xiaoer.stack import RASA_ENV, free_port, start_console, stop
 
 pytestmark = [pytest.mark.e2e]
 

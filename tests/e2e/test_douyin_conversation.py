@@ -16,9 +16,9 @@ import pytest
 import requests
 import yaml
 
-from xiaoer.config import PROJECT_ROOT
+from xiaoer.core.config import PROJECT_ROOT
+from xiaoer.devtools.stack import Stack, running_stack
 from xiaoer.douyin.simulator import DouyinSimulator, Received, running_simulator
-from xiaoer.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from xiaoer.stack import Stack, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -205,7 +205,7 @@ def test_a_typed_button_label_is_the_button(stack: Stack):
 
 
 def test_a_waiting_customer_hears_the_queue_once_then_quiet(stack: Stack):
-    from xiaoer.handoff.settings import SettingsStore
+    from xiaoer.core.settings import SettingsStore
 
     # agents around the clock, so that the handoff pauses the bot whatever the hour
     SettingsStore(stack.workdir / "var" / "xiaoer.db").save(

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from xiaoer.agents.store import AgentStore
+from xiaoer.devtools.stack import Stack, running_stack
 from xiaoer.leads.store import LeadStore
-from xiaoer.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 

@@ -18,8 +18,8 @@ import pytest
 import requests
 import yaml
 
-from xiaoer.shop.doudian_fake import running_fake_doudian
-from xiaoer.stack import Stack, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
+from xiaoer.doudian.fake import running_fake_doudian
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -358,8 +358,8 @@ def test_doudian_outage_gets_a_polite_answer(stack: Stack):
 
 def test_queued_notification_reaches_the_buyers_conversation(stack: Stack):
     only("sqlite", stack)
-    from xiaoer.notifier import RasaNotifier
-    from xiaoer.notify import NotificationOutbox
+    from xiaoer.notifications.outbox import NotificationOutbox
+    from xiaoer.notifications.sender import RasaNotifier
 
     user = sender()
     stack.say(user, "你好")

@@ -20,8 +20,8 @@ import pytest
 import redis
 import requests
 
-from xiaoer.scaleout import ScaleOut, running_scale_out
-from xiaoer.stack import Stack
+from xiaoer.devtools.scaleout import ScaleOut, running_scale_out
+from xiaoer.devtools.stack import Stack
 
 pytestmark = [
     pytest.mark.e2e,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from xiaoer.stack import Stack, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -167,7 +167,12 @@ def test_no_secret_on_any_command_line(stack: Stack):
         assert stack.token.encode() not in cmdline, f"API token visible in ps: pid {proc.name}"
         assert stack.action_token.encode() not in cmdline, f"action secret in ps: {proc.name}"
     joined = "\n".join(started)
-    for server in ("xiaoer.rasaserver", "xiaoer.actionserver", "xiaoer.console", "xiaoer.events"):
+    for server in (
+        "xiaoer.servers.rasaserver",
+        "xiaoer.servers.actionserver",
+        "xiaoer.console",
+        "xiaoer.worker.events",
+    ):
         assert server in joined, joined
     assert "--auth-token" not in joined
 

@@ -26,11 +26,11 @@ import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from xiaoer.stack import Stack
+from xiaoer.devtools.stack import Stack
 
 DOUDIAN_APP_KEY = "fuzz_app_key"
 DOUDIAN_APP_SECRET = "fuzz_app_secret"
-DOUDIAN_CREDENTIALS = f"""xiaoer.shop.doudian_push.DoudianPushInput:
+DOUDIAN_CREDENTIALS = f"""xiaoer.doudian.push.DoudianPushInput:
   app_key: {DOUDIAN_APP_KEY}
   app_secret: {DOUDIAN_APP_SECRET}
 """

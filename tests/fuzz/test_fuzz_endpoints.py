@@ -17,7 +17,7 @@ from tests.fuzz.harness import (
     FuzzRun,
     create_admin,
 )
-from xiaoer.stack import Stack, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 

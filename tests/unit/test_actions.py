@@ -115,7 +115,7 @@ async def test_backend_down_gives_a_polite_answer_and_offers_a_human(monkeypatch
 
 
 async def test_missing_shop_database_is_a_polite_answer(data_dir):
-    from xiaoer.shop.backend import get_backend
+    from xiaoer.shop.factory import get_backend
 
     get_backend()  # seeds
     (data_dir / "shop.db").unlink()

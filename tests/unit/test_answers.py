@@ -18,9 +18,9 @@ from actions.faq import ActionAnswerFaq, ActionServiceHours
 from actions.live_room import ActionLiveRoom
 from actions.products import ActionProductQuestion
 from tests.helpers import ROOT, run, texts, tracker
+from xiaoer.core.clock import BEIJING
 from xiaoer.nlu.live_room import LinkNumberExtractor, find_link_numbers
 from xiaoer.shop import policies as policies_module
-from xiaoer.shop.models import BEIJING
 from xiaoer.shop.regions import find_region
 
 

@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from xiaoer.config import load_settings
-from xiaoer.shop.backend import BackendUnavailable, GuardedBackend, create_backend
-from xiaoer.shop.models import BEIJING, OrderStatus
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import load_settings
+from xiaoer.shop.backend import BackendUnavailable, GuardedBackend
+from xiaoer.shop.factory import create_backend
+from xiaoer.shop.models import OrderStatus
 from xiaoer.shop.sqlite_backend import seed_demo_shop
 
 D = datetime(2026, 11, 1, 12, 0, tzinfo=BEIJING)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xiaoer import cli
 from xiaoer.handoff.store import get_handoff_store
-from xiaoer.handoff.urges import get_urge_store
+from xiaoer.shop.urges import get_urge_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,11 +41,11 @@ def test_training_fingerprint_follows_data_domain_config_and_component_code(tmp_
         f.write("\n")
     changed = cli.training_fingerprint(tmp_path)
     assert changed != before
-    with (tmp_path / "xiaoer" / "text.py").open("a", encoding="utf-8") as f:
+    with (tmp_path / "xiaoer" / "text" / "normalize.py").open("a", encoding="utf-8") as f:
         f.write("\n# the normaliser changed\n")
     assert cli.training_fingerprint(tmp_path) != changed
     changed = cli.training_fingerprint(tmp_path)
-    with (tmp_path / "xiaoer" / "pinyin_typing.py").open("a", encoding="utf-8") as f:
+    with (tmp_path / "xiaoer" / "text" / "pinyin_typing.py").open("a", encoding="utf-8") as f:
         f.write("\n# the pinyin lexicon changed\n")
     assert cli.training_fingerprint(tmp_path) != changed
 

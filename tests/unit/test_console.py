@@ -23,9 +23,9 @@ from requests.adapters import HTTPAdapter
 
 from xiaoer.agents import AgentStore
 from xiaoer.console.web import LoginLimiter
-from xiaoer.handoff.settings import SettingsStore
+from xiaoer.core.settings import SettingsStore
+from xiaoer.devtools.stack import free_port, stop, wait_http
 from xiaoer.handoff.store import HandoffStore
-from xiaoer.stack import free_port, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fake-rasa-token"
@@ -511,9 +511,9 @@ def test_static_assets_are_served_locally(console):
 async def test_customer_left_waiting_is_told_honestly(data_dir, monkeypatch):
     from datetime import timedelta
 
+    from xiaoer.core.clock import now_beijing
+    from xiaoer.core.settings import handoff_settings
     from xiaoer.handoff.desk import HandoffDesk
-    from xiaoer.handoff.settings import handoff_settings
-    from xiaoer.shop.models import now_beijing
 
     fake = FakeRasa()
     try:

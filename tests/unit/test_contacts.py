@@ -14,8 +14,8 @@ from rasa.engine.storage.resource import Resource
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from xiaoer.contacts import Contact, find_contacts
 from xiaoer.nlu.contacts import ContactExtractor
+from xiaoer.text.contacts import Contact, find_contacts
 
 # CI runs the same 200 examples every time (an example found by chance must not turn CI red
 # on an unrelated change); XIAOER_HYPOTHESIS_EXPLORE=1 draws new examples when you work on it.

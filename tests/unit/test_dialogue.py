@@ -10,20 +10,20 @@ from typing import Any
 import pytest
 from rasa_sdk.events import FollowupAction, SlotSet
 
-import xiaoer.permissions
+import xiaoer.core.settings
 from actions.address import ActionChangeAddress, ValidateAddressForm
 from actions.fallback import ActionDefaultFallback
 from actions.greeting import ActionGreet
 from actions.orders import ActionAskOrderId, ActionOrderStatus, ValidateOrderStatusForm
 from actions.urge import ActionUrgeShipment, ValidateUrgeForm
 from tests.helpers import DOMAIN, run, texts, tracker
-from xiaoer import config
-from xiaoer.buttons import get_button_memory
-from xiaoer.handoff import urges as urges_module
+from xiaoer.conversations.buttons import get_button_memory
+from xiaoer.core import config
+from xiaoer.core.clock import now_beijing
 from xiaoer.handoff.store import get_handoff_store
-from xiaoer.handoff.urges import get_urge_store
 from xiaoer.handoff.waiting import queue_notice
-from xiaoer.shop.models import now_beijing
+from xiaoer.shop import urges as urges_module
+from xiaoer.shop.urges import get_urge_store
 
 ORDER_PAID, ORDER_SHIPPED, ORDER_UNPAID = (
     "6938271045123400001",
@@ -251,7 +251,7 @@ def no_address_changes(monkeypatch):
     replaced = dataclasses.replace(
         settings, permissions={**settings.permissions, "change_address": False}
     )
-    monkeypatch.setattr(xiaoer.permissions, "get_settings", lambda: replaced)
+    monkeypatch.setattr(xiaoer.core.settings, "get_settings", lambda: replaced)
 
 
 async def test_address_details_are_collected_before_an_agent_gets_them(no_address_changes):

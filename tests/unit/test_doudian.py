@@ -14,13 +14,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from xiaoer.config import load_settings
-from xiaoer.shop.backend import (
-    BackendUnavailable,
-    GuardedBackend,
-    NotSupportedByBackend,
-)
-from xiaoer.shop.doudian import (
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import load_settings
+from xiaoer.doudian.backend import (
     DoudianApiError,
     DoudianClient,
     DoudianConfig,
@@ -45,8 +41,13 @@ from xiaoer.shop.doudian import (
     parse_traces,
     sign,
 )
-from xiaoer.shop.doudian_fake import FakeDoudian, running_fake_doudian
-from xiaoer.shop.models import BEIJING, AfterSaleRequest, AfterSaleType, OrderStatus, Recipient
+from xiaoer.doudian.fake import FakeDoudian, running_fake_doudian
+from xiaoer.shop.backend import (
+    BackendUnavailable,
+    GuardedBackend,
+    NotSupportedByBackend,
+)
+from xiaoer.shop.models import AfterSaleRequest, AfterSaleType, OrderStatus, Recipient
 from xiaoer.shop.policies import ShopPolicies
 from xiaoer.shop.sqlite_backend import SqliteShopBackend, seed_demo_shop
 
@@ -517,7 +518,7 @@ async def test_a_slow_answer_becomes_unavailable_through_the_guard(backend, fake
 async def test_a_timeout_is_retried_then_unavailable(make_backend, fake, caplog):
     backend = make_backend(timeout_seconds=0.2, retries=1)
     fake.inject("order.orderDetail", delay=1)
-    with caplog.at_level(logging.WARNING, logger="xiaoer.shop.doudian"):
+    with caplog.at_level(logging.WARNING, logger="xiaoer.doudian.backend"):
         with pytest.raises(DoudianUnavailable) as caught:
             await backend.get_order(SHIPPED)
     assert caught.value.attempts == 2 and "timeout" in caught.value.reason

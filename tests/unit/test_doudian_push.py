@@ -15,16 +15,15 @@ import pytest
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
-from xiaoer.config import load_settings
-from xiaoer.notify import NotificationOutbox
-from xiaoer.shop.backend import BackendUnavailable
-from xiaoer.shop.doudian import (
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import load_settings
+from xiaoer.doudian.backend import (
     DoudianConfig,
     DoudianShopBackend,
     OrderChangeLog,
 )
-from xiaoer.shop.doudian_fake import running_fake_doudian
-from xiaoer.shop.doudian_push import (
+from xiaoer.doudian.fake import running_fake_doudian
+from xiaoer.doudian.push import (
     DoudianPushInput,
     DoudianPushProcessor,
     PushLedger,
@@ -34,7 +33,9 @@ from xiaoer.shop.doudian_push import (
     parse_push_body,
     verify_event_sign,
 )
-from xiaoer.shop.models import BEIJING, OrderStatus
+from xiaoer.notifications.outbox import NotificationOutbox
+from xiaoer.shop.backend import BackendUnavailable
+from xiaoer.shop.models import OrderStatus
 from xiaoer.shop.policies import ShopPolicies
 from xiaoer.shop.sqlite_backend import SqliteShopBackend, seed_demo_shop
 

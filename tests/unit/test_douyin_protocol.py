@@ -13,7 +13,8 @@ from actions.common import shop_facts
 from actions.greeting import ActionDouyinGreet
 from tests.helpers import run, texts, tracker
 from xiaoer.channels.douyin import ChannelSettings, chosen_option, render_parts
-from xiaoer.config import get_settings
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import get_settings
 from xiaoer.douyin.greetings import (
     DEFAULT_SCRIPTS,
     GreetingSettings,
@@ -28,7 +29,6 @@ from xiaoer.douyin.protocol import (
     parse_envelope,
     parse_send_answer,
 )
-from xiaoer.shop.models import BEIJING
 
 
 def test_envelope_with_bom_string_content_and_extra_fields():
@@ -228,7 +228,7 @@ async def test_a_typed_message_classified_as_the_trigger_gets_a_plain_greeting(d
 
 async def test_greeting_scripts_saved_by_an_admin_are_used_at_once(data_dir):
     """The console's settings page saves greeting scripts; the next greeting uses them."""
-    from xiaoer.handoff.settings import get_settings_store
+    from xiaoer.core.settings import get_settings_store
 
     script = "{nickname}您好，这里是{shop_name}，管理员刚改的欢迎语"
     get_settings_store().save(

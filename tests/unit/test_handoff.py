@@ -12,11 +12,10 @@ from rasa_sdk.events import ConversationPaused, SlotSet
 from actions.handoff import ActionHandoff, ActionOfferHuman, hand_over
 from tests.helpers import run, texts, tracker
 from xiaoer.agents import get_agent_store
+from xiaoer.core.clock import BEIJING, now_beijing
+from xiaoer.core.settings import allowed, get_settings_store, handoff_settings
 from xiaoer.handoff import get_handoff_store
-from xiaoer.handoff.keywords import HandoffKeywordClassifier
-from xiaoer.handoff.settings import get_settings_store, handoff_settings
-from xiaoer.permissions import allowed
-from xiaoer.shop.models import BEIJING, now_beijing
+from xiaoer.nlu.keywords import HandoffKeywordClassifier
 
 pytestmark = pytest.mark.usefixtures("data_dir")
 

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from xiaoer.agents import get_agent_store
+from xiaoer.core.clock import now_beijing
 from xiaoer.leads import CapturedContact, LeadRules, get_lead_store
 from xiaoer.leads.assign import AssignmentRules, assign_lead, assign_pending
 from xiaoer.leads.capture import contacts_from_card, handle_event
 from xiaoer.leads.export import COLUMNS, export, mask_text
-from xiaoer.shop.models import now_beijing
 
 
 def user_event(

@@ -87,7 +87,7 @@ async def test_no_offer_when_a_contact_is_known(data_dir):
 @pytest.fixture()
 def leads_config(data_dir, tmp_path, monkeypatch):
     """Write a copy of xiaoer.yml with a changed ``leads.ask_contact`` and use it."""
-    from xiaoer.config import PROJECT_ROOT, get_settings
+    from xiaoer.core.config import PROJECT_ROOT, get_settings
 
     def use(**ask_contact: Any) -> None:
         raw = yaml.safe_load((PROJECT_ROOT / "xiaoer.yml").read_text(encoding="utf-8"))

@@ -15,9 +15,9 @@ import requests
 from openpyxl import load_workbook
 
 from xiaoer.agents.store import AgentStore
+from xiaoer.devtools.stack import RASA_ENV, free_port, start_console, stop
 from xiaoer.leads.capture import handle_event
 from xiaoer.leads.store import LeadStore
-from xiaoer.stack import RASA_ENV, free_port, start_console, stop
 
 PASSWORD = "lead-pass-2026"
 
@@ -57,7 +57,7 @@ def login(base: str, username: str) -> requests.Session:
 
 def capture(data: Path, sender: str, text: str, intent: str = "provide_contact") -> int:
     os.environ["XIAOER_DATA_DIR"] = str(data)
-    from xiaoer.config import get_settings
+    from xiaoer.core.config import get_settings
 
     get_settings.cache_clear()
     result = handle_event(
@@ -85,7 +85,7 @@ def leads(console) -> dict[str, int]:
             os.environ.pop("XIAOER_DATA_DIR", None)
         else:
             os.environ["XIAOER_DATA_DIR"] = old
-        from xiaoer.config import get_settings
+        from xiaoer.core.config import get_settings
 
         get_settings.cache_clear()
 
@@ -192,7 +192,7 @@ def hostile(console) -> dict[str, int]:
             os.environ.pop("XIAOER_DATA_DIR", None)
         else:
             os.environ["XIAOER_DATA_DIR"] = old
-        from xiaoer.config import get_settings
+        from xiaoer.core.config import get_settings
 
         get_settings.cache_clear()
 

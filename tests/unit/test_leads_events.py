@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from xiaoer.events import EventFollower, broker_db
 from xiaoer.leads import get_lead_store
+from xiaoer.worker.events import EventFollower, broker_db
 
 
 def broker(path: Path) -> sqlite3.Connection:

@@ -14,8 +14,8 @@ import pytest
 from rasa.core.lock_store import LockError
 from rasa.utils.endpoints import EndpointConfig
 
-from xiaoer.locks import AtomicRedisLockStore
-from xiaoer.services import Redis, running_redis
+from xiaoer.devtools.services import Redis, running_redis
+from xiaoer.plugins.locks import AtomicRedisLockStore
 
 pytestmark = pytest.mark.skipif(
     not shutil.which("redis-server"), reason="redis-server not installed (scripts/system-deps.sh)"
@@ -31,7 +31,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
 def replica(server: Redis) -> AtomicRedisLockStore:
     """A lock store as Rasa builds it from endpoints.yml (one per Rasa server)."""
     config = EndpointConfig(
-        url=server.host, port=server.port, db=1, type="xiaoer.locks.AtomicRedisLockStore"
+        url=server.host, port=server.port, db=1, type="xiaoer.plugins.locks.AtomicRedisLockStore"
     )
     return AtomicRedisLockStore(endpoint_config=config)
 
@@ -129,4 +129,4 @@ def test_a_waiter_gives_up_after_the_lifetime(redis_server: Redis):
 
 def test_endpoints_yml_of_the_scale_out_profile_uses_it():
     text = (Path(__file__).resolve().parents[2] / "deploy" / "endpoints.scale-out.yml").read_text()
-    assert "type: xiaoer.locks.AtomicRedisLockStore" in text
+    assert "type: xiaoer.plugins.locks.AtomicRedisLockStore" in text

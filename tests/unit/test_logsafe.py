@@ -1,6 +1,6 @@
 import logging
 
-from xiaoer.logsafe import PiiMaskingFilter, mask_pii
+from xiaoer.core.logsafe import PiiMaskingFilter, mask_pii
 
 
 def test_phone_numbers_and_tokens_are_masked():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from xiaoer.nlu.multi import clauses, split_requests
-from xiaoer.parsing import parse_order_id
+from xiaoer.text.parsing import parse_order_id
 
 INTENTS = {
     "这件T恤多少钱": ("ask_price", 0.95),

@@ -20,10 +20,10 @@ from actions.orders import ActionOrderStatus, ValidateOrderStatusForm
 from actions.urge import ActionUrgeShipment
 from tests.helpers import DOMAIN, run, texts, tracker
 from xiaoer.handoff.store import get_handoff_store
-from xiaoer.handoff.urges import get_urge_store
 from xiaoer.shop.access import get_order_check_store
-from xiaoer.shop.backend import get_backend
+from xiaoer.shop.factory import get_backend
 from xiaoer.shop.models import OrderStatus
+from xiaoer.shop.urges import get_urge_store
 
 PAID, SHIPPED, UNPAID, NEW_DELIVERED = (
     "6938271045123400001",
@@ -334,7 +334,7 @@ def test_the_verification_slot_is_in_every_order_changing_form():
 def test_channel_settings_default_to_the_safe_side(tmp_path, monkeypatch):
     import yaml
 
-    from xiaoer import config
+    from xiaoer.core import config
     from xiaoer.shop.access import security_settings
 
     conf = tmp_path / "xiaoer.yml"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rasa_sdk.events import SlotSet
 
-import xiaoer.permissions
+import xiaoer.core.settings
 from actions.address import ActionAskAddressConfirmed, ActionChangeAddress, ValidateAddressForm
 from actions.aftersales import (
     ActionAskAsConfirmed,
@@ -23,11 +23,11 @@ from actions.products import ActionProductQuestion
 from actions.urge import ActionUrgeShipment
 from tests.helpers import run, texts
 from tests.helpers import tracker as any_tracker
-from xiaoer import config
+from xiaoer.core import config
 from xiaoer.handoff.store import get_handoff_store
-from xiaoer.handoff.urges import get_urge_store
-from xiaoer.shop.backend import get_backend
+from xiaoer.shop.factory import get_backend
 from xiaoer.shop.models import OrderStatus
+from xiaoer.shop.urges import get_urge_store
 
 ORDER_PAID, ORDER_SHIPPED, ORDER_DELIVERED = (
     "6938271045123400001",
@@ -54,7 +54,7 @@ def permissions(monkeypatch):
         settings = config.get_settings()
         merged = {**settings.permissions, **values}
         replaced = dataclasses.replace(settings, permissions=merged)
-        monkeypatch.setattr(xiaoer.permissions, "get_settings", lambda: replaced)
+        monkeypatch.setattr(xiaoer.core.settings, "get_settings", lambda: replaced)
 
     return set_permissions
 

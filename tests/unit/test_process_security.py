@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from xiaoer import security
 from xiaoer.channels.rest import clean_metadata, valid_sender, validate_payload
-from xiaoer.rasaserver import rasa_argv
-from xiaoer.ratelimit import SlidingWindow
+from xiaoer.core import security
+from xiaoer.core.ratelimit import SlidingWindow
+from xiaoer.servers.rasaserver import rasa_argv
 
 
 def mode(path) -> int:
@@ -42,7 +42,7 @@ def test_a_generated_secret_is_private_from_its_creation(tmp_path, monkeypatch):
 
 def test_files_written_after_process_start_are_private(tmp_path):
     code = (
-        "import sqlite3, sys; from xiaoer.security import process_start;"
+        "import sqlite3, sys; from xiaoer.core.security import process_start;"
         "process_start(check=False); d = sys.argv[1];"
         "import os; os.makedirs(d + '/var/logs');"
         "sqlite3.connect(d + '/var/x.db').execute('create table t (a)');"
@@ -119,7 +119,7 @@ def test_rest_sender_ids_are_url_safe():
 def test_the_openapi_description_covers_the_public_endpoints():
     import yaml
 
-    from xiaoer.config import PROJECT_ROOT
+    from xiaoer.core.config import PROJECT_ROOT
 
     doc = yaml.safe_load((PROJECT_ROOT / "docs" / "openapi.yaml").read_text(encoding="utf-8"))
     assert doc["openapi"].startswith("3.")

@@ -15,7 +15,7 @@ from actions.aftersales import ActionSubmitAfterSales, ValidateAfterSalesForm
 from actions.forms import ActionAskVerifyPhoneTail
 from tests.helpers import run, texts, tracker
 from xiaoer.shop.access import get_order_check_store
-from xiaoer.shop.backend import get_backend
+from xiaoer.shop.factory import get_backend
 
 PAID = "6938271045123400001"
 WITH_CASE = "6938271045123400003"

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from xiaoer.parsing import looks_like_order_id_attempt, parse_order_id
-from xiaoer.text import normalize, to_simplified
+from xiaoer.text.normalize import normalize, to_simplified
+from xiaoer.text.parsing import looks_like_order_id_attempt, parse_order_id
 
 
 def test_full_width_case_and_punctuation_are_normalised():
@@ -52,8 +52,8 @@ import time  # noqa: E402
 
 import pytest  # noqa: E402
 
-from xiaoer.parsing import find_case_ids, parse_order_ids  # noqa: E402
-from xiaoer.text import CANTONESE, normalize_message, normalize_message_text  # noqa: E402
+from xiaoer.text.normalize import CANTONESE, normalize_message, normalize_message_text  # noqa: E402
+from xiaoer.text.parsing import find_case_ids, parse_order_ids  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -375,8 +375,8 @@ def _pinyin_or_slang_rewrites() -> list[str]:
 
     import yaml
 
-    from xiaoer import text as t
-    from xiaoer.pinyin_typing import pinyin_edits
+    from xiaoer.text import normalize as t
+    from xiaoer.text.pinyin_typing import pinyin_edits
 
     found = []
     root = Path(__file__).resolve().parents[2]

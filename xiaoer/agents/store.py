@@ -18,8 +18,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from xiaoer.config import get_settings
-from xiaoer.shop.models import now_beijing
+from xiaoer.core.clock import now_beijing
+from xiaoer.core.config import get_settings
 
 ROLES = ("agent", "admin")
 DEFAULT_GROUPS = ("售前", "售后", "投诉")

@@ -59,8 +59,9 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from xiaoer import logsafe
-from xiaoer.buttons import get_button_memory
+from xiaoer.conversations.buttons import get_button_memory
+from xiaoer.core import logsafe
+from xiaoer.core.logsafe import mask_pii
 from xiaoer.douyin.client import DouyinClient, DouyinConfig, SendFailed
 from xiaoer.douyin.protocol import (
     CARD_TYPES,
@@ -88,7 +89,6 @@ from xiaoer.douyin.protocol import (
 )
 from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.handoff.waiting import queue_notice
-from xiaoer.logsafe import mask_pii
 from xiaoer.nlu.multi import handle_message
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class ChannelSettings:
 
 def _douyin_section() -> dict[str, Any]:
     try:
-        from xiaoer.config import get_settings
+        from xiaoer.core.config import get_settings
 
         return get_settings().section("douyin")
     except Exception:  # noqa: BLE001 - a broken settings file must not stop Rasa
@@ -821,8 +821,8 @@ class DouyinInput(InputChannel):
         return [r[0] for r in rows]
 
     async def _greet(self, sender_id: str, envelope: Envelope) -> None:
+        from xiaoer.core.clock import now_beijing
         from xiaoer.douyin.greetings import greeting_settings
-        from xiaoer.shop.models import now_beijing
 
         greetings = self._greetings or greeting_settings()
         event = envelope.event

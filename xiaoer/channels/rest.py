@@ -36,13 +36,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from xiaoer import logsafe
-from xiaoer.buttons import get_button_memory
-from xiaoer.config import get_settings
-from xiaoer.handoff.inbox import get_rest_inbox
+from xiaoer.conversations.buttons import get_button_memory
+from xiaoer.conversations.inbox import get_rest_inbox
+from xiaoer.core import logsafe
+from xiaoer.core.config import get_settings
+from xiaoer.core.ratelimit import SlidingWindow
 from xiaoer.handoff.waiting import queue_notice
 from xiaoer.nlu.multi import handle_message
-from xiaoer.ratelimit import SlidingWindow
 
 logger = logging.getLogger(__name__)
 logsafe.install()  # Rasa imports this module after configuring its logging
@@ -215,7 +215,7 @@ class XiaoerRestInput(RestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("xiaoer_rest_webhook", __name__)
         logsafe.install()
-        from xiaoer.security import masking_check
+        from xiaoer.core.security import masking_check
 
         masking_check(logger)
 

@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 
 from xiaoer.agents import AgentError, get_agent_store
 from xiaoer.console.web import current_agent, login_required, render
-from xiaoer.handoff.settings import PERMISSION_KEYS, get_settings_store, handoff_settings
+from xiaoer.core.settings import PERMISSION_KEYS, get_settings_store, handoff_settings
 
 bp = Blueprint("console_admin", url_prefix="/admin")
 
@@ -114,7 +114,7 @@ PERIOD_LABELS = {"day": "白天", "night": "夜间"}
 
 def file_greeting_scripts() -> dict[str, dict[str, list[str]]]:
     """The greeting scripts of xiaoer.yml (``douyin.greeting.scripts``) over the defaults."""
-    from xiaoer.config import get_settings
+    from xiaoer.core.config import get_settings
     from xiaoer.douyin.greetings import GreetingSettings
 
     return GreetingSettings.from_section(get_settings().section("douyin")).scripts

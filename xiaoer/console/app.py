@@ -38,7 +38,6 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
-from xiaoer.config import PROJECT_ROOT, get_settings
 from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
 from xiaoer.console.web import (
     HERE,
@@ -50,6 +49,7 @@ from xiaoer.console.web import (
     console_settings,
     wants_json,
 )
+from xiaoer.core.config import PROJECT_ROOT, get_settings
 from xiaoer.handoff.desk import HandoffDesk
 
 OPENAPI = PROJECT_ROOT / "docs" / "openapi.yaml"
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(console_settings().get("port", 8000)))
     parser.add_argument("--rasa-url", default=None)
     args = parser.parse_args(argv)
-    from xiaoer.security import log_level, process_start
+    from xiaoer.core.security import log_level, process_start
 
     logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     process_start()

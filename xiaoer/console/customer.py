@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.handoff.store import HandoffRequest
-from xiaoer.parsing import parse_order_id
-from xiaoer.shop.backend import BackendError, get_backend
+from xiaoer.shop.backend import BackendError
+from xiaoer.shop.factory import get_backend
 from xiaoer.shop.models import AfterSaleCase, Order
+from xiaoer.text.parsing import parse_order_id
 
 logger = logging.getLogger(__name__)
 MAX_ORDERS = 5

@@ -12,9 +12,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.console.web import NAV_ITEMS, login_required, render, wants_json
+from xiaoer.core.logsafe import mask_pii
 from xiaoer.douyin.store import get_douyin_store
 from xiaoer.leads.export import mask_text
-from xiaoer.logsafe import mask_pii
 
 bp = Blueprint("outbox")
 NAV_ITEMS.append(("/outbox", "待重发", None))

@@ -24,8 +24,8 @@ from xiaoer.console.web import (
     login_required,
     render,
 )
+from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.desk import ChatLine, RasaApiError, chat_lines
-from xiaoer.handoff.settings import handoff_settings
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store
 from xiaoer.leads.export import mask_text
 

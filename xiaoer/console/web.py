@@ -40,8 +40,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import Agent, get_agent_store
-from xiaoer.config import get_settings
-from xiaoer.shop.models import BEIJING
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import get_settings
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "xiaoer_console"

@@ -1,1 +1,1 @@
-"""The shared core: configuration, clock, settings and the project database (``db``)."""
+"""The small shared core: configuration, the clock, the merchant's settings, persistence, security."""

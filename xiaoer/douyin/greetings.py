@@ -170,8 +170,8 @@ def greeting_settings() -> GreetingSettings:
     time, so an edit applies to the next greeting)."""
     from dataclasses import replace
 
-    from xiaoer.config import get_settings
-    from xiaoer.handoff.settings import handoff_settings
+    from xiaoer.core.config import get_settings
+    from xiaoer.core.settings import handoff_settings
 
     settings = GreetingSettings.from_section(get_settings().section("douyin"))
     scripts = {seg: dict(by) for seg, by in settings.scripts.items()}

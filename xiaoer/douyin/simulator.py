@@ -49,6 +49,7 @@ from sanic import Request, Sanic, response
 from sanic.config import Config
 from sanic.response import HTTPResponse
 
+from xiaoer.devtools.sanic_thread import SanicThread
 from xiaoer.douyin.protocol import (
     EVENT_ENTER,
     EVENT_FOLLOW,
@@ -63,7 +64,6 @@ from xiaoer.douyin.protocol import (
     SEND_PATH,
     build_webhook,
 )
-from xiaoer.sanic_thread import SanicThread
 
 DEFAULTS = {
     "client_key": "sim_client_key",
@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=1.5, help="seconds of quiet per turn")
     parser.add_argument("--env", action="store_true", help="print the environment and exit")
     args = parser.parse_args(argv)
-    from xiaoer.security import process_start
+    from xiaoer.core.security import process_start
 
     process_start(check=False)  # the simulator keeps nothing in var/
     if args.env:  # for eval "$(xiaoer simulate --env)" in Xiaoer's terminal

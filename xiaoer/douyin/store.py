@@ -434,7 +434,7 @@ class DouyinStore:
 
 def get_douyin_store() -> DouyinStore:
     """The store of the configured data folder."""
-    from xiaoer.config import get_settings
+    from xiaoer.core.config import get_settings
 
     return _store_at(get_settings().data_dir / "douyin.db")
 

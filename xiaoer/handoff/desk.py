@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from xiaoer.config import get_settings
-from xiaoer.handoff.settings import HandoffSettings, handoff_settings
+from xiaoer.core.clock import BEIJING
+from xiaoer.core.config import get_settings
+from xiaoer.core.settings import HandoffSettings, handoff_settings
 from xiaoer.handoff.store import HandoffRequest, HandoffStore, get_handoff_store
-from xiaoer.shop.models import BEIJING
 
 logger = logging.getLogger(__name__)
 

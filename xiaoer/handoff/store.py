@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xiaoer.config import get_settings
-from xiaoer.shop.models import BEIJING, now_beijing
+from xiaoer.core.clock import BEIJING, now_beijing
+from xiaoer.core.config import get_settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS handoff_requests (

@@ -17,8 +17,8 @@ from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
 
-from xiaoer.config import get_settings
-from xiaoer.handoff.settings import handoff_settings
+from xiaoer.core.config import get_settings
+from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.store import get_handoff_store
 
 ASKS_FOR_PERSON = re.compile(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.agents import Agent
-from xiaoer.config import get_settings
+from xiaoer.core.config import get_settings
 from xiaoer.leads.store import Lead, LeadStore
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Lead capture from Rasa's event stream (``xiaoer.events`` calls ``handle_event``).
+"""Lead capture from Rasa's event stream (``xiaoer.worker.events`` calls ``handle_event``).
 
 Every customer message (a ``user`` event) is recorded; its contacts come from the NLU
 entities ``phone`` / ``wechat`` (``ContactExtractor``), from ``find_contacts`` on the
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from xiaoer.contacts import find_contacts
+from xiaoer.core.clock import BEIJING
 from xiaoer.leads.assign import assign_lead
 from xiaoer.leads.crm import get_crm_outbox
 from xiaoer.leads.store import CapturedContact, CaptureResult, get_lead_store
-from xiaoer.shop.models import BEIJING
+from xiaoer.text.contacts import find_contacts
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from xiaoer.config import get_settings
+from xiaoer.core.clock import now_beijing
+from xiaoer.core.config import get_settings
 from xiaoer.leads.store import Lead
-from xiaoer.shop.models import now_beijing
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from xiaoer.config import get_settings
-from xiaoer.contacts import find_contacts
+from xiaoer.core.config import get_settings
 from xiaoer.leads.rules import CATEGORY_LABELS, SCORE_LABELS, STATUS_LABELS
 from xiaoer.leads.store import Lead, LeadStore, mask_contact
+from xiaoer.text.contacts import find_contacts
 
 COLUMNS = [
     "线索编号", "客户昵称", "手机号", "微信", "分类", "评分", "分值", "状态", "负责客服",
@@ -35,7 +35,7 @@ def can_see_contacts(role: str | None) -> bool:
 def mask_text(text: str) -> str:
     """The text with every phone and WeChat id in it masked (the contact finder, then the
     plain mobile-number pattern of the log filter as a safety net)."""
-    from xiaoer.logsafe import mask_pii
+    from xiaoer.core.logsafe import mask_pii
 
     out, last = [], 0
     for c in find_contacts(text):

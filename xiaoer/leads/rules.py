@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xiaoer.config import get_settings
+from xiaoer.core.config import get_settings
 
 CATEGORIES = ("purchase", "wholesale", "after_sales", "complaint")
 CATEGORY_LABELS = {

@@ -27,9 +27,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xiaoer.config import get_settings
+from xiaoer.core.clock import BEIJING, now_beijing
+from xiaoer.core.config import get_settings
 from xiaoer.leads.rules import CATEGORIES, SCORES, STATUSES, LeadRules
-from xiaoer.shop.models import BEIJING, now_beijing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leads (

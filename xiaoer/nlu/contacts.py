@@ -1,7 +1,7 @@
 """Contact capture as a Rasa graph component: ``phone`` and ``wechat`` entities.
 
 Runs on every message whatever its intent. Values are normalised by
-``xiaoer.contacts.find_contacts`` (phone: 11 ASCII digits; wechat: the id as written, or
+``xiaoer.text.contacts.find_contacts`` (phone: 11 ASCII digits; wechat: the id as written, or
 the 11 digits when the WeChat is the phone number); offsets point into the original
 message. An entity already present with the same type and span (from DIET or another
 extractor) is not added twice.
@@ -34,7 +34,7 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from xiaoer.contacts import find_contacts
+from xiaoer.text.contacts import find_contacts
 
 CONTACT_ENTITIES = ("phone", "wechat")
 

@@ -9,7 +9,7 @@
   (product id ``P1001``, ``黑色``, ``XL``).
 
 Matching runs on the NLU's normalised text (full-width, Traditional, case, Cantonese,
-homophone typos: ``xiaoer.text.normalize_message``), offsets point into the original
+homophone typos: ``xiaoer.text.normalize.normalize_message``), offsets point into the original
 message.
 """
 
@@ -36,8 +36,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from xiaoer.parsing import find_body_measures, find_case_ids, find_order_ids
-from xiaoer.text import NormalizedText, add_lexicon_terms, normalize, normalize_message
+from xiaoer.text.normalize import NormalizedText, add_lexicon_terms, normalize, normalize_message
+from xiaoer.text.parsing import find_body_measures, find_case_ids, find_order_ids
 
 CATALOGUE_ENTITIES = ("product", "color", "size")
 PATTERNS_FILE = "catalogue_terms.json"

@@ -39,8 +39,8 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.events import BotUttered, UserUttered
 
-from xiaoer.parsing import find_order_ids
-from xiaoer.text import normalize
+from xiaoer.text.normalize import normalize
+from xiaoer.text.parsing import find_order_ids
 
 logger = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 
-from xiaoer.parsing import bare_size
-from xiaoer.text import normalize_message
+from xiaoer.text.normalize import normalize_message
+from xiaoer.text.parsing import bare_size
 
 WEAK_INTENTS = frozenset(
     {"nlu_fallback", "greet", "goodbye", "thank", "out_of_scope", "bot_challenge"}

@@ -2,7 +2,7 @@
 
 * Text is normalised first (full-width to half-width, lower case, Traditional to
   Simplified, repeated punctuation and words collapsed, Cantonese and English words,
-  homophone typos of shop terms: ``xiaoer.text.normalize_message``); tokens carry the
+  homophone typos of shop terms: ``xiaoer.text.normalize.normalize_message``); tokens carry the
   normalised text but their offsets point into the original message.
 * The user dictionary is built at training time from the project's domain terms
   (``resources/shop_terms.txt`` or ``dictionary_path``) plus every lookup table and
@@ -25,7 +25,7 @@ from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from xiaoer.text import add_lexicon_terms, normalize, normalize_message
+from xiaoer.text.normalize import add_lexicon_terms, normalize, normalize_message
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xiaoer.config import get_settings
+from xiaoer.core.config import get_settings
 
 VERIFY_PHONE_TAIL = "phone_tail"
 VERIFY_OFF = "off"

@@ -6,10 +6,8 @@ import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from xiaoer.config import Settings, get_settings
 from xiaoer.shop.models import (
     AfterSaleCase,
     AfterSaleRequest,
@@ -165,27 +163,3 @@ class GuardedBackend(ShopBackend):
 
     async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
         return await self._call("popular_with", lambda: self.inner.popular_with(product_id, limit))
-
-
-def create_backend(settings: Settings, **kwargs: Any) -> ShopBackend:
-    """Build the backend named in the settings (``backend.type`` in xiaoer.yml)."""
-    policies = ShopPolicies.from_settings(settings.shop)
-    if settings.backend_type == "sqlite":
-        from xiaoer.shop.sqlite_backend import SqliteShopBackend
-
-        inner: ShopBackend = SqliteShopBackend(settings.sqlite_path, policies, **kwargs)
-    elif settings.backend_type == "doudian":
-        from xiaoer.shop.doudian import DoudianShopBackend
-
-        inner = DoudianShopBackend.from_settings(settings, policies)
-    else:
-        raise ValueError(
-            f"unknown shop backend {settings.backend_type!r} (expected: sqlite or doudian)"
-        )
-    return GuardedBackend(inner, settings.backend_timeout)
-
-
-@lru_cache(maxsize=1)
-def get_backend() -> ShopBackend:
-    """The process-wide backend, built from xiaoer.yml on first use."""
-    return create_backend(get_settings())

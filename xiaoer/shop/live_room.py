@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from xiaoer.config import get_settings
+from xiaoer.core.config import get_settings
 
 # "主播身上那件", "主播手上的", "主播穿的", "现在讲的这个": the product being presented
 PRESENTING = re.compile(

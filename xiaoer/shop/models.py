@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-BEIJING = timezone(timedelta(hours=8), name="Asia/Shanghai")
-
-
-def now_beijing() -> datetime:
-    return datetime.now(BEIJING)
+from xiaoer.core.clock import BEIJING, now_beijing  # noqa: F401  (the backends' clock)
 
 
 class OrderStatus(str, Enum):

@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from xiaoer.shop.models import BEIJING, now_beijing
+from xiaoer.core.clock import BEIJING, now_beijing
 
 
 def _hm(value: str) -> time:

@@ -1,0 +1,1 @@
+"""Channel-independent conversation services: typed buttons, the REST inbox."""

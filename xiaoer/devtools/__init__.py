@@ -1,0 +1,1 @@
+"""Developer tooling: local stacks, private services, the scale-out profile on one machine."""

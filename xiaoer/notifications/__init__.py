@@ -1,0 +1,1 @@
+"""Proactive notifications to buyers: the outbox and its sender."""

@@ -1,0 +1,1 @@
+"""Rasa plug-ins (lock store)."""

@@ -1,0 +1,1 @@
+"""Entry points of the Rasa server and the action server."""

@@ -1,0 +1,76 @@
+"""The action server: rasa-sdk's app, bound to 127.0.0.1 and refusing every request that
+does not carry the shared secret the Rasa server sends from its action endpoint.
+
+``python -m xiaoer.servers.actionserver --port 5055 [--host 127.0.0.1] [--actions actions]``
+
+The secret is read from ``$XIAOER_ACTION_TOKEN`` or ``var/action_token`` (0600, created at
+first start), never from the command line. The Rasa server sends it as the
+``X-Xiaoer-Action-Token`` header (``action_endpoint.headers`` in endpoints.yml, filled
+from the same environment variable). ``GET /health`` stays open (it says only "ok").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from xiaoer.core.security import (
+    ACTION_TOKEN_HEADER,
+    action_token,
+    process_start,
+    same_secret,
+)
+
+logger = logging.getLogger("xiaoer.servers.actionserver")
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+def protect(app: Sanic, secret: str) -> Sanic:
+    """Refuse (401) every request but ``/health`` without the shared secret."""
+    if not secret:
+        raise ValueError("the action server needs a shared secret")
+
+    @app.middleware("request")
+    async def require_secret(request: Request) -> HTTPResponse | None:
+        if request.path in OPEN_PATHS:
+            return None
+        if same_secret(request.headers.get(ACTION_TOKEN_HEADER), secret):
+            return None
+        logger.warning("action server: request to %s refused (no or wrong secret)", request.path)
+        return response.json(
+            {"error": "unauthorized", "message": "missing or wrong action server secret"},
+            status=401,
+        )
+
+    return app
+
+
+def create_app(actions: str = "actions", secret: str | None = None) -> Sanic:
+    from rasa_sdk.endpoint import create_app as sdk_app
+
+    app = sdk_app(actions, cors_origins=None)
+    return protect(app, secret if secret is not None else action_token())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xiaoer.servers.actionserver")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--actions", default="actions")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    process_start()
+    app = create_app(args.actions)
+    logger.info("action server on http://%s:%s (shared secret required)", args.host, args.port)
+    app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

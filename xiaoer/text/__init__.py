@@ -1,0 +1,1 @@
+"""Text functions: normalisation, parsing of numbers and ids, contacts, pinyin typos."""

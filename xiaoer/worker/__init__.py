@@ -1,0 +1,1 @@
+"""The worker: every background job of Xiaoer."""
