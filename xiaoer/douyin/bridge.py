@@ -12,7 +12,8 @@ things a Douyin conversation needs besides that go through a *bridge*:
 :class:`RasaBridge` does both in the Rasa server, on the agent, with Rasa's public API
 only (``Agent.lock_store``, ``MessageProcessor.fetch_tracker_and_update_session``,
 ``save_tracker`` and ``handle_message``). :class:`HttpBridge` does ``append`` through Rasa's
-HTTP API, for the worker (pause expiry), which has no agent.
+HTTP API (:class:`xiaoer.core.rasa_api.RasaClient`), for the worker (pause expiry), which
+has no agent.
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ class TrackerClient(Protocol):
 
     def tracker(self, sender_id: str) -> Awaitable[dict[str, Any]]: ...
 
-    def append(
-        self, sender_id: str, events: list[dict[str, Any]], side_effects: bool = ...
+    def append_events(
+        self, sender_id: str, events: list[dict[str, Any]], *, side_effects: bool = ...
     ) -> Awaitable[Any]: ...
 
 
@@ -121,5 +122,5 @@ class HttpBridge:
         paused = bool(current.get("paused"))
         events = [event.as_dict() for event in build(paused)]
         if events:
-            await self.client.append(sender_id, events, side_effects=False)
+            await self.client.append_events(sender_id, events, side_effects=False)
         return paused

@@ -231,7 +231,5 @@ async def greet(service: DouyinService, sender_id: str, envelope: Envelope) -> N
     await service.bridge.trigger(sender_id, GREET_INTENT, {"douyin_event": event}, metadata, output)
     messages: list[dict[str, Any]] = getattr(output, "messages", [])
     if messages:
-        await asyncio.to_thread(
-            store.update_conversation, sender_id, last_greeted_at=clock.time()
-        )
+        await asyncio.to_thread(store.update_conversation, sender_id, last_greeted_at=clock.time())
     await service.send(sender_id, messages, target)

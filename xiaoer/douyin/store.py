@@ -214,7 +214,8 @@ class DouyinStore:
             # a savepoint per insert: a duplicate key is an answer here, not an error, and
             # the delivery stays recorded when the event itself was seen before
             if msg_id and not _inserted(
-                conn, insert(douyin_deliveries).values(msg_id=msg_id, event_key=key, received_at=now)
+                conn,
+                insert(douyin_deliveries).values(msg_id=msg_id, event_key=key, received_at=now),
             ):
                 return None
             stmt = insert(douyin_events).values(
@@ -305,9 +306,7 @@ class DouyinStore:
 
     def event_state(self, event_key: str) -> dict[str, Any] | None:
         with self.db.connect() as conn:
-            row = conn.execute(
-                select(douyin_events).where(_events.event_key == event_key)
-            ).first()
+            row = conn.execute(select(douyin_events).where(_events.event_key == event_key)).first()
         return dict(row._mapping) if row else None
 
     def count_events(self) -> int:
@@ -364,9 +363,7 @@ class DouyinStore:
         now = time.time() if now is None else now
         stmt = (
             update(douyin_conversations)
-            .where(
-                _conv.sender_id == sender_id, _conv.paused_until > 0, _conv.paused_until <= now
-            )
+            .where(_conv.sender_id == sender_id, _conv.paused_until > 0, _conv.paused_until <= now)
             .values(paused_until=0.0)
         )
         with self.db.begin() as conn:
@@ -532,9 +529,7 @@ class DouyinStore:
             "updated_at": time.time(),
         }
         with self.db.begin() as conn:
-            self.db.upsert(
-                conn, douyin_tokens, values, key=["client_key"], update=list(values)[1:]
-            )
+            self.db.upsert(conn, douyin_tokens, values, key=["client_key"], update=list(values)[1:])
 
 
 def get_douyin_store() -> DouyinStore:
