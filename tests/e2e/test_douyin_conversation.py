@@ -18,8 +18,8 @@ import yaml
 
 from xiaoer.core.config import PROJECT_ROOT
 from xiaoer.devtools.stack import Stack, running_stack
-from xiaoer.douyin.store import DouyinStore
 from xiaoer.douyin.simulator import DouyinSimulator, Received, running_simulator
+from xiaoer.douyin.store import DouyinStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
