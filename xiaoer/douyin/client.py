@@ -6,7 +6,7 @@ answer saying the token is invalid triggers one refresh and an immediate retry. 
 still fails raises :class:`SendFailed` — the channel then keeps the message in its outbox.
 
 The access token is refreshed (``/oauth/refresh_token/``) before it expires
-(``refresh_margin_seconds``) and stored in ``douyin.db``; tokens are never logged.
+(``refresh_margin_seconds``) and stored in the project database; tokens are never logged.
 """
 
 from __future__ import annotations
