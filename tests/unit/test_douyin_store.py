@@ -169,3 +169,27 @@ async def test_a_pause_stays_recorded_while_rasa_is_unreachable(store: DouyinSto
         await expire_pauses(store, unreachable)
     assert 0 < store.conversation("buyer_u").paused_until <= time.time()
     assert store.expired_pauses() == ["buyer_u"]  # the next round tries again
+
+
+# --- tokens -------------------------------------------------------------------------------
+async def test_a_token_refreshed_by_one_process_is_used_by_the_others(
+    store: DouyinStore, sim: DouyinSimulator
+):
+    """The worker and the Rasa servers share the stored token: a token refused in one
+    after another refreshed it is replaced by the stored one, not refreshed again."""
+    server, worker = (DouyinClient(config(sim), store) for _ in "ab")
+    conv = sim.customer("buyer_t")
+    body = send_body("buyer_t", text_content("你好"), conversation_id=conv.conversation_id,
+                     scene=SCENE_ENTER)  # fmt: skip
+    try:
+        await server.send(body)  # the server has the configured token in use
+        sim.expire_token()
+        await worker.send(body)  # refused: the worker refreshes and stores the new token
+        await server.send(body)  # refused: the server takes the stored one
+    finally:
+        await server.aclose()
+        await worker.aclose()
+    assert sim.refreshes == 1
+    assert len(sim.replies("buyer_t")) == 3
+    stored = store.token(sim.client_key)
+    assert stored is not None and stored.access_token == sim.access_token
