@@ -48,8 +48,9 @@ def wait_for_inbox(stack: Stack, user: str, needle: str, timeout: float = 30) ->
         if any(needle in (m.get("text") or "") for m in messages):
             return messages
         time.sleep(0.5)
-    raise AssertionError(f"{needle!r} never reached the inbox of {user}: {messages}\n"
-                         + stack.log("worker")[-3000:])  # fmt: skip
+    log = stack.workdir / "worker.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no worker.log)"
+    raise AssertionError(f"{needle!r} never reached the inbox of {user}: {messages}\n{tail}")
 
 
 def tracker_bot_texts(stack: Stack, user: str) -> list[str]:
