@@ -171,7 +171,7 @@ def test_no_secret_on_any_command_line(stack: Stack):
         "xiaoer.servers.rasaserver",
         "xiaoer.servers.actionserver",
         "xiaoer.console",
-        "xiaoer.worker.events",
+        "xiaoer.worker",
     ):
         assert server in joined, joined
     assert "--auth-token" not in joined
