@@ -33,8 +33,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.core import logsafe
-from xiaoer.douyin.bridge import CHANNEL_NAME
+from xiaoer.douyin.bridge import CHANNEL_NAME, TurnBridge
 from xiaoer.douyin.client import DouyinConfig
+from xiaoer.douyin.greetings import GreetingSettings
 from xiaoer.douyin.outbox import ReplySender
 from xiaoer.douyin.protocol import (
     EVENT_VERIFY,
@@ -107,9 +108,9 @@ class DouyinInput(InputChannel):
         config: DouyinConfig | None,
         settings: ChannelSettings | None = None,
         store: DouyinStore | None = None,
-        bridge: Any = None,
+        bridge: TurnBridge | None = None,
         missing: list[str] | None = None,
-        greetings: Any = None,
+        greetings: GreetingSettings | None = None,
     ) -> None:
         self.config = config
         self.missing = missing or []

@@ -40,6 +40,19 @@ class Bridge(Protocol):
         ...
 
 
+class TurnBridge(Bridge, Protocol):
+    async def trigger(
+        self,
+        sender_id: str,
+        intent: str,
+        entities: dict[str, str],
+        metadata: dict[str, Any],
+        output: OutputChannel,
+    ) -> None:
+        """Run a turn for an external intent; its messages go to ``output``."""
+        ...
+
+
 class RasaBridge:
     """The tracker operations of the Douyin service, on the Rasa server's agent."""
 

@@ -27,9 +27,9 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUtter
 from xiaoer.conversations.buttons import get_button_memory
 from xiaoer.core.logsafe import mask_pii
 from xiaoer.douyin import pauses
-from xiaoer.douyin.bridge import CHANNEL_NAME, RasaBridge
+from xiaoer.douyin.bridge import CHANNEL_NAME, RasaBridge, TurnBridge
 from xiaoer.douyin.client import DouyinClient, DouyinConfig
-from xiaoer.douyin.greetings import greet
+from xiaoer.douyin.greetings import GreetingSettings, greet
 from xiaoer.douyin.outbox import ReplySender
 from xiaoer.douyin.protocol import (
     CARD_TYPES,
@@ -72,12 +72,12 @@ class DouyinService:
         settings: ChannelSettings,
         make_output: Callable[[ReplySender | None], OutputChannel],
         store: DouyinStore | None = None,
-        bridge: Any = None,
-        greetings: Any = None,
+        bridge: TurnBridge | None = None,
+        greetings: GreetingSettings | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
-        self.greetings = greetings  # GreetingSettings; None: from xiaoer.yml at each greeting
+        self.greetings = greetings  # None: from the settings at each greeting
         self._make_output = make_output
         self._store = store
         self._bridge = bridge
@@ -108,7 +108,7 @@ class DouyinService:
         return self._sender
 
     @property
-    def bridge(self) -> Any:
+    def bridge(self) -> TurnBridge:
         if self._bridge is None:
             self._bridge = RasaBridge(lambda: self._agent())
         return self._bridge
