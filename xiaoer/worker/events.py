@@ -225,3 +225,10 @@ def follow_events() -> None:
 JOBS = [
     Job(name="events.follow", every=0.2, run=follow_events),
 ]
+
+
+if __name__ == "__main__":  # the follower of earlier versions ran alone
+    raise SystemExit(
+        "error: `python -m xiaoer.worker.events` is gone: run `xiaoer worker` (every "
+        "background job, the event follower included; docs/deployment.md)"
+    )
