@@ -41,20 +41,19 @@ async def order_for_submit(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
     reset: list[EventType],
-    change: bool = False,
 ) -> tuple[Order | None, list[EventType]]:
     """The order a finished form collected, for its submit action.
 
     ``(None, events)`` means the action stops and returns ``events``: the id failed twice
     (a human is offered), the backend failed (polite answer, human offered) or the order
-    vanished, or — for a ``change`` — the customer is not verified."""
+    vanished. (For a change, ``unverified_stop`` checks the verification next.)"""
     order_id = tracker.get_slot("order_id")
     if not order_id:
         if tracker.get_slot("flow_blocker") == LOOKUP_LIMITED:
             return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
         return None, reset + offer_human(dispatcher, tracker, ORDER_NOT_FOUND, after_misses=True)
-    # re-checked here, whatever the slots say (a tracker can be forged): the lookup limit,
-    # the buyer's ownership and, for a change, the server-side verification record
+    # re-checked here, whatever the slots say (a tracker can be forged): the lookup limit
+    # and the buyer's ownership (the verification record: ``unverified_stop``)
     if not lookup_allowed(tracker, order_id):
         say(dispatcher, "order_lookup_limited")
         return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
@@ -66,10 +65,6 @@ async def order_for_submit(
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
         return None, reset
-    if change:
-        stop = unverified_stop(dispatcher, tracker, order_id, reset)
-        if stop is not None:
-            return None, stop
     return order, []
 
 
