@@ -47,7 +47,8 @@ from actions.questions import ask_actions
 from xiaoer.shop.access import get_order_check_store, phone_tail_matches
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
-from xiaoer.text.parsing import mask_order_id, parse_order_id, recipient_in
+from xiaoer.text.contacts import recipient_in
+from xiaoer.text.parsing import mask_order_id, parse_order_id
 
 
 def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
