@@ -20,15 +20,10 @@ Every POST/PUT/PATCH/DELETE is checked for the session's CSRF token by the app i
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
-import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -55,16 +50,6 @@ NAV_ITEMS: list[tuple[str, str, str | None]] = [
     ("/admin/agents", "客服账号", "admin"),
     ("/admin/settings", "设置", "admin"),
 ]
-
-SESSIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_sessions (
-  token_hash TEXT PRIMARY KEY,
-  agent_id INTEGER NOT NULL,
-  csrf TEXT NOT NULL,
-  created_at REAL NOT NULL,
-  expires_at REAL NOT NULL
-);
-"""
 
 
 def console_settings() -> dict[str, Any]:
@@ -133,59 +118,6 @@ def csrf_token(request: Request) -> str:
     if session is not None:
         return str(session.csrf)
     return str(getattr(request.ctx, "login_csrf", ""))
-
-
-# --- sessions -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Session:
-    token_hash: str
-    agent_id: int
-    csrf: str
-    expires_at: float
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class SessionStore:
-    def __init__(self, path: Path, lifetime_seconds: float) -> None:
-        self.path = Path(path)
-        self.lifetime = lifetime_seconds
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SESSIONS_SCHEMA)
-
-    def create(self, agent_id: int) -> str:
-        token = secrets.token_urlsafe(32)
-        now = time.time()
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
-            conn.execute(
-                "INSERT INTO console_sessions VALUES (?,?,?,?,?)",
-                (_hash(token), agent_id, secrets.token_urlsafe(24), now, now + self.lifetime),
-            )
-        return token
-
-    def get(self, token: str) -> Session | None:
-        if not token:
-            return None
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            row = conn.execute(
-                "SELECT token_hash, agent_id, csrf, expires_at FROM console_sessions"
-                " WHERE token_hash = ?",
-                (_hash(token),),
-            ).fetchone()
-        if row is None or row[3] < time.time():
-            return None
-        return Session(*row)
-
-    def delete(self, token: str) -> None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE token_hash = ?", (_hash(token),))
-
-    def delete_for_agent(self, agent_id: int) -> None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE agent_id = ?", (agent_id,))
 
 
 class LoginLimiter:
