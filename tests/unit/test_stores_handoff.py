@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from xiaoer.agents import AgentError, AgentStore
-from xiaoer.agents.sessions import SessionStore
 from xiaoer.agents.store import agents as agents_table
+from xiaoer.console.web import SessionStore
 from xiaoer.core.clock import now_beijing
 from xiaoer.core.config import get_settings
 from xiaoer.core.db import Database

@@ -1,7 +1,7 @@
 """Agent accounts: who may log into the console, their role, skill groups and shift.
 
 Rows live in ``agents`` of the project database (:mod:`xiaoer.core.db`); their console
-logins in ``console_sessions`` (:mod:`xiaoer.agents.sessions`). Passwords are stored as
+logins in ``console_sessions`` (:mod:`xiaoer.console.web`). Passwords are stored as
 argon2 hashes only; there is no default account: the first admin is created from the
 command line (``xiaoer create-admin``).
 """

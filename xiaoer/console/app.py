@@ -38,13 +38,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
-from xiaoer.agents.sessions import SessionStore
 from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
 from xiaoer.console.web import (
     HERE,
     SAFE_METHODS,
     SESSION_COOKIE,
     LoginLimiter,
+    SessionStore,
     check_csrf,
     console_settings,
     wants_json,

@@ -20,10 +20,13 @@ Every POST/PUT/PATCH/DELETE is checked for the session's CSRF token by the app i
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
+import secrets
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -33,10 +36,12 @@ from markupsafe import Markup
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy import Column, Float, Integer, Table, Text, delete, select
 
 from xiaoer.agents import Agent, get_agent_store
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "xiaoer_console"
@@ -50,6 +55,16 @@ NAV_ITEMS: list[tuple[str, str, str | None]] = [
     ("/admin/agents", "客服账号", "admin"),
     ("/admin/settings", "设置", "admin"),
 ]
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("agent_id", Integer, nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
 
 
 def console_settings() -> dict[str, Any]:
@@ -118,6 +133,65 @@ def csrf_token(request: Request) -> str:
     if session is not None:
         return str(session.csrf)
     return str(getattr(request.ctx, "login_csrf", ""))
+
+
+# --- sessions -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Session:
+    token_hash: str
+    agent_id: int
+    csrf: str
+    expires_at: float
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    def __init__(self, db: Database | str | Path | None, lifetime_seconds: float) -> None:
+        self.db = database_for(db)
+        self.lifetime = lifetime_seconds
+
+    def create(self, agent_id: int) -> str:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.db.begin() as conn:
+            conn.execute(delete(console_sessions).where(console_sessions.c.expires_at < now))
+            conn.execute(
+                console_sessions.insert().values(
+                    token_hash=_hash(token),
+                    agent_id=agent_id,
+                    csrf=secrets.token_urlsafe(24),
+                    created_at=now,
+                    expires_at=now + self.lifetime,
+                )
+            )
+        return token
+
+    def get(self, token: str) -> Session | None:
+        if not token:
+            return None
+        t = console_sessions.c
+        with self.db.connect() as conn:
+            row = conn.execute(
+                select(t.token_hash, t.agent_id, t.csrf, t.expires_at).where(
+                    t.token_hash == _hash(token)
+                )
+            ).first()
+        if row is None or row[3] < time.time():
+            return None
+        return Session(*row)
+
+    def delete(self, token: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(console_sessions).where(console_sessions.c.token_hash == _hash(token))
+            )
+
+    def delete_for_agent(self, agent_id: int) -> None:
+        with self.db.begin() as conn:
+            conn.execute(delete(console_sessions).where(console_sessions.c.agent_id == agent_id))
 
 
 class LoginLimiter:

@@ -37,6 +37,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
+from sqlalchemy.exc import SQLAlchemyError
 
 from xiaoer.core.db import Database, DatabaseError, create_database, get_database, metadata
 
@@ -195,26 +196,30 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
         return 0
     db = db or create_database(_url(args))
     try:
+        return _run(args, db)
+    except (SQLAlchemyError, DatabaseError) as exc:
         where = db.engine.url.render_as_string(hide_password=True)
-        if getattr(args, "current", False):
-            print(current(db) or "none")
-            return 0
-        if getattr(args, "check", False):
-            ok = check(db)
-            print(
-                f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})"
-            )
-            return 0 if ok else 1
-        started = time.monotonic()
-        applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
-        took = time.monotonic() - started
-        print(
-            f"{where}: {', '.join(applied) + ' applied' if applied else 'up to date'}"
-            f" (at {current(db)}, {took:.2f} s)"
-        )
-        return 0
+        print(f"error: {where}: {exc}")
+        return 1
     finally:
         db.dispose()
+
+
+def _run(args: argparse.Namespace, db: Database) -> int:
+    where = db.engine.url.render_as_string(hide_password=True)
+    if getattr(args, "current", False):
+        print(current(db) or "none")
+        return 0
+    if getattr(args, "check", False):
+        ok = check(db)
+        print(f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})")
+        return 0 if ok else 1
+    started = time.monotonic()
+    applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
+    took = time.monotonic() - started
+    done = f"{', '.join(applied)} applied" if applied else "up to date"
+    print(f"{where}: {done} (at {current(db)}, {took:.2f} s)")
+    return 0
 
 
 def _locked_upgrade(db: Database) -> list[str]:
@@ -224,17 +229,17 @@ def _locked_upgrade(db: Database) -> list[str]:
 
 
 def _url(args: argparse.Namespace) -> str:
+    from sqlalchemy.engine import make_url
+
     from xiaoer.core.db import default_url
 
-    return getattr(args, "url", None) or default_url()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="database URL (default: the project database)")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--check", action="store_true", help="exit 1 unless at the newest revision")
-    what.add_argument("--current", action="store_true", help="print the current revision")
-    what.add_argument("--new", metavar="MESSAGE", help="autogenerate a new revision")
+    given = getattr(args, "url", None)
+    if given and make_url(given).password:
+        # a command line is visible to every user of the machine
+        raise SystemExit(
+            "error: no password in --url: set PGPASSWORD (or ~/.pgpass), or XIAOER_DATABASE_URL"
+        )
+    return given or default_url()
 
 
 def main(argv: list[str] | None = None) -> int:
