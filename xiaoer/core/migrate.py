@@ -161,6 +161,35 @@ def ensure_current(db: Database) -> None:
     )
 
 
+# --- an earlier release's data folder into another database ------------------------------
+def import_folder(db: Database, folder: Path) -> dict[str, tuple[int, list[str]]]:
+    """Copy the rows of an earlier release's data folder (its ``xiaoer.db``, ``douyin.db``
+    and ``shop.db``) into ``db`` (upgraded first), e.g. PostgreSQL when a deployment moves
+    to the scale-out profile. Rows already there are kept. A file whose tables all came
+    along is renamed ``*.migrated``; the others stay (a table no store declares).
+
+    Returns {file name: (rows copied, tables not copied)}."""
+    from xiaoer.core.migrations.baseline import EARLIER_FILES, copy_rows, set_aside
+
+    if not check(db):
+        upgrade(db)
+    md = load_metadata()
+    results: dict[str, tuple[int, list[str]]] = {}
+    done = []
+    with db.begin() as conn:
+        for name in ("xiaoer.db", *EARLIER_FILES):
+            path = Path(folder) / name
+            if not path.is_file() or (db.sqlite_path and path.resolve() == db.sqlite_path):
+                continue
+            copied, left = copy_rows(conn, md, path, partial=True)
+            results[name] = (copied, left)
+            if not left:
+                done.append(path)
+    for path in done:
+        set_aside(path)
+    return results
+
+
 # --- new revisions ----------------------------------------------------------------------
 def next_revision_id() -> str:
     numbers = [int(s.revision) for s in script().walk_revisions() if s.revision.isdigit()]
@@ -209,6 +238,11 @@ def _run(args: argparse.Namespace, db: Database) -> int:
     where = db.engine.url.render_as_string(hide_password=True)
     if getattr(args, "current", False):
         print(current(db) or "none")
+        return 0
+    if getattr(args, "from_sqlite", None):
+        for name, (copied, left) in import_folder(db, Path(args.from_sqlite)).items():
+            kept = f"; not copied, kept in the file: {', '.join(left)}" if left else ""
+            print(f"{name}: {copied} rows copied into {where}{kept}")
         return 0
     if getattr(args, "check", False):
         ok = check(db)
