@@ -273,3 +273,26 @@ def test_previous_release_folder_into_postgresql(
     again = migrate.import_folder(empty_db, release_0_1)
     assert [copied for copied, _ in again.values()] == [0] * len(again)
     assert len(outbox.all()) == expected + 1
+
+
+def test_a_new_revision_is_generated_from_a_changed_store(tmp_path: Path) -> None:
+    """`xiaoer migrate --new MESSAGE`: a table a store declares becomes a revision."""
+    from sqlalchemy import Column, Integer, Table, Text
+
+    from xiaoer.core.db import metadata
+
+    table = Table(
+        "test_new_things",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", Text, nullable=False),
+    )
+    try:
+        path = migrate.new_revision("new things", versions=tmp_path)
+    finally:
+        metadata.remove(table)
+    assert path is not None and path.parent == tmp_path
+    text = path.read_text(encoding="utf-8")
+    assert path.name == f"{int(migrate.head() or 0) + 1:04d}_new_things.py"
+    assert f'down_revision = "{migrate.head()}"' in text
+    assert '"test_new_things"' in text and "op.create_table" in text

@@ -24,6 +24,7 @@ import fcntl
 import importlib
 import logging
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -196,8 +197,9 @@ def next_revision_id() -> str:
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def new_revision(message: str) -> Path | None:
-    """Autogenerate a revision: the stores' tables compared with the newest revision."""
+def new_revision(message: str, versions: Path | None = None) -> Path | None:
+    """Autogenerate a revision: the stores' tables compared with the newest revision.
+    Written to ``migrations/versions`` (``versions``: another folder, for tests)."""
     load_metadata()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = create_database(f"sqlite:///{tmp}/scratch.db")
@@ -206,14 +208,28 @@ def new_revision(message: str) -> Path | None:
             with scratch.engine.connect() as conn:
                 cfg = config(scratch, conn)
                 cfg.attributes["autogenerate"] = True
+                if versions is not None:
+                    cfg.set_main_option(
+                        "version_locations", f"{MIGRATIONS / 'versions'} {versions}"
+                    )
                 with conn.begin():
                     made = command.revision(
-                        cfg, message=message, autogenerate=True, rev_id=next_revision_id()
+                        cfg,
+                        message=message,
+                        autogenerate=True,
+                        rev_id=next_revision_id(),
+                        version_path=str(versions) if versions else None,
                     )
         finally:
             scratch.dispose()
     scripts = made if isinstance(made, list) else [made]
-    return Path(scripts[0].path) if scripts and scripts[0] is not None else None
+    if not scripts or scripts[0] is None:
+        return None
+    path = Path(scripts[0].path)
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():  # the project's style
+        subprocess.run([str(ruff), "format", "--quiet", str(path)], check=False)
+    return path
 
 
 # --- command line ------------------------------------------------------------------------
@@ -221,7 +237,10 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
     """``xiaoer migrate`` (``args``: check, current, new)."""
     if getattr(args, "new", None):
         path = new_revision(args.new)
-        print(f"wrote {path}: read it, then commit it")
+        if path is None:
+            print("the stores' tables match the newest revision: nothing to write")
+        else:
+            print(f"wrote {path}: read it (renames look like drop + add), then commit it")
         return 0
     db = db or create_database(_url(args))
     try:
