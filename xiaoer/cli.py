@@ -414,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--check", action="store_true", help="exit 1 unless at the newest schema")
     what.add_argument("--current", action="store_true", help="print the current revision")
     what.add_argument("--new", metavar="MESSAGE", help="autogenerate a new revision (developers)")
+    what.add_argument(
+        "--from-sqlite", metavar="DIR", help="copy an earlier release's data folder into it"
+    )
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("create-admin", help="create an admin of the agent console")
     p.add_argument("username")

@@ -240,3 +240,59 @@ def test_migrate_command(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out.splitlines()[-1] == migrate.head()
     with pytest.raises(SystemExit, match="no password"):
         cli.main(["migrate", "--url", "postgresql://xiaoer:secret@127.0.0.1/xiaoer"])
+
+
+def test_previous_release_folder_into_postgresql(
+    empty_db: Database, release_0_1: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment moving to the scale-out profile: `xiaoer migrate --from-sqlite var`
+    copies the previous release's data folder into PostgreSQL."""
+    if empty_db.dialect != "postgresql":
+        pytest.skip("on SQLite the folder's own xiaoer.db is upgraded in place (above)")
+    with closing(sqlite3.connect(release_0_1 / "xiaoer.db")) as conn:
+        expected = conn.execute("SELECT COUNT(*) FROM notifications").fetchone()[0]
+    results = migrate.import_folder(empty_db, release_0_1)
+    assert results["xiaoer.db"][0] > 0
+    assert migrate.current(empty_db) == migrate.head()
+    monkeypatch.setenv("XIAOER_DATABASE_URL", empty_db.url)
+    from xiaoer.conversations.inbox import get_rest_inbox
+    from xiaoer.notifications.outbox import get_outbox
+    from xiaoer.shop.urges import get_urge_store
+
+    outbox = get_outbox()
+    assert len(outbox.all()) == expected
+    assert [n.text for n in outbox.pending()] == ["您的退款已到账 ¥129.00"]
+    # new rows get new ids after the copied ones
+    copied_ids = [n.id for n in outbox.all()]
+    added = outbox.add("B9", "order_shipped", "O9", "已发货")
+    assert added is not None and added.id > max(copied_ids)
+    assert [u.buyer_id for u in get_urge_store().for_order("DY20260518001")] == ["B1001"]
+    inbox = get_rest_inbox()
+    assert [m["text"] for m in inbox.since("buyer-zhang")][0] == "客服小美为您服务，请稍等。"
+    # importing again adds nothing
+    again = migrate.import_folder(empty_db, release_0_1)
+    assert [copied for copied, _ in again.values()] == [0] * len(again)
+    assert len(outbox.all()) == expected + 1
+
+
+def test_a_new_revision_is_generated_from_a_changed_store(tmp_path: Path) -> None:
+    """`xiaoer migrate --new MESSAGE`: a table a store declares becomes a revision."""
+    from sqlalchemy import Column, Integer, Table, Text
+
+    from xiaoer.core.db import metadata
+
+    table = Table(
+        "test_new_things",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", Text, nullable=False),
+    )
+    try:
+        path = migrate.new_revision("new things", versions=tmp_path)
+    finally:
+        metadata.remove(table)
+    assert path is not None and path.parent == tmp_path
+    text = path.read_text(encoding="utf-8")
+    assert path.name == f"{int(migrate.head() or 0) + 1:04d}_new_things.py"
+    assert f'down_revision = "{migrate.head()}"' in text
+    assert '"test_new_things"' in text and "op.create_table" in text
