@@ -15,24 +15,21 @@ import pytest
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
+from xiaoer.channels.doudian import DoudianPushInput
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import load_settings
-from xiaoer.doudian.backend import (
-    DoudianConfig,
-    DoudianShopBackend,
-    OrderChangeLog,
-)
+from xiaoer.doudian.backend import DoudianShopBackend
+from xiaoer.doudian.client import DoudianConfig
 from xiaoer.doudian.fake import running_fake_doudian
 from xiaoer.doudian.push import (
-    DoudianPushInput,
     DoudianPushProcessor,
-    PushLedger,
     PushMessage,
     build_push,
     event_sign,
     parse_push_body,
     verify_event_sign,
 )
+from xiaoer.doudian.store import OrderChangeLog, PushLedger
 from xiaoer.notifications.outbox import NotificationOutbox
 from xiaoer.shop.backend import BackendUnavailable
 from xiaoer.shop.models import OrderStatus
