@@ -204,13 +204,9 @@ def create_database(url: str) -> Database:
 
 
 def _settings() -> Any:
-    import importlib
+    from xiaoer.core.config import get_settings
 
-    try:
-        config = importlib.import_module("xiaoer.core.config")
-    except ImportError:  # before the layout change
-        config = importlib.import_module("xiaoer.config")
-    return config.get_settings()
+    return get_settings()
 
 
 def default_url() -> str:
