@@ -31,7 +31,7 @@ logsafe.install()  # Rasa imports the channels after configuring its logging
 
 
 def _default_processor() -> DoudianPushProcessor:
-    return DoudianPushProcessor.default(backend=get_backend)
+    return DoudianPushProcessor.for_database(backend=get_backend)
 
 
 class DoudianPushInput(InputChannel):

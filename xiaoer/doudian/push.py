@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from xiaoer.core.db import Database
 from xiaoer.doudian.protocol import (
     TAG_AFTER_SALE_CLOSED,
     TAG_ORDER_SHIPPED,
@@ -46,7 +47,7 @@ from xiaoer.doudian.store import (
     PushLedger,
     invalidate_order,
 )
-from xiaoer.notifications.outbox import NotificationOutbox, get_outbox
+from xiaoer.notifications.outbox import NotificationOutbox
 from xiaoer.shop.backend import BackendError, ShopBackend
 
 logger = logging.getLogger(__name__)
@@ -140,17 +141,21 @@ class DoudianPushProcessor:
         self._backend = backend
 
     @classmethod
-    def default(cls, backend: Callable[[], ShopBackend] | None = None) -> DoudianPushProcessor:
-        """On the project database and the notification outbox of this process."""
-        return cls(PushLedger(), get_outbox(), backend, OrderChangeLog())
+    def for_database(
+        cls,
+        db: Database | str | Path | None = None,
+        backend: Callable[[], ShopBackend] | None = None,
+    ) -> DoudianPushProcessor:
+        """Ledger, change log and notification outbox in ``db`` (default: the project
+        database; anything :func:`xiaoer.core.db.database_for` accepts)."""
+        return cls(PushLedger(db), NotificationOutbox(db), backend, OrderChangeLog(db))
 
     @classmethod
     def for_data_dir(
         cls, data_dir: Path, backend: Callable[[], ShopBackend] | None = None
     ) -> DoudianPushProcessor:
         """On the SQLite file ``xiaoer.db`` of ``data_dir`` (tests, tools)."""
-        path = Path(data_dir) / "xiaoer.db"
-        return cls(PushLedger(path), NotificationOutbox(path), backend, OrderChangeLog(path))
+        return cls.for_database(Path(data_dir) / "xiaoer.db", backend)
 
     def backend(self) -> ShopBackend:
         """The shop backend that fills in what a message leaves out (the buyer, the parcel)."""
@@ -313,7 +318,7 @@ class DoudianPushService:
     processing ``ack_seconds`` at most.
 
     ``processor`` may be given (tests) or is built on first use by ``make_processor``
-    (default: :meth:`DoudianPushProcessor.default`)."""
+    (default: :meth:`DoudianPushProcessor.for_database`)."""
 
     def __init__(
         self,
@@ -321,7 +326,7 @@ class DoudianPushService:
         app_secret: str,
         processor: DoudianPushProcessor | None = None,
         ack_seconds: float = 2.0,
-        make_processor: Callable[[], DoudianPushProcessor] = DoudianPushProcessor.default,
+        make_processor: Callable[[], DoudianPushProcessor] = DoudianPushProcessor.for_database,
     ) -> None:
         self.app_key = app_key
         self.app_secret = app_secret
