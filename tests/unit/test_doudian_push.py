@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import socket
+import subprocess
+import sys
 import uuid
 from datetime import datetime
 
@@ -346,3 +348,17 @@ async def test_concurrent_duplicate_deliveries_notify_once(push_url, processor):
     assert all(status == 200 for status, _ in results)
     await asyncio.sleep(0)
     assert len(processor.outbox.all()) == 1
+
+
+def test_the_push_service_runs_without_rasa():
+    """The push service and the rest of the Doudian package import neither Rasa nor Sanic:
+    only the channel (xiaoer.channels.doudian) adapts it to Rasa."""
+    code = (
+        "import sys\n"
+        "import xiaoer.doudian.backend, xiaoer.doudian.push\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rasa', 'sanic'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"
