@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         new=args.message if args.action == "revision" else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return run(ns)
 
 
