@@ -135,7 +135,7 @@ class EventFollower:
                     return None  # Rasa has not written yet
                 # read-only: the follower never writes to Rasa's broker file
                 self._engine = sa.create_engine(
-                    f"sqlite:///file:{self.events_db}?mode=ro&uri=true",
+                    f"sqlite:///file:{self.events_db.resolve()}?mode=ro&uri=true",
                     connect_args={"timeout": 10},
                     poolclass=sa.pool.NullPool,
                 )
