@@ -135,7 +135,7 @@ class EventFollower:
                     return None  # Rasa has not written yet
                 # read-only: the follower never writes to Rasa's broker file
                 self._engine = sa.create_engine(
-                    f"sqlite:///file:{self.events_db}?mode=ro&uri=true",
+                    f"sqlite:///file:{self.events_db.resolve()}?mode=ro&uri=true",
                     connect_args={"timeout": 10},
                     poolclass=sa.pool.NullPool,
                 )
@@ -225,3 +225,10 @@ def follow_events() -> None:
 JOBS = [
     Job(name="events.follow", every=0.2, run=follow_events),
 ]
+
+
+if __name__ == "__main__":  # the follower of earlier versions ran alone
+    raise SystemExit(
+        "error: `python -m xiaoer.worker.events` is gone: run `xiaoer worker` (every "
+        "background job, the event follower included; docs/deployment.md)"
+    )
