@@ -77,6 +77,85 @@ def schema(op: Any) -> None:
     )
     op.create_index("doudian_push_unprocessed", "doudian_push_seen", ["processed_at"], unique=False)
     op.create_table(
+        "douyin_conversations",
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("conversation_short_id", sa.Text(), nullable=True),
+        sa.Column("last_msg_id", sa.Text(), nullable=True),
+        sa.Column("last_msg_at", sa.Float(), nullable=True),
+        sa.Column("nickname", sa.Text(), nullable=True),
+        sa.Column("options", sa.Text(), nullable=True),
+        sa.Column("paused_until", sa.Float(), nullable=True),
+        sa.Column("last_customer_at", sa.Float(), nullable=True),
+        sa.Column("last_greeted_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_douyin_conversations")),
+    )
+    op.create_table(
+        "douyin_deliveries",
+        sa.Column("msg_id", sa.Text(), nullable=False),
+        sa.Column("event_key", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("msg_id", name=op.f("pk_douyin_deliveries")),
+    )
+    op.create_table(
+        "douyin_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_key", sa.Text(), nullable=False),
+        sa.Column("event", sa.Text(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("create_time", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("envelope", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.Float(), nullable=False),
+        sa.Column("claimed_at", sa.Float(), nullable=True),
+        sa.Column("processed_at", sa.Float(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_douyin_events")),
+        sa.UniqueConstraint("event_key", name=op.f("uq_douyin_events_event_key")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        "douyin_events_pending", "douyin_events", ["processed_at", "sender_id"], unique=False
+    )
+    op.create_table(
+        "douyin_outbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("preview", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_at", sa.Float(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", sa.Float(), nullable=True),
+        sa.Column("claimed_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_douyin_outbox")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        "douyin_outbox_pending", "douyin_outbox", ["sent_at", "sender_id", "id"], unique=False
+    )
+    op.create_table(
+        "douyin_sent",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("msg_id", sa.Text(), nullable=True),
+        sa.Column("text_hash", sa.Text(), nullable=True),
+        sa.Column("sent_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_douyin_sent")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("douyin_sent_by_sender", "douyin_sent", ["sender_id", "sent_at"], unique=False)
+    op.create_table(
+        "douyin_tokens",
+        sa.Column("client_key", sa.Text(), nullable=False),
+        sa.Column("access_token", sa.Text(), nullable=False),
+        sa.Column("refresh_token", sa.Text(), nullable=True),
+        sa.Column("expires_at", sa.Float(), nullable=True),
+        sa.Column("refresh_expires_at", sa.Float(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("client_key", name=op.f("pk_douyin_tokens")),
+    )
+    op.create_table(
         "event_cursor",
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("last_id", sa.Integer(), nullable=False),
@@ -190,6 +269,13 @@ def schema(op: Any) -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("urges_by_order", "urge_requests", ["order_id"], unique=False)
+    op.create_table(
+        "worker_leases",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_leases")),
+    )
 
 
 def upgrade() -> None:
