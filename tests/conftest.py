@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,66 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return max(out.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+
+
+# --- the project database (xiaoer/core/db.py) ---------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One private PostgreSQL server for the session (skipped where it is not installed)."""
+    from xiaoer.services import ServiceError, pg_bin, running_postgres
+
+    try:
+        pg_bin("initdb")
+    except ServiceError as exc:
+        pytest.skip(f"PostgreSQL tests need the server binaries: {exc}")
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as pg:
+        yield pg
+
+
+_pg_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def project_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """An empty project database at the newest schema, once on SQLite (a file in the test's
+    tmp folder) and once on PostgreSQL (a fresh database on the session's server).
+
+    ``XIAOER_DATABASE_URL`` points at it, so the stores' ``get_*()`` use it too."""
+    from sqlalchemy import create_engine, text
+
+    from xiaoer.core import db as core_db
+
+    if request.param == "sqlite":
+        url = core_db.sqlite_url(tmp_path / "xiaoer.db")
+        monkeypatch.setenv("XIAOER_DATABASE_URL", url)
+        database = core_db.get_database(url)
+        yield database
+        database.dispose()
+        core_db._databases.pop(url, None)
+        return
+    pg = request.getfixturevalue("postgres_server")
+    name = f"test_{os.getpid()}_{next(_pg_databases)}"
+    admin = create_engine(pg.url, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = pg.url.rsplit("/", 1)[0] + "/" + name
+    monkeypatch.setenv("XIAOER_DATABASE_URL", url)
+    database = core_db.create_database(url)
+    try:
+        from xiaoer.core import migrate
+
+        migrate.upgrade(database)
+    except ImportError:
+        pass
+    database.dispose()
+    database = core_db.get_database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+        core_db._databases.pop(url, None)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
