@@ -101,8 +101,13 @@ def assign_lead(
     agent = pick_agent(store, lead, agents, rules or AssignmentRules.from_settings())
     if agent is None:
         return lead
-    log.info("lead %s assigned to agent %s", lead.id, agent.id)
-    return store.set_assignee(lead.id, agent.id, author="system")
+    # one conditional UPDATE: a lead taken meanwhile (another worker, the console) stays theirs
+    assigned = store.assign_if_unassigned(lead.id, agent.id, author="system")
+    if assigned is None:
+        return lead
+    if assigned.assignee_id == agent.id:
+        log.info("lead %s assigned to agent %s", lead.id, agent.id)
+    return assigned
 
 
 def assign_pending(
