@@ -118,7 +118,7 @@ async def test_missing_shop_database_is_a_polite_answer(data_dir):
     from xiaoer.shop.factory import get_backend
 
     get_backend()  # seeds
-    (data_dir / "shop.db").unlink()
+    (data_dir / "xiaoer.db").unlink()  # the shop's tables are in the project database
     msgs, events = await run(
         ActionOrderStatus(), tracker(slots={"order_id": "6938271045123400002"})
     )

@@ -917,7 +917,8 @@ class DoudianShopBackend(ShopBackend):
         from xiaoer.shop.sqlite_backend import SqliteShopBackend
 
         config = DoudianConfig.from_settings(settings.doudian)
-        catalogue = SqliteShopBackend(settings.sqlite_path, policies)  # seeded if missing
+        # the local catalogue: the demo shop's tables (seeded if empty)
+        catalogue = SqliteShopBackend(settings.sqlite_path, policies)
         change_log = OrderChangeLog(settings.data_dir / "xiaoer.db")
         return cls(config, policies, catalogue, change_log, **kwargs)
 
