@@ -16,11 +16,11 @@ from actions.messages import say
 from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus, Recipient
+from xiaoer.text.contacts import recipient_in
 from xiaoer.text.parsing import (
     mask_order_id,
     mask_phone,
     parse_phone,
-    recipient_in,
     valid_address,
     valid_name,
 )

@@ -38,7 +38,8 @@ from xiaoer.shop.access import (
 )
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
-from xiaoer.text.parsing import mask_order_id, parse_order_id, recipient_in
+from xiaoer.text.contacts import recipient_in
+from xiaoer.text.parsing import mask_order_id, parse_order_id
 
 MAX_FAILURES = 2
 ORDER_NOT_FOUND = "order_not_found"  # handoff reason: unknown order ids

@@ -37,12 +37,15 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 PIP=("$VENV/bin/python" -m pip)
 echo "==> installing pinned dependencies into $VENV (first run: about 4 minutes)"
-"${PIP[@]}" install -q "pip==24.3.1"
-"${PIP[@]}" install -q -r requirements/build.txt
-"${PIP[@]}" install -q -r requirements/lock.txt
-# pkuseg is an sdist whose setup.py imports numpy: build it against the venv's numpy.
-# Its default segmentation model ships inside the package (pkuseg/models/default).
-"${PIP[@]}" install -q --no-build-isolation -r requirements/pkuseg.txt
+# requirements/lock.txt pins every package, pip and the build tools included; it is compiled
+# from pyproject.toml's dependencies by `make lock` and is also the constraints file here.
+"${PIP[@]}" install -q -c requirements/lock.txt pip
+# Build tools first (setuptools, wheel, Cython, numpy at the lock's versions): pkuseg is an
+# sdist whose setup.py imports numpy and Cython, so the lock is installed without build
+# isolation and its few sdists build against these. pkuseg's default segmentation model
+# ships inside the package (pkuseg/models/default).
+"${PIP[@]}" install -q -c requirements/lock.txt -r requirements/build.txt
+"${PIP[@]}" install -q --no-build-isolation -r requirements/lock.txt
 "${PIP[@]}" install -q --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import rasa, pkuseg, xiaoer; print('==> rasa', rasa.__version__, 'ready')"
 echo "$want" > "$STAMP"

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, data validation, one training run on the real config,
+# The whole test suite: the lock check, lint, data validation, one training run on the real config,
 # then pytest (unit, conversation tests with `rasa test`, end-to-end with real servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RASA_TELEMETRY_ENABLED=false SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
 BIN=.venv/bin
 
+# first, and offline: the lock must be compiled from the dependencies pyproject.toml declares
+echo "==> requirements/lock.txt against pyproject.toml"
+"$BIN/python" scripts/check_lock.py
+
 # real servers and the browser the tests start (redis-server, postgresql-15, chromium)
 bash scripts/system-deps.sh
 
 echo "==> ruff and mypy"
-"$BIN/ruff" check xiaoer actions tests bench
-"$BIN/ruff" format --check --quiet xiaoer actions tests bench
+"$BIN/ruff" check xiaoer actions tests bench scripts
+"$BIN/ruff" format --check --quiet xiaoer actions tests bench scripts
 "$BIN/mypy"
 
 echo "==> rasa data validate --fail-on-warnings"

@@ -70,21 +70,16 @@ _pg_databases = iter(range(1, 1_000_000))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def project_db(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    """An empty project database at the newest schema, once on SQLite (a file in the test's
-    tmp folder) and once on PostgreSQL (a fresh database on the session's server).
-
-    ``XIAOER_DATABASE_URL`` points at it, so the stores' ``get_*()`` use it too."""
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A new, empty database (never migrated): a SQLite file in the test's tmp folder, or
+    a fresh database on the session's PostgreSQL server (dropped afterwards)."""
     from sqlalchemy import create_engine, text
 
     from xiaoer.core import db as core_db
 
     if request.param == "sqlite":
         url = core_db.sqlite_url(tmp_path / "xiaoer.db")
-        monkeypatch.setenv("XIAOER_DATABASE_URL", url)
-        database = core_db.get_database(url)
+        database = core_db.create_database(url)
         yield database
         database.dispose()
         core_db._databases.pop(url, None)
@@ -95,21 +90,27 @@ def project_db(
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = pg.url.rsplit("/", 1)[0] + "/" + name
-    monkeypatch.setenv("XIAOER_DATABASE_URL", url)
     database = core_db.create_database(url)
-    try:
-        from xiaoer.core import migrate
-
-        migrate.upgrade(database)
-    except ImportError:
-        pass
-    database.dispose()
-    database = core_db.get_database(url)
     try:
         yield database
     finally:
         database.dispose()
-        core_db._databases.pop(url, None)
+        cached = core_db._databases.pop(url, None)
+        if cached is not None:
+            cached.dispose()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture()
+def project_db(empty_db: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The project database at the newest schema, once on SQLite and once on PostgreSQL
+    (parametrised through ``empty_db``). ``XIAOER_DATABASE_URL`` points at it, so the
+    stores' ``get_*()`` use it too."""
+    from xiaoer.core import db as core_db
+    from xiaoer.core import migrate
+
+    migrate.upgrade(empty_db)
+    monkeypatch.setenv("XIAOER_DATABASE_URL", empty_db.url)
+    return core_db.get_database(empty_db.url)

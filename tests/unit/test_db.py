@@ -7,13 +7,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, Table, Text, func, select
+from sqlalchemy import Column, Integer, MetaData, Table, Text, func, select
 
-from xiaoer.core.db import Database, database_for, get_database, metadata, sqlite_url
+from xiaoer.core.db import Database, database_for, get_database, sqlite_url
 
+# a table of the test's own (the project's metadata holds only the stores' tables)
+test_metadata = MetaData()
 things = Table(
     "test_db_things",
-    metadata,
+    test_metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False, unique=True),
     Column("n", Integer, nullable=False, server_default="0"),
@@ -51,6 +53,7 @@ def test_url_from_environment_then_data_dir(
 
 def test_insert_ignore_and_upsert(project_db: Database) -> None:
     db = database_for(project_db)
+    test_metadata.create_all(db.engine)
     assert db.insert_ignore(things, name="a") is True
     assert db.insert_ignore(things, name="a") is False
     with db.begin() as conn:
@@ -64,6 +67,7 @@ def test_insert_ignore_and_upsert(project_db: Database) -> None:
 
 def test_a_failed_transaction_loses_nothing_else(project_db: Database) -> None:
     db = database_for(project_db)
+    test_metadata.create_all(db.engine)
     db.insert_ignore(things, name="kept")
     with pytest.raises(RuntimeError), db.begin() as conn:
         conn.execute(things.insert().values(name="rolled back"))
@@ -76,6 +80,7 @@ def test_concurrent_read_modify_write_is_serialised(project_db: Database) -> Non
     """Every writer reads the count and inserts a row named after it: with one
     transaction per step no two writers see the same count."""
     db = database_for(project_db)
+    test_metadata.create_all(db.engine)
     errors: list[BaseException] = []
 
     def writer(i: int) -> None:

@@ -1,1 +1,1 @@
-"""The small shared core: configuration, the clock, the merchant's settings, persistence (``db``), security."""
+"""The small shared core: configuration, the clock, the merchant's settings, persistence, security."""

@@ -80,17 +80,19 @@ class Database:
 
         On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``), so a
         read-then-write inside it is atomic and never fails on a lock upgrade."""
-        with self.engine.begin() as conn:
-            yield conn
+        with self.engine.connect() as conn:
+            conn.execution_options(xiaoer_write=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for reading (what it writes is rolled back unless committed)."""
         with self.engine.connect() as conn:
-            conn.execution_options(xiaoer_read=True)
             yield conn
 
-    def _insert(self, table: Table) -> Any:
+    def insert(self, table: Table) -> Any:
+        """The dialect's INSERT construct (with ``on_conflict_do_nothing/do_update``)."""
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -99,7 +101,7 @@ class Database:
 
     def insert_ignore(self, table: Table, **values: Any) -> bool:
         """INSERT .. ON CONFLICT DO NOTHING in its own transaction: whether it inserted."""
-        stmt = self._insert(table).values(**values).on_conflict_do_nothing()
+        stmt = self.insert(table).values(**values).on_conflict_do_nothing()
         with self.begin() as conn:
             return bool(conn.execute(stmt).rowcount == 1)
 
@@ -114,7 +116,7 @@ class Database:
         """INSERT .. ON CONFLICT (key) DO UPDATE SET the ``update`` columns (on ``conn``).
 
         With an empty ``update`` an existing row is left as it is."""
-        stmt = self._insert(table).values(**values)
+        stmt = self.insert(table).values(**values)
         if update:
             stmt = stmt.on_conflict_do_update(
                 index_elements=key, set_={name: stmt.excluded[name] for name in update}
@@ -139,7 +141,7 @@ class Database:
                 return
             from sqlalchemy import inspect
 
-            with self.engine.begin() as conn:
+            with self.begin() as conn:
                 existing = set(inspect(conn).get_table_names())
                 new = sorted(missing - existing)
                 if new:
@@ -164,8 +166,8 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    read = conn.get_execution_options().get("xiaoer_read")
-    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+    write = conn.get_execution_options().get("xiaoer_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def create_database(url: str) -> Database:

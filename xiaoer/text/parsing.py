@@ -257,61 +257,6 @@ def parse_body_measures(text: str | None) -> tuple[float | None, float | None]:
     return (height[0] if height else None), (weight[0] if weight else None)
 
 
-# --- a recipient in one message ------------------------------------------------------
-_NAME_LABEL = re.compile(
-    r"(?:收件人|收货人|姓名|名字)(?:是|改成|改为|换成)?[:：\s]*([\u4e00-\u9fff]{2,4})"
-)
-_LABELS = re.compile(
-    r"(?:新的?)?(?:收件人|收货人|姓名|名字|联系电话|电话|手机号码?|手机|收货地址|新地址|地址)"
-    r"(?:是|改成|改为|换成)?[:：]?"
-)
-_LEAD_WORDS = re.compile(r"^(?:帮我|麻烦)?(?:改成|改为|换成|改到|寄到|送到)")
-_CN_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
-_PLACE_CHARS = re.compile(r"[省市区县镇乡村路街道巷弄号楼栋室层苑园庄]")
-_GLUED_NAME = re.compile(r"(?<=[号室楼栋层])([\u4e00-\u9fff]{2,3})$")
-
-
-def recipient_in(text: str | None) -> tuple[str, str, str] | None:
-    """(name, phone, address) when one message holds all three, in any order, with or
-    without 收件人/电话 labels: the phone from the contact extractor, the name 2-4 Chinese
-    characters next to the phone or after 收件人/姓名, the rest the address."""
-    from xiaoer.text.contacts import find_contacts
-
-    if not text:
-        return None
-    text = str(text)
-    phones = [c for c in find_contacts(text) if c.kind == "phone"]
-    if len(phones) != 1:
-        return None
-    phone = phones[0]
-    before, after = text[: phone.start], text[phone.end :]
-    labelled = _NAME_LABEL.search(before + " " + after)
-    name: str | None = labelled.group(1) if labelled else None
-    rest = f"{before} \x00 {after}"
-    if name:
-        rest = rest.replace(labelled.group(0), " ", 1) if labelled else rest
-    parts = [p for p in re.split(r"[\s,，;；。、]+", _LABELS.sub(" ", rest)) if p]
-    if name is None:
-        at = parts.index("\x00") if "\x00" in parts else -1
-        for i in (at - 1, at + 1):  # next to the phone
-            if (
-                0 <= i < len(parts)
-                and _CN_NAME.match(parts[i])
-                and not _PLACE_CHARS.search(parts[i])
-            ):
-                name = parts.pop(i)
-                break
-        else:
-            glued = _GLUED_NAME.search(parts[at - 1]) if at > 0 else None
-            if glued:  # "…文三路88号李四 139…"
-                name = glued.group(1)
-                parts[at - 1] = parts[at - 1][: glued.start()]
-    address = valid_address(_LEAD_WORDS.sub("", "".join(p for p in parts if p != "\x00")))
-    if not name or not address or valid_name(name) is None:
-        return None
-    return name, phone.value, address
-
-
 # --- a bare size as a follow-up ("那43呢", "L码呢") -----------------------------------
 BARE_SIZE = re.compile(
     r"^(?:那|那么|那你|还有|换成|要)?\s*(?:[\u4e00-\u9fff]{1,2}色的?)?\s*"

@@ -16,8 +16,8 @@ CREATE TABLE douyin_deliveries (
   event_key TEXT NOT NULL,
   received_at REAL NOT NULL
 );
-INSERT INTO "douyin_deliveries" VALUES('7001','smid:7001',1.79601600097893357279e+09);
-INSERT INTO "douyin_deliveries" VALUES('7002','smid:7002',1.79601600098196268083e+09);
+INSERT INTO "douyin_deliveries" VALUES('7001','smid:7001',1.79601635523495841025e+09);
+INSERT INTO "douyin_deliveries" VALUES('7002','smid:7002',1.79601635527789378165e+09);
 CREATE TABLE douyin_events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   event_key TEXT NOT NULL UNIQUE,
@@ -31,8 +31,8 @@ CREATE TABLE douyin_events (
   attempts INTEGER NOT NULL DEFAULT 0,
   error TEXT
 );
-INSERT INTO "douyin_events" VALUES(1,'smid:7001','im_receive_msg','ou_buyer_zhang',1779242400,'{"event": "im_receive_msg", "from_user_id": "ou_buyer_zhang", "to_user_id": "ou_shop", "client_key": "awx-test", "content": {"server_message_id": "7001", "text": "在吗，我的订单发货了吗", "conversation_short_id": "cs-1"}, "log_id": "log-1"}',1.79601600097893357279e+09,1.79601600098003125194e+09,1.79601600098104047771e+09,0,NULL);
-INSERT INTO "douyin_events" VALUES(2,'smid:7002','im_receive_msg','ou_buyer_li',1779242405,'{"event": "im_receive_msg", "from_user_id": "ou_buyer_li", "to_user_id": "ou_shop", "client_key": "awx-test", "content": {"server_message_id": "7002", "text": "退货地址是哪里"}, "log_id": "log-2"}',1.79601600098196268083e+09,NULL,NULL,0,NULL);
+INSERT INTO "douyin_events" VALUES(1,'smid:7001','im_receive_msg','ou_buyer_zhang',1779242400,'{"event": "im_receive_msg", "from_user_id": "ou_buyer_zhang", "to_user_id": "ou_shop", "client_key": "awx-test", "content": {"server_message_id": "7001", "text": "在吗，我的订单发货了吗", "conversation_short_id": "cs-1"}, "log_id": "log-1"}',1.79601635523495841025e+09,1.79601635524524354931e+09,1.79601635525499749189e+09,0,NULL);
+INSERT INTO "douyin_events" VALUES(2,'smid:7002','im_receive_msg','ou_buyer_li',1779242405,'{"event": "im_receive_msg", "from_user_id": "ou_buyer_li", "to_user_id": "ou_shop", "client_key": "awx-test", "content": {"server_message_id": "7002", "text": "退货地址是哪里"}, "log_id": "log-2"}',1.79601635527789378165e+09,NULL,NULL,0,NULL);
 CREATE TABLE douyin_outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   sender_id TEXT NOT NULL,
@@ -44,7 +44,7 @@ CREATE TABLE douyin_outbox (
   last_error TEXT,
   sent_at REAL
 );
-INSERT INTO "douyin_outbox" VALUES(1,'ou_buyer_zhang','{"msg_type": 1, "content": {"text": "您的订单已发货"}}','您的订单已发货',1.79601600098410773276e+09,1,1779242460.0,'timeout',NULL);
+INSERT INTO "douyin_outbox" VALUES(1,'ou_buyer_zhang','{"msg_type": 1, "content": {"text": "您的订单已发货"}}','您的订单已发货',1.79601635531103229516e+09,1,1779242460.0,'timeout',NULL);
 CREATE TABLE douyin_sent (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   sender_id TEXT NOT NULL,
@@ -52,7 +52,7 @@ CREATE TABLE douyin_sent (
   text_hash TEXT,
   sent_at REAL NOT NULL
 );
-INSERT INTO "douyin_sent" VALUES(1,'ou_buyer_zhang','8001','78627e093e4dd72f4dc50ae01b2c65226899f057',1.79601600098515629773e+09);
+INSERT INTO "douyin_sent" VALUES(1,'ou_buyer_zhang','8001','78627e093e4dd72f4dc50ae01b2c65226899f057',1.79601635532303357126e+09);
 CREATE TABLE douyin_tokens (
   client_key TEXT PRIMARY KEY,
   access_token TEXT NOT NULL,
@@ -61,7 +61,7 @@ CREATE TABLE douyin_tokens (
   refresh_expires_at REAL,
   updated_at REAL NOT NULL
 );
-INSERT INTO "douyin_tokens" VALUES('awx-test','act.demo-access','rft.demo-refresh',1779328800.0,1781834400.0,1.7960160009861590862e+09);
+INSERT INTO "douyin_tokens" VALUES('awx-test','act.demo-access','rft.demo-refresh',1779328800.0,1781834400.0,1.79601635533203530309e+09);
 CREATE INDEX douyin_events_pending ON douyin_events (processed_at, sender_id);
 CREATE INDEX douyin_outbox_pending ON douyin_outbox (sent_at, sender_id, id);
 CREATE INDEX douyin_sent_by_sender ON douyin_sent (sender_id, sent_at);

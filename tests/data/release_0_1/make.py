@@ -1,9 +1,10 @@
 """Record the databases of release 0.1 (the last release with one sqlite3 schema per module).
 
-Run once with the code of that release (git 042bca3) to (re)create the fixtures:
+Run with the code of that release (git 042bca3) to (re)create the fixtures:
 
-    git worktree add /tmp/release_0_1 042bca3
-    cd /tmp/release_0_1 && PYTHONPATH=$PWD python tests/data/release_0_1/make.py OUT_DIR
+    mkdir /tmp/release_0_1 && git archive 042bca3 | tar -x -C /tmp/release_0_1
+    cp tests/data/release_0_1/make.py /tmp/release_0_1/
+    cd /tmp/release_0_1 && PYTHONPATH=$PWD python make.py $OLDPWD/tests/data/release_0_1
 
 It creates every store's SQLite file of that release (xiaoer.db, douyin.db and the seeded
 demo shop's shop.db) through the stores' own public APIs, puts a few representative rows in
@@ -14,6 +15,7 @@ made by the previous release" and upgrades it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 import tempfile
@@ -45,7 +47,9 @@ def make(data_dir: Path) -> None:  # noqa: PLR0915 (one straight recording scrip
     from xiaoer.shop.access import OrderCheckStore
     from xiaoer.shop.doudian import OrderChangeLog
     from xiaoer.shop.doudian_push import PushLedger, PushMessage
-    from xiaoer.shop.sqlite_backend import seed_demo_shop
+    from xiaoer.shop.models import Recipient
+    from xiaoer.shop.policies import ShopPolicies
+    from xiaoer.shop.sqlite_backend import SqliteShopBackend, seed_demo_shop
 
     db = data_dir / "xiaoer.db"
 
@@ -223,8 +227,14 @@ def make(data_dir: Path) -> None:  # noqa: PLR0915 (one straight recording scrip
         StoredToken("act.demo-access", "rft.demo-refresh", EPOCH + 86400, EPOCH + 30 * 86400),
     )
 
-    # shop.db: the demo shop, seeded
+    # shop.db: the demo shop, seeded, and one address changed by a buyer
     seed_demo_shop(data_dir / "shop.db", now=T0)
+    shop = SqliteShopBackend(data_dir / "shop.db", ShopPolicies.from_settings({}), seed=False)
+    asyncio.run(
+        shop.update_address(
+            "6938271045123400001", Recipient("李四", "13900001111", "浙江省杭州市西湖区文三路90号")
+        )
+    )
 
 
 def dump(path: Path, out: Path) -> None:

@@ -1,0 +1,273 @@
+"""Schema migrations of the project database (Alembic, configured here: no alembic.ini).
+
+Commands (``xiaoer migrate`` wraps the first three)::
+
+    xiaoer migrate                       # upgrade the project database to the newest revision
+    xiaoer migrate --check               # exit 1 when it is not at the newest revision
+    xiaoer migrate --current             # print its revision
+    xiaoer migrate --new "add x to y"    # autogenerate a revision from the stores' tables
+
+``--new`` compares :data:`xiaoer.core.db.metadata` (every store's tables) with a scratch
+SQLite database migrated to the newest revision and writes
+``xiaoer/core/migrations/versions/<NNNN>_<message>.py``; read it before committing it.
+The same as a module: ``python -m xiaoer.core.migrate [upgrade|current|check|revision -m MSG]``.
+
+SQLite databases are upgraded on first use (:func:`ensure_current`, under a file lock);
+PostgreSQL ones must be upgraded with ``xiaoer migrate`` (one process, before the servers
+start: ``xiaoer up`` does it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import importlib
+import logging
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
+
+from xiaoer.core.db import Database, DatabaseError, create_database, get_database, metadata
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE / "migrations"
+PACKAGE = HERE.parent  # xiaoer/
+
+
+def config(db: Database | None = None, connection: Any = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    cfg.set_main_option("truncate_slug_length", "40")
+    cfg.attributes["connection"] = connection
+    cfg.attributes["database"] = db
+    return cfg
+
+
+def script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(config())
+
+
+def head() -> str | None:
+    return script().get_current_head()
+
+
+# --- the stores' tables ------------------------------------------------------------------
+_DECLARES = re.compile(r"^\w+\s*(?::\s*\w+\s*)?=\s*Table\(", re.MULTILINE)
+
+
+def store_modules() -> list[str]:
+    """Every module of the ``xiaoer`` package that declares tables on the metadata."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text(encoding="utf-8")
+        if "xiaoer.core.db import" in source and _DECLARES.search(source):
+            rel = path.relative_to(PACKAGE.parent).with_suffix("")
+            found.append(".".join(rel.parts))
+    return found
+
+
+def load_metadata() -> MetaData:
+    """:data:`metadata` with every store's tables (their modules imported)."""
+    for name in store_modules():
+        importlib.import_module(name)
+    return metadata
+
+
+# --- state -----------------------------------------------------------------------------
+def current(db: Database) -> str | None:
+    """The database's revision (None: never migrated)."""
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check(db: Database) -> bool:
+    """Whether the database is at the newest revision."""
+    return current(db) == head()
+
+
+def upgrade(db: Database, revision: str = "head") -> list[str]:
+    """Upgrade ``db`` to ``revision`` in one transaction; returns the revisions applied."""
+    before = current(db)
+    with db.engine.connect() as conn:
+        if db.dialect == "sqlite":
+            # table rebuilds (batch mode) need foreign keys off; it cannot change in a
+            # transaction, so before it (this connection is not pooled: see db.py)
+            conn.connection.cursor().execute("PRAGMA foreign_keys = OFF")
+        conn.execution_options(xiaoer_write=True)
+        cfg = config(db, conn)
+        with conn.begin():
+            command.upgrade(cfg, revision)
+            if db.dialect == "sqlite":
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise DatabaseError(f"foreign keys broken by the migration: {broken[:5]}")
+    for step in cfg.attributes.get("after_commit", []):
+        step()
+    after = current(db)
+    if before == after:
+        return []
+    scripts = script()
+    applied = [s.revision for s in scripts.iterate_revisions(after, before)]
+    return list(reversed(applied))
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    lock = path.with_name(path.name + ".migrate-lock")
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_current(db: Database) -> None:
+    """SQLite: upgrade to the newest revision (one process at a time). PostgreSQL: refuse
+    a database that is not at the newest revision."""
+    if check(db):
+        return
+    if db.dialect == "sqlite":
+        path = db.sqlite_path
+        if path is None:  # in memory: only this process sees it
+            upgrade(db)
+            return
+        with _file_lock(path):
+            if not check(db):
+                applied = upgrade(db)
+                log.info("migrated %s: %s", path, ", ".join(applied) or "nothing to do")
+        return
+    where = db.engine.url.render_as_string(hide_password=True)
+    raise DatabaseError(
+        f"the project database {where} is at revision {current(db) or 'none'}, this version "
+        f"needs {head()}: run `xiaoer migrate` (once, before starting the servers)"
+    )
+
+
+# --- new revisions ----------------------------------------------------------------------
+def next_revision_id() -> str:
+    numbers = [int(s.revision) for s in script().walk_revisions() if s.revision.isdigit()]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def new_revision(message: str) -> Path | None:
+    """Autogenerate a revision: the stores' tables compared with the newest revision."""
+    load_metadata()
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = create_database(f"sqlite:///{tmp}/scratch.db")
+        try:
+            upgrade(scratch)
+            with scratch.engine.connect() as conn:
+                cfg = config(scratch, conn)
+                cfg.attributes["autogenerate"] = True
+                with conn.begin():
+                    made = command.revision(
+                        cfg, message=message, autogenerate=True, rev_id=next_revision_id()
+                    )
+        finally:
+            scratch.dispose()
+    scripts = made if isinstance(made, list) else [made]
+    return Path(scripts[0].path) if scripts and scripts[0] is not None else None
+
+
+# --- command line ------------------------------------------------------------------------
+def run(args: argparse.Namespace, db: Database | None = None) -> int:
+    """``xiaoer migrate`` (``args``: check, current, new)."""
+    if getattr(args, "new", None):
+        path = new_revision(args.new)
+        print(f"wrote {path}: read it, then commit it")
+        return 0
+    db = db or create_database(_url(args))
+    try:
+        where = db.engine.url.render_as_string(hide_password=True)
+        if getattr(args, "current", False):
+            print(current(db) or "none")
+            return 0
+        if getattr(args, "check", False):
+            ok = check(db)
+            print(
+                f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})"
+            )
+            return 0 if ok else 1
+        started = time.monotonic()
+        applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
+        took = time.monotonic() - started
+        print(
+            f"{where}: {', '.join(applied) + ' applied' if applied else 'up to date'}"
+            f" (at {current(db)}, {took:.2f} s)"
+        )
+        return 0
+    finally:
+        db.dispose()
+
+
+def _locked_upgrade(db: Database) -> list[str]:
+    assert db.sqlite_path is not None
+    with _file_lock(db.sqlite_path):
+        return upgrade(db)
+
+
+def _url(args: argparse.Namespace) -> str:
+    from xiaoer.core.db import default_url
+
+    return getattr(args, "url", None) or default_url()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="database URL (default: the project database)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true", help="exit 1 unless at the newest revision")
+    what.add_argument("--current", action="store_true", help="print the current revision")
+    what.add_argument("--new", metavar="MESSAGE", help="autogenerate a new revision")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xiaoer.core.migrate")
+    parser.add_argument(
+        "action", nargs="?", default="upgrade", choices=["upgrade", "current", "check", "revision"]
+    )
+    parser.add_argument("-m", "--message", help="the new revision's message (revision)")
+    parser.add_argument("--url", help="database URL (default: the project database)")
+    args = parser.parse_args(argv)
+    if args.action == "revision" and not args.message:
+        parser.error("revision needs -m MESSAGE")
+    ns = argparse.Namespace(
+        url=args.url,
+        check=args.action == "check",
+        current=args.action == "current",
+        new=args.message if args.action == "revision" else None,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run(ns)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "check",
+    "current",
+    "ensure_current",
+    "get_database",
+    "head",
+    "load_metadata",
+    "new_revision",
+    "upgrade",
+]
