@@ -56,7 +56,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One private PostgreSQL server for the session (skipped where it is not installed)."""
-    from xiaoer.services import ServiceError, pg_bin, running_postgres
+    from xiaoer.devtools.services import ServiceError, pg_bin, running_postgres
 
     try:
         pg_bin("initdb")

@@ -41,7 +41,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         cleared = get_urge_store().clear()
         print(f"已清除催发货记录：{cleared} 条")
     print(
-        ("已创建演示店铺数据：" if created else "演示店铺数据已存在：") + where(settings.sqlite_path)
+        ("已创建演示店铺数据：" if created else "演示店铺数据已存在：")
+        + where(settings.sqlite_path)
     )
     return 0
 

@@ -54,6 +54,7 @@ crm_outbox = Table(
     Column("delivered_at", Text),
     Column("last_error", Text, nullable=False, server_default=""),
     Index("crm_outbox_due", "delivered_at", "next_attempt_at"),
+    sqlite_autoincrement=True,
 )
 
 # how long past the request's timeout a claimed row stays with its sender

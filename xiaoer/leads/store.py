@@ -66,6 +66,7 @@ leads = Table(
     Column("last_activity_at", Text, nullable=False),
     Column("merged_into", Integer),
     Index("leads_list", "merged_into", "created_at"),
+    sqlite_autoincrement=True,
 )
 lead_contacts = Table(
     "lead_contacts",
@@ -80,6 +81,7 @@ lead_contacts = Table(
     Column("created_at", Text, nullable=False),
     UniqueConstraint("kind", "value"),
     Index("lead_contacts_lead", "lead_id"),
+    sqlite_autoincrement=True,
 )
 lead_senders = Table(
     "lead_senders",
@@ -109,6 +111,7 @@ lead_activity = Table(
         sqlite_where=text("message_id != ''"),
         postgresql_where=text("message_id != ''"),
     ),
+    sqlite_autoincrement=True,
 )
 lead_notes = Table(
     "lead_notes",
@@ -119,6 +122,7 @@ lead_notes = Table(
     Column("status", Text, nullable=False, server_default=""),
     Column("text", Text, nullable=False, server_default=""),
     Column("at", Text, nullable=False),
+    sqlite_autoincrement=True,
 )
 lead_audit = Table(
     "lead_audit",
@@ -128,6 +132,7 @@ lead_audit = Table(
     Column("actor", Text, nullable=False),
     Column("action", Text, nullable=False),
     Column("detail", Text, nullable=False, server_default=""),
+    sqlite_autoincrement=True,
 )
 lead_kv = Table(
     "lead_kv",
@@ -239,7 +244,9 @@ def _parse(at: str) -> datetime:
 
 
 class LeadStore:
-    def __init__(self, db: Database | str | Path | None = None, rules: LeadRules | None = None) -> None:
+    def __init__(
+        self, db: Database | str | Path | None = None, rules: LeadRules | None = None
+    ) -> None:
         self.db = database_for(db)
         self._rules = rules
 
@@ -320,12 +327,15 @@ class LeadStore:
                 "text": text[:2000],
                 "at": when,
             }
-            seen = message_id and conn.execute(
-                select(lead_activity.c.id).where(
-                    lead_activity.c.sender_id == sender_id,
-                    lead_activity.c.message_id == message_id,
-                )
-            ).first()
+            seen = (
+                message_id
+                and conn.execute(
+                    select(lead_activity.c.id).where(
+                        lead_activity.c.sender_id == sender_id,
+                        lead_activity.c.message_id == message_id,
+                    )
+                ).first()
+            )
             if seen or not self._insert_new(conn, lead_activity, activity):
                 # the same message twice: nothing changes
                 return CaptureResult(self._lead_of_sender(conn, sender_id))

@@ -554,7 +554,9 @@ class SqliteShopBackend(ShopBackend):
         return await self._run(q)
 
     # --- changes ------------------------------------------------------------------------
-    def _change(self, conn: Connection, order_id: str, values: dict[str, Any], refusal: str) -> Order:
+    def _change(
+        self, conn: Connection, order_id: str, values: dict[str, Any], refusal: str
+    ) -> Order:
         """One conditional UPDATE: the order changes only while it is unpaid or paid (of two
         servers changing it at once, the second sees the first's result)."""
         changed = conn.execute(
