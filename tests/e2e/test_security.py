@@ -59,7 +59,7 @@ def db(stack: Stack, name: str) -> sqlite3.Connection:
 def shop_digest(stack: Stack) -> str:
     """Every row of the shop (orders, addresses, after-sales cases)."""
     digest = hashlib.sha256()
-    with db(stack, "shop.db") as conn:
+    with db(stack, "xiaoer.db") as conn:
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1")
         for (table,) in tables.fetchall():
             digest.update(
