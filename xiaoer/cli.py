@@ -174,6 +174,8 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"readable by other users: chmod -R go-rwx {settings.data_dir}")  # fmt: skip
     private_dir(settings.data_dir)
     logs = private_dir(settings.data_dir / "logs")
+    if cmd_migrate(argparse.Namespace()) != 0:
+        return 1
     if settings.backend_type == "sqlite":
         cmd_seed(argparse.Namespace(reset=False))
     busy = [p for p in (args.port, args.actions_port, args.console_port) if p and _port_busy(p)]
@@ -231,6 +233,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop(procs)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the project database to the newest schema (xiaoer/core/migrate.py)."""
+    from xiaoer.core import migrate
+
+    return migrate.run(args)
 
 
 def _start_event_follower(endpoints: Path, stop_event: threading.Event) -> None:
@@ -400,6 +409,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--console-port", type=int, default=8000, help="agent console (0: off)")
     p.add_argument("--console-host", default=None, help="default: console.host of xiaoer.yml")
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser("migrate", help="upgrade the project database (--check, --new MESSAGE)")
+    p.add_argument("--url", help="database URL without password (default: the project database)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true", help="exit 1 unless at the newest schema")
+    what.add_argument("--current", action="store_true", help="print the current revision")
+    what.add_argument("--new", metavar="MESSAGE", help="autogenerate a new revision (developers)")
+    what.add_argument(
+        "--from-sqlite", metavar="DIR", help="copy an earlier release's data folder into it"
+    )
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("create-admin", help="create an admin of the agent console")
     p.add_argument("username")
     p.add_argument("--display-name", default="")

@@ -102,3 +102,33 @@ def test_concurrent_read_modify_write_is_serialised(project_db: Database) -> Non
     assert errors == []
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(things)).scalar() == 60
+
+
+def test_url_from_xiaoer_yml_with_the_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xiaoer.core.config import get_settings
+    from xiaoer.core.db import DatabaseError, default_url
+
+    config = tmp_path / "xiaoer.yml"
+    config.write_text(
+        "data_dir: var\ndatabase:\n  url: postgresql://xiaoer:${PW}@db.internal:5432/app\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("XIAOER_CONFIG", str(config))
+    monkeypatch.delenv("XIAOER_DATABASE_URL", raising=False)
+    monkeypatch.delenv("XIAOER_DATA_DIR", raising=False)
+    get_settings.cache_clear()
+    try:
+        monkeypatch.setenv("PW", "p@ss/word")
+        assert default_url() == "postgresql://xiaoer:p%40ss%2Fword@db.internal:5432/app"
+        monkeypatch.delenv("PW")
+        with pytest.raises(DatabaseError, match="PW"):
+            default_url()
+        config.write_text(
+            "data_dir: var\ndatabase:\n  url: sqlite:///state/x.db\n", encoding="utf-8"
+        )
+        get_settings.cache_clear()
+        assert default_url() == sqlite_url(tmp_path / "var" / "state" / "x.db")
+    finally:
+        get_settings.cache_clear()

@@ -316,8 +316,8 @@ def test_from_credentials(monkeypatch):
 
 
 # --- the outbox -------------------------------------------------------------------------
-def test_notification_outbox(tmp_path):
-    outbox = NotificationOutbox(tmp_path / "xiaoer.db")
+def test_notification_outbox(project_db):  # on SQLite and PostgreSQL
+    outbox = NotificationOutbox(project_db)
     first = outbox.add("buyer_demo_001", "order_shipped", SHIPPED, "已发货", "k1")
     assert first is not None and first.id > 0
     assert outbox.add("buyer_demo_001", "order_shipped", SHIPPED, "已发货", "k1") is None
@@ -327,7 +327,7 @@ def test_notification_outbox(tmp_path):
     assert outbox.mark_sent(first.id) is True
     assert outbox.mark_sent(first.id) is False
     assert [n.id for n in outbox.pending()] == [second.id]
-    reopened = NotificationOutbox(tmp_path / "xiaoer.db")  # persistent
+    reopened = NotificationOutbox(project_db.url)  # persistent
     assert reopened.all()[0].sent_at is not None
     with pytest.raises(ValueError):
         outbox.add("", "order_shipped", SHIPPED, "x")

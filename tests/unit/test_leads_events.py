@@ -33,8 +33,9 @@ def user(sender: str, text: str, message_id: str) -> dict:
     }  # fmt: skip
 
 
-def test_restart_neither_loses_nor_repeats_events(tmp_path):
-    events_db, state = tmp_path / "events.db", tmp_path / "xiaoer.db"
+def test_restart_neither_loses_nor_repeats_events(tmp_path, project_db):
+    # the cursor in the project database, on SQLite and PostgreSQL
+    events_db, state = tmp_path / "events.db", project_db.url
     seen: list[str] = []
 
     def follower() -> EventFollower:
@@ -55,7 +56,7 @@ def test_restart_neither_loses_nor_repeats_events(tmp_path):
     assert seen == ["m0", "m1", "m2", "m3"]
 
 
-def test_a_failing_handler_does_not_stop_the_stream(tmp_path):
+def test_a_failing_handler_does_not_stop_the_stream(tmp_path, project_db):
     events_db = tmp_path / "events.db"
     publish(events_db, user("s", "boom", "1"))
     publish(events_db, user("s", "ok", "2"))
@@ -66,7 +67,7 @@ def test_a_failing_handler_does_not_stop_the_stream(tmp_path):
             raise RuntimeError("bad event")
         seen.append(event["text"])
 
-    f = EventFollower(events_db, state_db=tmp_path / "x.db", handlers=[handler], jobs=[])
+    f = EventFollower(events_db, state_db=project_db, handlers=[handler], jobs=[])
     assert f.poll() == 2 and seen == ["ok"]
 
 

@@ -101,7 +101,7 @@ def test_sqlite_migrates_itself_on_first_use(tmp_path: Path) -> None:
 def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "xiaoer.db")
     code = (
-        "from xiaoer.core.db import get_database; from xiaoer.notify import get_outbox;"
+        "from xiaoer.core.db import get_database; from xiaoer.notifications.outbox import get_outbox;"
         "get_database(); print(get_outbox().add('B1', 'order_shipped', 'O1', 'ok').id)"
     )
     env = {"PYTHONPATH": str(ROOT), "XIAOER_DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
@@ -151,13 +151,13 @@ def test_previous_release_upgrades_in_place_and_loses_nothing(release_0_1: Path)
 
     # ... and readable through the stores' public APIs
     from xiaoer.agents.store import get_agent_store
-    from xiaoer.handoff.inbox import get_rest_inbox
-    from xiaoer.handoff.settings import get_settings_store
+    from xiaoer.conversations.inbox import get_rest_inbox
+    from xiaoer.core.settings import get_settings_store
     from xiaoer.handoff.store import get_handoff_store
-    from xiaoer.handoff.urges import get_urge_store
     from xiaoer.leads.crm import get_crm_outbox
     from xiaoer.leads.store import get_lead_store
-    from xiaoer.notify import get_outbox
+    from xiaoer.notifications.outbox import get_outbox
+    from xiaoer.shop.urges import get_urge_store
 
     handoff = get_handoff_store().get(1)
     assert handoff is not None
@@ -179,7 +179,7 @@ def test_previous_release_upgrades_in_place_and_loses_nothing(release_0_1: Path)
     inbox = get_rest_inbox().since("buyer-zhang")
     assert [m["text"] for m in inbox] == ["客服小美为您服务，请稍等。", "已为您催促仓库发货。"]
 
-    from xiaoer.events import EventFollower
+    from xiaoer.worker.events import EventFollower
 
     follower = EventFollower(data / "events.db", handlers=[], jobs=[])
     assert follower.last_id == 42
@@ -192,7 +192,7 @@ def test_previous_release_upgrades_in_place_and_loses_nothing(release_0_1: Path)
     token = douyin.token("awx-test")
     assert token is not None and token.access_token == "act.demo-access"
 
-    from xiaoer.shop.backend import get_backend
+    from xiaoer.shop.factory import get_backend
 
     order = asyncio.run(get_backend().get_order("6938271045123400001"))
     assert order is not None and order.recipient is not None
@@ -218,10 +218,81 @@ def test_previous_release_tables_get_their_later_columns(release_0_1: Path) -> N
         conn.execute("ALTER TABLE urge_requests DROP COLUMN buyer_id")
         conn.execute("DROP INDEX urges_by_order")
         conn.commit()
-    from xiaoer.handoff.urges import get_urge_store
+    from xiaoer.shop.urges import get_urge_store
 
     urges = get_urge_store().for_order("DY20260517002")
     assert [(u.sender_id, u.buyer_id) for u in urges] == [("buyer-li", "")]
     assert get_urge_store().record("buyer-li", "DY20260517002", 51.0, buyer_id="B1002") == 1
     db = get_database()
     assert "urges_by_order" in {i["name"] for i in inspect(db.engine).get_indexes("urge_requests")}
+
+
+def test_migrate_command(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xiaoer import cli
+
+    assert cli.main(["migrate", "--check"]) == 1  # a new data folder: not migrated yet
+    assert cli.main(["migrate"]) == 0
+    assert "0001 applied" in capsys.readouterr().out
+    assert cli.main(["migrate"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert cli.main(["migrate", "--check"]) == 0
+    assert cli.main(["migrate", "--current"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == migrate.head()
+    with pytest.raises(SystemExit, match="no password"):
+        cli.main(["migrate", "--url", "postgresql://xiaoer:secret@127.0.0.1/xiaoer"])
+
+
+def test_previous_release_folder_into_postgresql(
+    empty_db: Database, release_0_1: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment moving to the scale-out profile: `xiaoer migrate --from-sqlite var`
+    copies the previous release's data folder into PostgreSQL."""
+    if empty_db.dialect != "postgresql":
+        pytest.skip("on SQLite the folder's own xiaoer.db is upgraded in place (above)")
+    with closing(sqlite3.connect(release_0_1 / "xiaoer.db")) as conn:
+        expected = conn.execute("SELECT COUNT(*) FROM notifications").fetchone()[0]
+    results = migrate.import_folder(empty_db, release_0_1)
+    assert results["xiaoer.db"][0] > 0
+    assert migrate.current(empty_db) == migrate.head()
+    monkeypatch.setenv("XIAOER_DATABASE_URL", empty_db.url)
+    from xiaoer.conversations.inbox import get_rest_inbox
+    from xiaoer.notifications.outbox import get_outbox
+    from xiaoer.shop.urges import get_urge_store
+
+    outbox = get_outbox()
+    assert len(outbox.all()) == expected
+    assert [n.text for n in outbox.pending()] == ["您的退款已到账 ¥129.00"]
+    # new rows get new ids after the copied ones
+    copied_ids = [n.id for n in outbox.all()]
+    added = outbox.add("B9", "order_shipped", "O9", "已发货")
+    assert added is not None and added.id > max(copied_ids)
+    assert [u.buyer_id for u in get_urge_store().for_order("DY20260518001")] == ["B1001"]
+    inbox = get_rest_inbox()
+    assert [m["text"] for m in inbox.since("buyer-zhang")][0] == "客服小美为您服务，请稍等。"
+    # importing again adds nothing
+    again = migrate.import_folder(empty_db, release_0_1)
+    assert [copied for copied, _ in again.values()] == [0] * len(again)
+    assert len(outbox.all()) == expected + 1
+
+
+def test_a_new_revision_is_generated_from_a_changed_store(tmp_path: Path) -> None:
+    """`xiaoer migrate --new MESSAGE`: a table a store declares becomes a revision."""
+    from sqlalchemy import Column, Integer, Table, Text
+
+    from xiaoer.core.db import metadata
+
+    table = Table(
+        "test_new_things",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", Text, nullable=False),
+    )
+    try:
+        path = migrate.new_revision("new things", versions=tmp_path)
+    finally:
+        metadata.remove(table)
+    assert path is not None and path.parent == tmp_path
+    text = path.read_text(encoding="utf-8")
+    assert path.name == f"{int(migrate.head() or 0) + 1:04d}_new_things.py"
+    assert f'down_revision = "{migrate.head()}"' in text
+    assert '"test_new_things"' in text and "op.create_table" in text

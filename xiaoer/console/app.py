@@ -92,10 +92,7 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
         or settings.get("rasa_url", "http://localhost:5005")
     )
     app.ctx.desk = HandoffDesk(str(rasa_url), token if token is not None else rasa_token())
-    app.ctx.sessions = SessionStore(
-        get_settings().data_dir / "xiaoer.db",
-        float(settings.get("session_hours", 12)) * 3600,
-    )
+    app.ctx.sessions = SessionStore(None, float(settings.get("session_hours", 12)) * 3600)
     app.ctx.limiter = LoginLimiter(
         free=int(settings.get("login_free_attempts", 3)),
         first_delay=float(settings.get("login_first_delay_seconds", 2)),

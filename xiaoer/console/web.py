@@ -23,11 +23,9 @@ import functools
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +36,12 @@ from markupsafe import Markup
 from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy import Column, Float, Integer, Table, Text, delete, select
 
 from xiaoer.agents import Agent, get_agent_store
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "xiaoer_console"
@@ -56,15 +56,15 @@ NAV_ITEMS: list[tuple[str, str, str | None]] = [
     ("/admin/settings", "设置", "admin"),
 ]
 
-SESSIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_sessions (
-  token_hash TEXT PRIMARY KEY,
-  agent_id INTEGER NOT NULL,
-  csrf TEXT NOT NULL,
-  created_at REAL NOT NULL,
-  expires_at REAL NOT NULL
-);
-"""
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("agent_id", Integer, nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
 
 
 def console_settings() -> dict[str, Any]:
@@ -149,43 +149,49 @@ def _hash(token: str) -> str:
 
 
 class SessionStore:
-    def __init__(self, path: Path, lifetime_seconds: float) -> None:
-        self.path = Path(path)
+    def __init__(self, db: Database | str | Path | None, lifetime_seconds: float) -> None:
+        self.db = database_for(db)
         self.lifetime = lifetime_seconds
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SESSIONS_SCHEMA)
 
     def create(self, agent_id: int) -> str:
         token = secrets.token_urlsafe(32)
         now = time.time()
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now,))
+        with self.db.begin() as conn:
+            conn.execute(delete(console_sessions).where(console_sessions.c.expires_at < now))
             conn.execute(
-                "INSERT INTO console_sessions VALUES (?,?,?,?,?)",
-                (_hash(token), agent_id, secrets.token_urlsafe(24), now, now + self.lifetime),
+                console_sessions.insert().values(
+                    token_hash=_hash(token),
+                    agent_id=agent_id,
+                    csrf=secrets.token_urlsafe(24),
+                    created_at=now,
+                    expires_at=now + self.lifetime,
+                )
             )
         return token
 
     def get(self, token: str) -> Session | None:
         if not token:
             return None
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+        t = console_sessions.c
+        with self.db.connect() as conn:
             row = conn.execute(
-                "SELECT token_hash, agent_id, csrf, expires_at FROM console_sessions"
-                " WHERE token_hash = ?",
-                (_hash(token),),
-            ).fetchone()
+                select(t.token_hash, t.agent_id, t.csrf, t.expires_at).where(
+                    t.token_hash == _hash(token)
+                )
+            ).first()
         if row is None or row[3] < time.time():
             return None
         return Session(*row)
 
     def delete(self, token: str) -> None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE token_hash = ?", (_hash(token),))
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(console_sessions).where(console_sessions.c.token_hash == _hash(token))
+            )
 
     def delete_for_agent(self, agent_id: int) -> None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute("DELETE FROM console_sessions WHERE agent_id = ?", (agent_id,))
+        with self.db.begin() as conn:
+            conn.execute(delete(console_sessions).where(console_sessions.c.agent_id == agent_id))
 
 
 class LoginLimiter:

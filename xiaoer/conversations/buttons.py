@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 import unicodedata
-from contextlib import closing
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xiaoer.core.config import get_settings
+from sqlalchemy import Column, Float, Table, Text, delete, select
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS offered_buttons (
-  sender_id TEXT PRIMARY KEY,
-  buttons_json TEXT NOT NULL,
-  offered_at REAL NOT NULL
-);
-"""
+from xiaoer.core.db import Database, database_for, metadata
+
+offered_buttons = Table(
+    "offered_buttons",
+    metadata,
+    Column("sender_id", Text, primary_key=True),
+    Column("buttons_json", Text, nullable=False),
+    Column("offered_at", Float, nullable=False),
+)
 # buttons older than this are not "the last message's" any more
 MAX_AGE_SECONDS = 2 * 3600
 _IGNORED = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -38,11 +37,8 @@ def normalise(text: str) -> str:
 
 
 class ButtonMemory:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(path)) as conn, conn:
-            conn.executescript(SCHEMA)
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     def remember(self, sender_id: str, messages: list[dict[str, Any]]) -> None:
         """Keep the buttons of the last message of this reply (none: forget)."""
@@ -53,15 +49,22 @@ class ButtonMemory:
             for b in messages[-1].get("buttons") or []
             if b.get("title") and b.get("payload")
         ]
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
+        with self.db.begin() as conn:
             if not buttons:
-                conn.execute("DELETE FROM offered_buttons WHERE sender_id = ?", (sender_id,))
+                conn.execute(
+                    delete(offered_buttons).where(offered_buttons.c.sender_id == sender_id)
+                )
                 return
-            conn.execute(
-                "INSERT INTO offered_buttons (sender_id, buttons_json, offered_at) VALUES (?,?,?)"
-                " ON CONFLICT(sender_id) DO UPDATE SET buttons_json = excluded.buttons_json,"
-                " offered_at = excluded.offered_at",
-                (sender_id, json.dumps(buttons, ensure_ascii=False), time.time()),
+            self.db.upsert(
+                conn,
+                offered_buttons,
+                {
+                    "sender_id": sender_id,
+                    "buttons_json": json.dumps(buttons, ensure_ascii=False),
+                    "offered_at": time.time(),
+                },
+                key=["sender_id"],
+                update=["buttons_json", "offered_at"],
             )
 
     def resolve(self, sender_id: str, text: str) -> str:
@@ -69,11 +72,12 @@ class ButtonMemory:
         typed = normalise(text)
         if not typed or text.startswith("/"):
             return text
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
+        with self.db.connect() as conn:
             row = conn.execute(
-                "SELECT buttons_json, offered_at FROM offered_buttons WHERE sender_id = ?",
-                (sender_id,),
-            ).fetchone()
+                select(offered_buttons.c.buttons_json, offered_buttons.c.offered_at).where(
+                    offered_buttons.c.sender_id == sender_id
+                )
+            ).first()
         if row is None or time.time() - float(row[1]) > MAX_AGE_SECONDS:
             return text
         for button in json.loads(row[0]):
@@ -83,9 +87,4 @@ class ButtonMemory:
 
 
 def get_button_memory() -> ButtonMemory:
-    return _memory_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _memory_at(path: Path) -> ButtonMemory:
-    return ButtonMemory(path)
+    return ButtonMemory()

@@ -16,58 +16,58 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
-from contextlib import closing
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from xiaoer.core.clock import now_beijing
-from xiaoer.core.config import get_settings
+from sqlalchemy import Column, Index, Integer, Table, Text, func, select
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rest_inbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  recipient_id TEXT NOT NULL,
-  message_json TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rest_inbox_by_recipient ON rest_inbox (recipient_id, id);
-CREATE TABLE IF NOT EXISTS rest_inbox_tokens (
-  recipient_id TEXT PRIMARY KEY,
-  token_sha256 TEXT NOT NULL,
-  created_at TEXT NOT NULL
-);
-"""
+from xiaoer.core.clock import now_beijing
+from xiaoer.core.db import Database, database_for, metadata
+
+rest_inbox = Table(
+    "rest_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient_id", Text, nullable=False),
+    Column("message_json", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Index("rest_inbox_by_recipient", "recipient_id", "id"),
+    sqlite_autoincrement=True,
+)
+rest_inbox_tokens = Table(
+    "rest_inbox_tokens",
+    metadata,
+    Column("recipient_id", Text, primary_key=True),
+    Column("token_sha256", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
 
 
 class RestInbox:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SCHEMA)
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     def add(self, recipient_id: str, message: dict[str, Any]) -> int:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            cur = conn.execute(
-                "INSERT INTO rest_inbox (recipient_id, message_json, created_at) VALUES (?,?,?)",
-                (
-                    recipient_id,
-                    json.dumps(message, ensure_ascii=False, default=str),
-                    now_beijing().isoformat(timespec="seconds"),
-                ),
+        with self.db.begin() as conn:
+            done = conn.execute(
+                rest_inbox.insert().values(
+                    recipient_id=recipient_id,
+                    message_json=json.dumps(message, ensure_ascii=False, default=str),
+                    created_at=now_beijing().isoformat(timespec="seconds"),
+                )
             )
-            return int(cur.lastrowid or 0)
+            return int(done.inserted_primary_key[0])
 
     def since(self, recipient_id: str, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Messages for ``recipient_id`` with an id above ``after``, oldest first."""
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            rows = conn.execute(
-                "SELECT id, message_json, created_at FROM rest_inbox"
-                " WHERE recipient_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (recipient_id, after, limit),
-            ).fetchall()
+        query = (
+            select(rest_inbox.c.id, rest_inbox.c.message_json, rest_inbox.c.created_at)
+            .where(rest_inbox.c.recipient_id == recipient_id, rest_inbox.c.id > after)
+            .order_by(rest_inbox.c.id)
+            .limit(limit)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
         return [{"id": i, "created_at": c, **json.loads(m)} for i, m, c in rows]
 
     # --- per-conversation read tokens ---------------------------------------------------
@@ -76,36 +76,32 @@ class RestInbox:
         (only the first reply of a conversation carries it)."""
         token = secrets.token_urlsafe(24)
         digest = hashlib.sha256(token.encode()).hexdigest()
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO rest_inbox_tokens (recipient_id, token_sha256, created_at)"
-                " VALUES (?,?,?)",
-                (recipient_id, digest, now_beijing().isoformat(timespec="seconds")),
-            )
-            return token if cur.rowcount == 1 else None
+        issued = self.db.insert_ignore(
+            rest_inbox_tokens,
+            recipient_id=recipient_id,
+            token_sha256=digest,
+            created_at=now_beijing().isoformat(timespec="seconds"),
+        )
+        return token if issued else None
 
     def token_valid(self, recipient_id: str, token: str | None) -> bool:
         if not token:
             return False
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            row = conn.execute(
-                "SELECT token_sha256 FROM rest_inbox_tokens WHERE recipient_id = ?",
-                (recipient_id,),
-            ).fetchone()
-        if row is None:
+        with self.db.connect() as conn:
+            stored = conn.execute(
+                select(rest_inbox_tokens.c.token_sha256).where(
+                    rest_inbox_tokens.c.recipient_id == recipient_id
+                )
+            ).scalar()
+        if stored is None:
             return False
         given = hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
-        return hmac.compare_digest(given, str(row[0]))
+        return hmac.compare_digest(given, str(stored))
 
     def count(self) -> int:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM rest_inbox").fetchone()[0])
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(rest_inbox)).scalar() or 0)
 
 
 def get_rest_inbox() -> RestInbox:
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> RestInbox:
-    return RestInbox(path)
+    return RestInbox()

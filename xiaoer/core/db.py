@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -79,7 +81,9 @@ class Database:
         """One transaction, committed at the end of the block (rolled back on error).
 
         On SQLite it takes the write lock at once (``BEGIN IMMEDIATE``), so a
-        read-then-write inside it is atomic and never fails on a lock upgrade."""
+        read-then-write inside it is atomic and never fails on a lock upgrade. PostgreSQL
+        runs it READ COMMITTED: make such a step a conditional UPDATE (``WHERE state = ..``,
+        check ``rowcount``) or lock the row (``select(...).with_for_update()``)."""
         with self.engine.connect() as conn:
             conn.execution_options(xiaoer_write=True)
             with conn.begin():
@@ -204,13 +208,9 @@ def create_database(url: str) -> Database:
 
 
 def _settings() -> Any:
-    import importlib
+    from xiaoer.core.config import get_settings
 
-    try:
-        config = importlib.import_module("xiaoer.core.config")
-    except ImportError:  # before the layout change
-        config = importlib.import_module("xiaoer.config")
-    return config.get_settings()
+    return get_settings()
 
 
 def default_url() -> str:
@@ -220,7 +220,7 @@ def default_url() -> str:
     if env:
         return env
     settings = _settings()
-    configured = str(settings.section("database").get("url") or "")
+    configured = _expand(str(settings.section("database").get("url") or ""))
     if configured:
         parsed = make_url(configured)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -229,6 +229,19 @@ def default_url() -> str:
                 return sqlite_url(settings.data_dir / path)
         return configured
     return sqlite_url(settings.data_dir / "xiaoer.db")
+
+
+def _expand(url: str) -> str:
+    """``${VAR}`` in xiaoer.yml's URL from the environment (URL-quoted), so the file holds
+    no password: ``postgresql://xiaoer:${XIAOER_PG_PASSWORD}@db.internal/xiaoer``."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise DatabaseError(f"database.url in xiaoer.yml needs the environment variable {name}")
+        return quote(os.environ[name], safe="")
+
+    return re.sub(r"\$\{(\w+)\}", value, url)
 
 
 def sqlite_url(path: Path | str) -> str:

@@ -24,6 +24,7 @@ import fcntl
 import importlib
 import logging
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
+from sqlalchemy.exc import SQLAlchemyError
 
 from xiaoer.core.db import Database, DatabaseError, create_database, get_database, metadata
 
@@ -160,14 +162,44 @@ def ensure_current(db: Database) -> None:
     )
 
 
+# --- an earlier release's data folder into another database ------------------------------
+def import_folder(db: Database, folder: Path) -> dict[str, tuple[int, list[str]]]:
+    """Copy the rows of an earlier release's data folder (its ``xiaoer.db``, ``douyin.db``
+    and ``shop.db``) into ``db`` (upgraded first), e.g. PostgreSQL when a deployment moves
+    to the scale-out profile. Rows already there are kept. A file whose tables all came
+    along is renamed ``*.migrated``; the others stay (a table no store declares).
+
+    Returns {file name: (rows copied, tables not copied)}."""
+    from xiaoer.core.migrations.baseline import EARLIER_FILES, copy_rows, set_aside
+
+    if not check(db):
+        upgrade(db)
+    md = load_metadata()
+    results: dict[str, tuple[int, list[str]]] = {}
+    done = []
+    with db.begin() as conn:
+        for name in ("xiaoer.db", *EARLIER_FILES):
+            path = Path(folder) / name
+            if not path.is_file() or (db.sqlite_path and path.resolve() == db.sqlite_path):
+                continue
+            copied, left = copy_rows(conn, md, path, partial=True)
+            results[name] = (copied, left)
+            if not left:
+                done.append(path)
+    for path in done:
+        set_aside(path)
+    return results
+
+
 # --- new revisions ----------------------------------------------------------------------
 def next_revision_id() -> str:
     numbers = [int(s.revision) for s in script().walk_revisions() if s.revision.isdigit()]
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def new_revision(message: str) -> Path | None:
-    """Autogenerate a revision: the stores' tables compared with the newest revision."""
+def new_revision(message: str, versions: Path | None = None) -> Path | None:
+    """Autogenerate a revision: the stores' tables compared with the newest revision.
+    Written to ``migrations/versions`` (``versions``: another folder, for tests)."""
     load_metadata()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = create_database(f"sqlite:///{tmp}/scratch.db")
@@ -176,14 +208,28 @@ def new_revision(message: str) -> Path | None:
             with scratch.engine.connect() as conn:
                 cfg = config(scratch, conn)
                 cfg.attributes["autogenerate"] = True
+                if versions is not None:
+                    cfg.set_main_option(
+                        "version_locations", f"{MIGRATIONS / 'versions'} {versions}"
+                    )
                 with conn.begin():
                     made = command.revision(
-                        cfg, message=message, autogenerate=True, rev_id=next_revision_id()
+                        cfg,
+                        message=message,
+                        autogenerate=True,
+                        rev_id=next_revision_id(),
+                        version_path=str(versions) if versions else None,
                     )
         finally:
             scratch.dispose()
     scripts = made if isinstance(made, list) else [made]
-    return Path(scripts[0].path) if scripts and scripts[0] is not None else None
+    if not scripts or scripts[0] is None:
+        return None
+    path = Path(scripts[0].path)
+    ruff = Path(sys.executable).with_name("ruff")
+    if ruff.exists():  # the project's style
+        subprocess.run([str(ruff), "format", "--quiet", str(path)], check=False)
+    return path
 
 
 # --- command line ------------------------------------------------------------------------
@@ -191,30 +237,42 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
     """``xiaoer migrate`` (``args``: check, current, new)."""
     if getattr(args, "new", None):
         path = new_revision(args.new)
-        print(f"wrote {path}: read it, then commit it")
+        if path is None:
+            print("the stores' tables match the newest revision: nothing to write")
+        else:
+            print(f"wrote {path}: read it (renames look like drop + add), then commit it")
         return 0
     db = db or create_database(_url(args))
     try:
+        return _run(args, db)
+    except (SQLAlchemyError, DatabaseError) as exc:
         where = db.engine.url.render_as_string(hide_password=True)
-        if getattr(args, "current", False):
-            print(current(db) or "none")
-            return 0
-        if getattr(args, "check", False):
-            ok = check(db)
-            print(
-                f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})"
-            )
-            return 0 if ok else 1
-        started = time.monotonic()
-        applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
-        took = time.monotonic() - started
-        print(
-            f"{where}: {', '.join(applied) + ' applied' if applied else 'up to date'}"
-            f" (at {current(db)}, {took:.2f} s)"
-        )
-        return 0
+        print(f"error: {where}: {exc}")
+        return 1
     finally:
         db.dispose()
+
+
+def _run(args: argparse.Namespace, db: Database) -> int:
+    where = db.engine.url.render_as_string(hide_password=True)
+    if getattr(args, "current", False):
+        print(current(db) or "none")
+        return 0
+    if getattr(args, "from_sqlite", None):
+        for name, (copied, left) in import_folder(db, Path(args.from_sqlite)).items():
+            kept = f"; not copied, kept in the file: {', '.join(left)}" if left else ""
+            print(f"{name}: {copied} rows copied into {where}{kept}")
+        return 0
+    if getattr(args, "check", False):
+        ok = check(db)
+        print(f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})")
+        return 0 if ok else 1
+    started = time.monotonic()
+    applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
+    took = time.monotonic() - started
+    done = f"{', '.join(applied)} applied" if applied else "up to date"
+    print(f"{where}: {done} (at {current(db)}, {took:.2f} s)")
+    return 0
 
 
 def _locked_upgrade(db: Database) -> list[str]:
@@ -224,17 +282,17 @@ def _locked_upgrade(db: Database) -> list[str]:
 
 
 def _url(args: argparse.Namespace) -> str:
+    from sqlalchemy.engine import make_url
+
     from xiaoer.core.db import default_url
 
-    return getattr(args, "url", None) or default_url()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="database URL (default: the project database)")
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--check", action="store_true", help="exit 1 unless at the newest revision")
-    what.add_argument("--current", action="store_true", help="print the current revision")
-    what.add_argument("--new", metavar="MESSAGE", help="autogenerate a new revision")
+    given = getattr(args, "url", None)
+    if given and make_url(given).password:
+        # a command line is visible to every user of the machine
+        raise SystemExit(
+            "error: no password in --url: set PGPASSWORD (or ~/.pgpass), or XIAOER_DATABASE_URL"
+        )
+    return given or default_url()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         new=args.message if args.action == "revision" else None,
     )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return run(ns)
 
 

@@ -8,28 +8,29 @@ one notification per event even when the platform reports the event twice.
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Index, Integer, Table, Text, select, update
 
 from xiaoer.core.clock import now_beijing
-from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  buyer_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  order_id TEXT,
-  text TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  sent_at TEXT,
-  dedupe_key TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (sent_at, id);
-"""
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("buyer_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("order_id", Text),
+    Column("text", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("sent_at", Text),
+    Column("dedupe_key", Text, unique=True),
+    Index("notifications_pending", "sent_at", "id"),
+    sqlite_autoincrement=True,
+)
 
 KINDS = ("order_shipped", "after_sale_approved", "refund_success")
 
@@ -46,27 +47,19 @@ class Notification:
 
 
 class NotificationOutbox:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5)
-        conn.row_factory = sqlite3.Row
-        return conn
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> Notification:
+    def _row(row: Any) -> Notification:
         return Notification(
-            id=row["id"],
-            buyer_id=row["buyer_id"],
-            kind=row["kind"],
-            order_id=row["order_id"],
-            text=row["text"],
-            created_at=row["created_at"],
-            sent_at=row["sent_at"],
+            id=row.id,
+            buyer_id=row.buyer_id,
+            kind=row.kind,
+            order_id=row.order_id,
+            text=row.text,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
         )
 
     def add(
@@ -81,48 +74,49 @@ class NotificationOutbox:
         if not buyer_id or not text:
             raise ValueError("a notification needs a buyer and a text")
         created = now_beijing().isoformat(timespec="seconds")
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO notifications "
-                "(buyer_id, kind, order_id, text, created_at, dedupe_key) VALUES (?,?,?,?,?,?)",
-                (buyer_id, kind, order_id, text, created, dedupe_key),
+        values = {
+            "buyer_id": buyer_id,
+            "kind": kind,
+            "order_id": order_id,
+            "text": text,
+            "created_at": created,
+            "dedupe_key": dedupe_key,
+        }
+        with self.db.begin() as conn:
+            done = conn.execute(
+                self.db.insert(notifications).values(**values).on_conflict_do_nothing()
             )
-            if cur.rowcount == 0:
+            if done.rowcount != 1:
                 return None
-            return Notification(cur.lastrowid or 0, buyer_id, kind, order_id, text, created)
+            new_id = done.inserted_primary_key[0]
+        return Notification(int(new_id), buyer_id, kind, order_id, text, created)
 
     def pending(self, limit: int = 100, buyer_id: str | None = None) -> list[Notification]:
         """Unsent notifications, oldest first."""
-        query = "SELECT * FROM notifications WHERE sent_at IS NULL"
-        args: tuple[object, ...] = ()
+        query = select(notifications).where(notifications.c.sent_at.is_(None))
         if buyer_id is not None:
-            query += " AND buyer_id = ?"
-            args = (buyer_id,)
-        with closing(self._connect()) as conn:
-            rows = conn.execute(query + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+            query = query.where(notifications.c.buyer_id == buyer_id)
+        with self.db.connect() as conn:
+            rows = conn.execute(query.order_by(notifications.c.id).limit(limit)).all()
         return [self._row(r) for r in rows]
 
     def mark_sent(self, notification_id: int) -> bool:
         """Mark one notification sent; False when it was unknown or already sent."""
         sent = now_beijing().isoformat(timespec="seconds")
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                "UPDATE notifications SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
-                (sent, notification_id),
+        with self.db.begin() as conn:
+            done = conn.execute(
+                update(notifications)
+                .where(notifications.c.id == notification_id, notifications.c.sent_at.is_(None))
+                .values(sent_at=sent)
             )
-            return cur.rowcount == 1
+            return done.rowcount == 1
 
     def all(self) -> list[Notification]:
-        with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT * FROM notifications ORDER BY id").fetchall()
+        with self.db.connect() as conn:
+            rows = conn.execute(select(notifications).order_by(notifications.c.id)).all()
         return [self._row(r) for r in rows]
 
 
 def get_outbox() -> NotificationOutbox:
-    """The store of the configured data folder (its schema is created once per process)."""
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> NotificationOutbox:
-    return NotificationOutbox(path)
+    """The outbox of the project database."""
+    return NotificationOutbox()

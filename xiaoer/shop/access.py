@@ -28,31 +28,33 @@ The same table records order-id lookups for the rate limit.
 from __future__ import annotations
 
 import hmac
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Column, Float, Index, Integer, Table, Text, delete, func, select
+from sqlalchemy.engine import Connection
+
 from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
 VERIFY_PHONE_TAIL = "phone_tail"
 VERIFY_OFF = "off"
 DEFAULT_CHANNEL = "default"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS order_checks (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender_id TEXT NOT NULL,
-  order_id TEXT NOT NULL,
-  kind TEXT NOT NULL,              -- lookup | verified | verify_failed
-  at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS order_checks_by_sender ON order_checks (sender_id, kind, at);
-CREATE INDEX IF NOT EXISTS order_checks_by_order ON order_checks (order_id, kind, at);
-"""
+order_checks = Table(
+    "order_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # lookup | verified | verify_failed
+    Column("at", Float, nullable=False),
+    Index("order_checks_by_sender", "sender_id", "kind", "at"),
+    Index("order_checks_by_order", "order_id", "kind", "at"),
+    sqlite_autoincrement=True,
+)
 
 
 @dataclass(frozen=True)
@@ -120,75 +122,81 @@ class OrderCheckStore:
 
     HOUR = 3600.0
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(path)) as conn, conn:
-            conn.executescript(SCHEMA)
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5)
-
-    def _add(self, sender_id: str, order_id: str, kind: str) -> None:
-        with closing(self._connect()) as conn, conn:
-            conn.execute(
-                "INSERT INTO order_checks (sender_id, order_id, kind, at) VALUES (?,?,?,?)",
-                (sender_id, order_id, kind, time.time()),
-            )
-            # rows older than a day are never consulted again
-            conn.execute("DELETE FROM order_checks WHERE at < ?", (time.time() - 24 * self.HOUR,))
+    @staticmethod
+    def _add(conn: Connection, sender_id: str, order_id: str, kind: str) -> None:
+        now = time.time()
+        conn.execute(
+            order_checks.insert().values(sender_id=sender_id, order_id=order_id, kind=kind, at=now)
+        )
+        # rows older than a day are never consulted again
+        conn.execute(
+            delete(order_checks).where(order_checks.c.at < now - 24 * OrderCheckStore.HOUR)
+        )
 
     # --- lookups (rate limit) ---------------------------------------------------------
     def lookup_allowed(self, sender_id: str, order_id: str, per_hour: int) -> bool:
         """Record a lookup of ``order_id``; False when it would be one distinct id too many."""
         if per_hour <= 0:
             return True
-        with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT order_id FROM order_checks "
-                "WHERE sender_id = ? AND kind = 'lookup' AND at > ?",
-                (sender_id, time.time() - self.HOUR),
-            ).fetchall()
-        seen = {r[0] for r in rows}
-        if order_id not in seen and len(seen) >= per_hour:
-            return False
-        self._add(sender_id, order_id, "lookup")
-        return True
+        t = order_checks.c
+        with self.db.begin() as conn:
+            seen = set(
+                conn.execute(
+                    select(t.order_id)
+                    .distinct()
+                    .where(
+                        t.sender_id == sender_id, t.kind == "lookup", t.at > time.time() - self.HOUR
+                    )
+                ).scalars()
+            )
+            if order_id not in seen and len(seen) >= per_hour:
+                return False
+            self._add(conn, sender_id, order_id, "lookup")
+            return True
 
     # --- verification -------------------------------------------------------------------
     def record_verified(self, sender_id: str, order_id: str) -> None:
-        self._add(sender_id, order_id, "verified")
+        with self.db.begin() as conn:
+            self._add(conn, sender_id, order_id, "verified")
 
     def record_failure(self, sender_id: str, order_id: str) -> None:
-        self._add(sender_id, order_id, "verify_failed")
+        with self.db.begin() as conn:
+            self._add(conn, sender_id, order_id, "verify_failed")
 
     def is_verified(self, sender_id: str, order_id: str, minutes: float) -> bool:
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT 1 FROM order_checks WHERE sender_id = ? AND order_id = ? "
-                "AND kind = 'verified' AND at > ? LIMIT 1",
-                (sender_id, order_id, time.time() - minutes * 60),
-            ).fetchone()
-        return row is not None
+        t = order_checks.c
+        query = (
+            select(t.id)
+            .where(
+                t.sender_id == sender_id,
+                t.order_id == order_id,
+                t.kind == "verified",
+                t.at > time.time() - minutes * 60,
+            )
+            .limit(1)
+        )
+        with self.db.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def failures(self, order_id: str, sender_id: str | None = None) -> int:
         """Wrong answers in the last hour for the order (by this conversation, or by all)."""
-        query = "SELECT COUNT(*) FROM order_checks WHERE order_id = ? AND kind = 'verify_failed'"
-        args: list[Any] = [order_id]
+        t = order_checks.c
+        query = (
+            select(func.count())
+            .select_from(order_checks)
+            .where(
+                t.order_id == order_id, t.kind == "verify_failed", t.at > time.time() - self.HOUR
+            )
+        )
         if sender_id is not None:
-            query += " AND sender_id = ?"
-            args.append(sender_id)
-        query += " AND at > ?"
-        args.append(time.time() - self.HOUR)
-        with closing(self._connect()) as conn:
-            return int(conn.execute(query, args).fetchone()[0])
+            query = query.where(t.sender_id == sender_id)
+        with self.db.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
 
 
 def get_order_check_store() -> OrderCheckStore:
-    """The store of the configured data folder (schema created once per process)."""
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> OrderCheckStore:
-    return OrderCheckStore(path)
+    """The order checks of the project database."""
+    return OrderCheckStore()

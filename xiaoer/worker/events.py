@@ -20,27 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from xiaoer.core.config import PROJECT_ROOT, get_settings
+import sqlalchemy as sa
+from sqlalchemy import Column, Float, Integer, Table, Text, select
+from sqlalchemy.pool import NullPool
+
+from xiaoer.core.config import PROJECT_ROOT
+from xiaoer.core.db import Database, database_for, metadata
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
 
-CURSOR_SCHEMA = """
-CREATE TABLE IF NOT EXISTS event_cursor (
-  name TEXT PRIMARY KEY,
-  last_id INTEGER NOT NULL,
-  updated_at REAL NOT NULL
-);
-"""
+event_cursor = Table(
+    "event_cursor",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
 
 
 def broker_db(endpoints: Path | None = None) -> Path | str | None:
@@ -95,7 +98,7 @@ class EventFollower:
         self,
         events_db: Path | str,
         *,
-        state_db: Path | None = None,
+        state_db: Database | str | Path | None = None,
         handlers: list[Handler] | None = None,
         jobs: list[tuple[float, Callable[[], Any]]] | None = None,
         name: str = "main",
@@ -104,61 +107,47 @@ class EventFollower:
         # a SQLite file (embedded default) or a SQLAlchemy URL (e.g. PostgreSQL)
         self.events_db: Path | str = events_db if isinstance(events_db, str) else Path(events_db)
         self._engine: Any = None
-        self.state_db = Path(state_db or get_settings().data_dir / "xiaoer.db")
+        # where the cursor lives: the project database (a path or URL in tests)
+        self.state = database_for(state_db)
         self.handlers = default_handlers() if handlers is None else handlers
         self.jobs = default_jobs() if jobs is None else jobs
         self._last_run = [0.0] * len(self.jobs)
         self.name = name
         self.batch = batch
-        self.state_db.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.state_db, timeout=10)) as conn, conn:
-            conn.executescript(CURSOR_SCHEMA)
 
     # --- cursor ------------------------------------------------------------------------
     @property
     def last_id(self) -> int:
-        with closing(sqlite3.connect(self.state_db, timeout=10)) as conn:
-            row = conn.execute(
-                "SELECT last_id FROM event_cursor WHERE name = ?", (self.name,)
-            ).fetchone()
-            return int(row[0]) if row else 0
+        with self.state.connect() as conn:
+            last = conn.execute(
+                select(event_cursor.c.last_id).where(event_cursor.c.name == self.name)
+            ).scalar()
+        return int(last or 0)
 
     def _save(self, last_id: int) -> None:
-        with closing(sqlite3.connect(self.state_db, timeout=10)) as conn, conn:
-            conn.execute(
-                "INSERT INTO event_cursor (name, last_id, updated_at) VALUES (?,?,?)"
-                " ON CONFLICT(name) DO UPDATE SET last_id = excluded.last_id,"
-                " updated_at = excluded.updated_at",
-                (self.name, last_id, time.time()),
+        with self.state.begin() as conn:
+            self.state.upsert(
+                conn,
+                event_cursor,
+                {"name": self.name, "last_id": last_id, "updated_at": time.time()},
+                key=["name"],
+                update=["last_id", "updated_at"],
             )
 
     # --- work --------------------------------------------------------------------------
     def _fetch(self, after: int) -> list[tuple[int, str]]:
-        if isinstance(self.events_db, str):
-            return self._fetch_url(self.events_db, after)
-        if not self.events_db.exists():
-            return []
-        with closing(sqlite3.connect(f"file:{self.events_db}?mode=ro", uri=True, timeout=10)) as c:
-            try:
-                top = c.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
-                if top < after:
-                    log.warning("event broker table was reset (max id %s < %s): from 0", top, after)
-                    after = 0
-                    self._save(0)
-                return c.execute(
-                    "SELECT id, data FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, self.batch),
-                ).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []  # Rasa has not created it yet
-                raise
-
-    def _fetch_url(self, url: str, after: int) -> list[tuple[int, str]]:
-        import sqlalchemy as sa
-
         if self._engine is None:
-            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            if isinstance(self.events_db, str):
+                self._engine = sa.create_engine(self.events_db, pool_pre_ping=True)
+            else:
+                if not self.events_db.exists():
+                    return []
+                # Rasa's own file: read-only, opened per poll (Rasa writes it meanwhile)
+                self._engine = sa.create_engine(
+                    f"sqlite:///file:{self.events_db.resolve()}?mode=ro&uri=true",
+                    poolclass=NullPool,
+                    connect_args={"timeout": 10},
+                )
         if not sa.inspect(self._engine).has_table("events"):
             return []  # Rasa has not created it yet
         with self._engine.connect() as c:
@@ -212,8 +201,6 @@ class EventFollower:
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
         where = self.events_db
         if isinstance(where, str):  # a URL: never log its password
-            import sqlalchemy as sa
-
             where = sa.engine.make_url(where).render_as_string(hide_password=True)
         log.info("following %s from id %s", where, self.last_id)
         while not stop.is_set():

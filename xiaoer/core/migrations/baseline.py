@@ -16,6 +16,7 @@ On SQLite it then copies the rows of an earlier release's other files in the sam
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, Table, inspect
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Table, func, inspect
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import conv
@@ -78,7 +81,7 @@ def apply(schema: Callable[[Any], None]) -> None:
         import_earlier_files(bind, md, _after_commit())
 
 
-def _after_commit() -> list[Callable[[], None]] | None:
+def _after_commit() -> list[Callable[[], object]] | None:
     from alembic import op
 
     attributes = getattr(op.get_context().config, "attributes", None)
@@ -118,7 +121,7 @@ def _adopt(bind: Connection, table: Table) -> None:
 
 
 def import_earlier_files(
-    bind: Connection, md: MetaData, after_commit: list[Callable[[], None]] | None
+    bind: Connection, md: MetaData, after_commit: list[Callable[[], object]] | None
 ) -> list[Path]:
     """Copy the rows of an earlier release's ``douyin.db`` / ``shop.db`` (beside the
     project's SQLite file) into the project database; rows already there are kept."""
@@ -131,7 +134,7 @@ def import_earlier_files(
         path = folder / name
         if not path.is_file() or path.resolve() == Path(database).resolve():
             continue
-        copied, left = _copy_rows(bind, md, path)
+        copied, left = copy_rows(bind, md, path)
         if left:
             # a store still on its own file (not converted yet): leave the file to it
             log.warning("%s: tables not in the project database, file kept: %s", path, left)
@@ -139,24 +142,33 @@ def import_earlier_files(
         log.info("copied %s rows from %s into the project database", copied, path)
         imported.append(path)
 
-        def rename(path: Path = path) -> None:
-            target = path.with_name(path.name + MIGRATED_SUFFIX)
-            path.rename(target)
-            for extra in ("-wal", "-shm", "-journal"):
-                side = path.with_name(path.name + extra)
-                if side.exists():
-                    side.rename(target.with_name(target.name + extra))
-
         if after_commit is None:
-            rename()
+            set_aside(path)
         else:
-            after_commit.append(rename)
+            after_commit.append(functools.partial(set_aside, path))
     return imported
 
 
-def _copy_rows(bind: Connection, md: MetaData, path: Path) -> tuple[int, list[str]]:
-    """Copy what fits; (rows copied, tables of the file that are not in ``md``). Nothing is
-    copied from a file with tables that are not in ``md``."""
+def set_aside(path: Path) -> Path:
+    """Rename an imported file (and its journal) to ``*.migrated``: kept, never read again."""
+    target = path.with_name(path.name + MIGRATED_SUFFIX)
+    path.rename(target)
+    for extra in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + extra)
+        if side.exists():
+            side.rename(target.with_name(target.name + extra))
+    return target
+
+
+def copy_rows(
+    bind: Connection, md: MetaData, path: Path, partial: bool = False
+) -> tuple[int, list[str]]:
+    """Copy the rows of the SQLite file ``path`` into the tables of the same name on
+    ``bind`` (columns in common; rows whose key is already there are kept as they are).
+
+    Returns (rows added, tables of the file that are not in ``md``); unless ``partial``,
+    nothing is copied from a file with such tables (a store still on its own file)."""
+    insert: Any = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     total = 0
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as old:
         old.row_factory = sqlite3.Row
@@ -165,22 +177,43 @@ def _copy_rows(bind: Connection, md: MetaData, path: Path) -> tuple[int, list[st
             for r in old.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
-        }
+        } - {"alembic_version"}
         left = sorted(tables - set(md.tables))
-        if left:
+        if left and not partial:
             return 0, left
         for table in md.sorted_tables:
             if table.name not in tables:
                 continue
             cols = [r[1] for r in old.execute(f'PRAGMA table_info("{table.name}")')]
             common = [c for c in cols if c in table.c]
-            rows = [
-                dict(r)
-                for r in old.execute(
-                    f"SELECT {', '.join(chr(34) + c + chr(34) for c in common)} FROM \"{table.name}\""
-                )
-            ]
+            select = ", ".join(f'"{c}"' for c in common)
+            flags = [c for c in common if isinstance(table.c[c].type, Boolean)]
+            rows = []
+            for r in old.execute(f'SELECT {select} FROM "{table.name}"'):  # noqa: S608 - names from the file's own schema
+                row = dict(r)
+                for c in flags:  # SQLite keeps booleans as 0/1
+                    row[c] = None if row[c] is None else bool(row[c])
+                rows.append(row)
             if rows:
-                bind.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
-                total += len(rows)
-    return total, []
+                count = sa_select(func.count()).select_from(table)
+                before = bind.execute(count).scalar() or 0
+                bind.execute(insert(table).on_conflict_do_nothing(), rows)
+                total += (bind.execute(count).scalar() or 0) - before
+                _advance_sequence(bind, table)
+    return total, left
+
+
+def _advance_sequence(bind: Connection, table: Table) -> None:
+    """PostgreSQL: the id sequence past the ids just copied."""
+    if bind.dialect.name != "postgresql":
+        return
+    key = list(table.primary_key.columns)
+    if len(key) != 1 or not isinstance(key[0].type, Integer) or key[0].autoincrement is False:
+        return
+    column = key[0]
+    sequence = bind.execute(
+        sa_select(func.pg_get_serial_sequence(table.name, column.name))
+    ).scalar()
+    if sequence:
+        top = bind.execute(sa_select(func.max(column))).scalar() or 0
+        bind.execute(sa_select(func.setval(sequence, top + 1, False)))

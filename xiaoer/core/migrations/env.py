@@ -28,7 +28,13 @@ def run_migrations_online() -> None:
             "run the migrations with `xiaoer migrate` (or xiaoer.core.migrate), not the alembic CLI"
         )
     target = migrate.load_metadata() if config.attributes.get("autogenerate") else None
+
+    def skip_empty(context: Any, revision: Any, directives: list[Any]) -> None:
+        if directives and directives[0].upgrade_ops.is_empty():
+            directives[:] = []  # nothing changed: no revision file
+
     context.configure(
+        process_revision_directives=skip_empty,
         connection=connection,
         target_metadata=target,
         render_as_batch=connection.dialect.name == "sqlite",
