@@ -114,6 +114,26 @@ def test_a_lead_is_assigned_once_when_two_callers_assign_it_at_once(project_db):
     assert store.set_assignee(lead.id, 2 if final.assignee_id == 1 else 1, "boss").assignee_id
 
 
+def test_two_leads_assigned_at_once_go_round_the_agents(project_db):
+    store = LeadStore(project_db)
+    made = [
+        store.record_message(
+            f"rr-{i}", text=p, message_id=p, contacts=[CapturedContact("phone", p)]
+        ).lead
+        for i, p in enumerate(("13700002222", "13700003333"))
+    ]
+    agents = [Agent(id=i, username=f"a{i}", display_name=f"客服{i}", role="agent") for i in (1, 2)]
+    rules = AssignmentRules()
+    results = at_once(
+        *(
+            (lambda lead=lead: assign_lead(LeadStore(project_db), lead, agents, rules))
+            for lead in made
+        )
+    )
+    assert sorted(r.assignee_id for r in results) == [1, 2]  # type: ignore[union-attr]
+    assert store.open_counts() == {1: 1, 2: 1}
+
+
 class CountingCrm:
     def __init__(self) -> None:
         self.deliveries: list[str] = []

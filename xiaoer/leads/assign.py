@@ -81,11 +81,8 @@ def pick_agent(
     pool = in_group or eligible
     if not pool:
         return None
-    key = f"rr:{group if in_group else '*'}"
-    last = int(store.kv_get(key) or 0)
-    chosen = next((a for a in pool if a.id > last), pool[0])
-    store.kv_set(key, str(chosen.id))
-    return chosen
+    chosen = store.rotate(f"rr:{group if in_group else '*'}", [a.id for a in pool])
+    return next(a for a in pool if a.id == chosen)
 
 
 def assign_lead(

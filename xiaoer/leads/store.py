@@ -686,6 +686,20 @@ class LeadStore:
             ).all()
             return {int(r.assignee_id): int(r.n) for r in rows}
 
+    def rotate(self, key: str, ids: list[int]) -> int | None:
+        """Round robin: the first of ``ids`` (ascending) after the one stored under ``key``
+        (wrapping around), stored as the new pointer, in one serialised transaction."""
+        if not ids:
+            return None
+        ordered = sorted(ids)
+        with self._tx() as conn:
+            last = int(
+                conn.execute(select(lead_kv.c.value).where(lead_kv.c.key == key)).scalar() or 0
+            )
+            chosen = next((i for i in ordered if i > last), ordered[0])
+            self.db.upsert(conn, lead_kv, {"key": key, "value": str(chosen)}, ["key"], ["value"])
+        return chosen
+
     def kv_get(self, key: str) -> str | None:
         with self._read() as conn:
             return conn.execute(select(lead_kv.c.value).where(lead_kv.c.key == key)).scalar()
