@@ -75,6 +75,39 @@ def test_a_message_recorded_twice_counts_once_and_a_contact_finds_its_lead(proje
     assert counted == 2
 
 
+def test_leads_merge_and_the_lists_filter_on_both_databases(project_db):
+    store = LeadStore(project_db)
+    a = store.record_message(
+        "m-a", text="电话", intent="ask_wholesale", message_id="1",
+        contacts=[CapturedContact("phone", "13912345678")],
+    ).lead  # fmt: skip
+    b = store.record_message(
+        "m-b", text="微信", message_id="2", contacts=[CapturedContact("wechat", "lucky_boss88")]
+    ).lead
+    assert a is not None and b is not None and a.id != b.id
+    merged = store.record_message(
+        "m-c", text="两个都给你", message_id="3", open_id="open-9", name="赵老板",
+        contacts=[CapturedContact("wechat", "lucky_boss88"), CapturedContact("phone", "13912345678")],
+    ).lead  # fmt: skip
+    assert merged is not None and merged.id == a.id and merged.name == "赵老板"
+    assert set(merged.senders) == {"m-a", "m-b", "m-c", "open-9"}
+    assert store.get(b.id) == merged and store.lead_for("m-b") == merged
+    assert [x.id for x in store.list_leads()] == [a.id]
+    today = merged.created_at[:10]
+    assert [x.id for x in store.list_leads(date_from=today, date_to=today)] == [a.id]
+    assert store.list_leads(date_from="2000-01-01", date_to="2000-01-02") == []
+    assert [x.id for x in store.list_leads(category=merged.category, unassigned=True)] == [a.id]
+    assert [m["sender_id"] for m in store.activity(a.id)] == ["m-a", "m-b", "m-c"]
+    assert any("合并了线索" in n.text for n in store.notes(a.id))
+    store.set_status(a.id, "contacted", "amy", "已联系")
+    assert store.get(a.id).status == "contacted"
+    assert store.refresh_scores() == []  # nothing decayed within a second
+    store.audit("amy", "export_csv", {"rows": 1})
+    assert store.audit_log()[0]["detail"] == {"rows": 1}
+    with pytest.raises(KeyError):
+        store.add_note(9999, "amy", "?")
+
+
 def test_the_same_message_from_two_processes_at_once_makes_one_lead(project_db):
     stores = [LeadStore(project_db), LeadStore(project_db)]
     phone = [CapturedContact("phone", "13912345678")]
@@ -254,3 +287,33 @@ async def test_after_sales_cases_opened_at_once_get_their_own_numbers(shop):
     assert case.amount == Decimal("299.00") and case.status == "applied"
     other = await shop.create_after_sale(request("6938271045123400005"))
     assert other.case_id != case.case_id
+
+
+async def test_the_shop_reads_the_same_as_from_its_own_sqlite_file(shop, tmp_path):
+    """Every read of the demo shop on the project database (SQLite or PostgreSQL) equals the
+    same read from a SQLite file of its own seeded at the same moment."""
+    file_shop = SqliteShopBackend(tmp_path / "own" / "shop.db", shop.policies(), seed=False)
+    assert seed_demo_shop(file_shop.db, now=D) is True
+
+    async def reads(backend: SqliteShopBackend) -> list[Any]:
+        out: list[Any] = [await backend.list_products()]
+        for order_id in (o["order_id"] for o in demo_data.orders(D)):
+            out += [
+                await backend.get_order(order_id),
+                await backend.after_sales_for_order(order_id),
+            ]
+        for buyer in ("buyer_demo_001", "buyer_demo_002", "nobody"):
+            out += [await backend.orders_by_buyer(buyer, limit=3), await backend.get_buyer(buyer)]
+        for product_id in ("P1001", "P1002", "P1003", "P1004"):
+            out += [
+                await backend.get_size_chart(product_id),
+                await backend.popular_with(product_id),
+            ]
+        out.append(await backend.get_after_sale("AS20261101"))
+        return out
+
+    mine, theirs = await reads(shop), await reads(file_shop)
+    assert mine == theirs
+    shipped = await shop.get_order(SHIPPED)
+    assert shipped.shipment.latest_trace.text == "【杭州转运中心】已发出，下一站【广州转运中心】"
+    assert shipped.total == Decimal("299.00")
