@@ -167,6 +167,26 @@ def test_two_leads_assigned_at_once_go_round_the_agents(project_db):
     assert store.open_counts() == {1: 1, 2: 1}
 
 
+def test_an_agents_cap_holds_when_two_leads_are_assigned_at_once(project_db):
+    store = LeadStore(project_db)
+    made = [
+        store.record_message(
+            f"cap-{i}", text=p, message_id=p, contacts=[CapturedContact("phone", p)]
+        ).lead
+        for i, p in enumerate(("13700004444", "13700005555"))
+    ]
+    only = [Agent(id=7, username="amy", display_name="客服7", role="agent")]
+    rules = AssignmentRules(max_open_per_agent=1)
+    results = at_once(
+        *(
+            (lambda lead=lead: assign_lead(LeadStore(project_db), lead, only, rules))
+            for lead in made
+        )
+    )
+    assert sorted((r.assignee_id or 0) for r in results) == [0, 7]  # type: ignore[union-attr]
+    assert store.open_counts() == {7: 1}
+
+
 class CountingCrm:
     def __init__(self) -> None:
         self.deliveries: list[str] = []

@@ -95,11 +95,15 @@ def assign_lead(
     if lead.assignee_id is not None or lead.status not in ("new", "contacted"):
         return lead
     agents = current_agents() if agents is None else agents
-    agent = pick_agent(store, lead, agents, rules or AssignmentRules.from_settings())
+    rules = rules or AssignmentRules.from_settings()
+    agent = pick_agent(store, lead, agents, rules)
     if agent is None:
         return lead
-    # one conditional UPDATE: a lead taken meanwhile (another worker, the console) stays theirs
-    assigned = store.assign_if_unassigned(lead.id, agent.id, author="system")
+    # one conditional UPDATE: a lead taken meanwhile (another worker, the console) stays
+    # theirs, and the agent's cap is checked again in the same transaction
+    assigned = store.assign_if_unassigned(
+        lead.id, agent.id, author="system", max_open=rules.max_open_per_agent
+    )
     if assigned is None:
         return lead
     if assigned.assignee_id == agent.id:

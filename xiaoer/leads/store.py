@@ -646,13 +646,32 @@ class LeadStore:
         assert lead is not None
         return lead
 
-    def assign_if_unassigned(self, lead_id: int, agent_id: int, author: str) -> Lead | None:
-        """Give an open, unassigned lead to an agent: one conditional UPDATE, so of two
-        callers at once exactly one assigns. The lead as it is now, or None if missing."""
+    def assign_if_unassigned(
+        self, lead_id: int, agent_id: int, author: str, max_open: int | None = None
+    ) -> Lead | None:
+        """Give an open, unassigned lead to an agent who holds fewer than ``max_open`` open
+        leads: one conditional UPDATE in a serialised transaction, so of two callers at once
+        exactly one assigns, and an agent's cap holds. The lead as it is now (unchanged when
+        it was taken or the agent is full), or None if there is no such lead."""
         with self._tx() as conn:
             lead_id = self._resolve(conn, lead_id)
-            self._assign(conn, lead_id, agent_id, author, only_if_unassigned=True)
+            if max_open is None or self._open_count(conn, agent_id) < max_open:
+                self._assign(conn, lead_id, agent_id, author, only_if_unassigned=True)
             return self._load(conn, lead_id)
+
+    @staticmethod
+    def _open_count(conn: Connection, agent_id: int) -> int:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(leads)
+                .where(
+                    leads.c.merged_into.is_(None),
+                    leads.c.assignee_id == agent_id,
+                    leads.c.status.in_(_OPEN),
+                )
+            ).scalar_one()
+        )
 
     def _assign(
         self,
