@@ -133,12 +133,12 @@ def upgrade(db: Database, revision: str = "head") -> list[str]:
 
 def _beside(db: Database) -> list[Path]:
     """An earlier release's files beside a SQLite project database (douyin.db, shop.db)."""
-    from xiaoer.core.migrations.baseline import EARLIER_FILES
+    from xiaoer.core.migrations.baseline import EARLIER_FILES, is_earlier_file
 
     path = db.sqlite_path
     if path is None:
         return []
-    return [path.parent / name for name in EARLIER_FILES if (path.parent / name).is_file()]
+    return [path.parent / name for name in EARLIER_FILES if is_earlier_file(path.parent / name)]
 
 
 def import_beside(db: Database) -> list[Path]:

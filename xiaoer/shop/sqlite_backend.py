@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     distinct,
     func,
+    literal_column,
     select,
 )
 from sqlalchemy.engine import Connection
@@ -248,6 +249,7 @@ def seed_demo_shop(
         d = (now or now_beijing()).replace(microsecond=0)
         if not _insert_ignore(db, conn, meta, {"key": "seeded_at", "value": _iso(d)}):
             _seed_traits(conn)  # a shop seeded before product traits existed
+            _number_variants(db, conn)
             return False
         for p in demo_data.PRODUCTS:
             conn.execute(
@@ -342,7 +344,18 @@ def seed_demo_shop(
                     expected=c["expected"],
                 )
             )
+        _number_variants(db, conn)
     return True
+
+
+def _number_variants(db: Database, conn: Connection) -> None:
+    """A ``shop.db`` of release 0.1 used in place (``backend.sqlite.path``) gets the
+    ``variants.id`` column from the migration as a plain column, empty: number its rows in
+    their listing order (SQLite's rowid), as every other database has them."""
+    if db.dialect == "sqlite":
+        conn.execute(
+            variants.update().where(variants.c.id.is_(None)).values(id=literal_column("rowid"))
+        )
 
 
 class SqliteShopBackend(ShopBackend):

@@ -120,6 +120,19 @@ def _adopt(bind: Connection, table: Table) -> None:
             ix.create(bind)
 
 
+def is_earlier_file(path: Path) -> bool:
+    """A file of an earlier release: it exists and was never migrated itself. A file with an
+    ``alembic_version`` table is a database of this release in its own right (the demo shop
+    in a file of its own, ``backend.sqlite.path: shop.db``): it is in use, not imported."""
+    if not path.is_file():
+        return False
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+    return found is None
+
+
 def import_earlier_files(
     bind: Connection, md: MetaData, after_commit: list[Callable[[], object]] | None
 ) -> list[Path]:
@@ -132,7 +145,7 @@ def import_earlier_files(
     imported = []
     for name in EARLIER_FILES:
         path = folder / name
-        if not path.is_file() or path.resolve() == Path(database).resolve():
+        if not is_earlier_file(path) or path.resolve() == Path(database).resolve():
             continue
         copied, left = copy_rows(bind, md, path)
         if left:
