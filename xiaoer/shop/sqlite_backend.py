@@ -223,7 +223,7 @@ def _seed_traits(conn: Connection) -> None:
         conn.execute(product_traits.insert(), rows)
 
 
-def where(target: Database | str | Path | None) -> str:
+def shop_location(target: Database | str | Path | None) -> str:
     """Where the shop's tables are, for messages (a file, or the database URL without its
     password)."""
     db = database_for(target)
