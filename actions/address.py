@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
-from actions.forms import AskAction, OrderFormValidation, form_reset, order_for_submit, order_values
+from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
+from actions.order_flow import OrderFlowSubmit
+from actions.order_replies import order_values
+from actions.questions import ask_actions
 from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus, Recipient
@@ -130,65 +133,53 @@ class ValidateAddressForm(OrderFormValidation):
         )
 
 
-class ActionAskNewName(AskAction):
-    message = "address_ask_name"
-
-    def name(self) -> str:
-        return "action_ask_new_name"
-
-
-class ActionAskNewPhone(AskAction):
-    message = "address_ask_phone"
-
-    def name(self) -> str:
-        return "action_ask_new_phone"
-
-
-class ActionAskNewAddress(AskAction):
-    message = "address_ask_address"
-
-    def name(self) -> str:
-        return "action_ask_new_address"
+async def ask_address_confirmed(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType]:
+    say(
+        dispatcher,
+        "address_confirm",
+        name=tracker.get_slot("new_name"),
+        phone=tracker.get_slot("new_phone"),
+        address=tracker.get_slot("new_address"),
+    )
+    return []
 
 
-class ActionAskAddressConfirmed(Action):
-    def name(self) -> str:
-        return "action_ask_address_confirmed"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(
-            dispatcher,
-            "address_confirm",
-            name=tracker.get_slot("new_name"),
-            phone=tracker.get_slot("new_phone"),
-            address=tracker.get_slot("new_address"),
-        )
-        return []
+ASKS = ask_actions(
+    __name__,
+    {
+        "action_ask_new_name": "address_ask_name",
+        "action_ask_new_phone": "address_ask_phone",
+        "action_ask_new_address": "address_ask_address",
+        "action_ask_address_confirmed": ask_address_confirmed,
+    },
+)
+ActionAskAddressConfirmed = ASKS["action_ask_address_confirmed"]
 
 
-class ActionChangeAddress(Action):
+class ActionChangeAddress(OrderFlowSubmit):
+    reset = RESET
+    changes = True
+    replies = {
+        "shipped": ("address_shipped", "address_shipped"),
+        "closed": ("address_closed", None),
+    }
+
     def name(self) -> str:
         return "action_change_address"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def check(self, order: Order, tracker: Tracker) -> tuple[str | None, dict[str, Any]]:
+        return await ValidateAddressForm().blocker(order, tracker), {}
+
+    async def submit(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order: Order,
+        blocker: str | None,
     ) -> list[EventType]:
-        # ownership / verification, the order's state and the permission are checked
-        # here again from the backend and the settings, never taken from the slots
-        order, stop = await order_for_submit(dispatcher, tracker, RESET, change=True)
-        if order is None:
-            return stop
-        order_id = order.order_id
         values = order_values(order)
-        blocker = await ValidateAddressForm().blocker(order, tracker)
-        if blocker == "shipped":
-            say(dispatcher, "address_shipped", **values)
-            return RESET + offer_human(dispatcher, tracker, "address_shipped")
-        if blocker == "closed":
-            say(dispatcher, "address_closed", **values)
-            return RESET
         name, phone, address = (tracker.get_slot(s) for s in SLOTS[:3])
         details = f"订单 {order.order_id} 改地址：{name or '?'} {phone or '?'} {address or '?'}"
         if blocker == "needs_agent" or not (name and phone and address):
@@ -208,7 +199,7 @@ class ActionChangeAddress(Action):
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
         log_event(
-            "address_changed", tracker, order=mask_order_id(order_id), phone=mask_phone(phone)
+            "address_changed", tracker, order=mask_order_id(order.order_id), phone=mask_phone(phone)
         )
         say(dispatcher, "address_changed", **values)
         return RESET

@@ -6,32 +6,28 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
-from actions.forms import (
-    FOCUS_ORDER_SLOT,
-    VERIFY_SLOT,
-    AskAction,
-    OrderFormValidation,
-    accessible_order,
-    current_order,
-    form_reset,
-    is_public,
-    is_verified,
-    order_for_submit,
-    order_values,
-    unverified_stop,
-)
+from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
+from actions.order_access import (
+    FOCUS_ORDER_SLOT,
+    VERIFY_SLOT,
+    accessible_order,
+    current_order,
+    is_verified,
+)
+from actions.order_flow import OrderFlowSubmit, unverified_stop
+from actions.order_replies import case_id_named, open_case, order_values, say_case
+from actions.questions import ask_actions
 from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import (
-    AfterSaleCase,
     AfterSaleRequest,
     AfterSaleType,
     Order,
@@ -117,63 +113,6 @@ def no_insurance(tracker: Tracker, order: Order, reason: str | None = None) -> b
         return False
     policies = backend().policies()
     return any(not policies.has_return_insurance(i.product_id) for i in order.items)
-
-
-def open_case(cases: list[AfterSaleCase], case_id: str | None = None) -> AfterSaleCase:
-    """The case asked about (by its number), else the order's latest open one."""
-    named = [c for c in cases if case_id and c.case_id.upper() == str(case_id).upper()]
-    still_open = [c for c in cases if c.status not in ("closed", "rejected")]
-    return (named or still_open or cases)[-1]
-
-
-def say_case(dispatcher: CollectingDispatcher, tracker: Tracker, case: AfterSaleCase) -> None:
-    """A case's progress; an anonymous customer reads no amount (nor any personal data,
-    which a case's answer never holds)."""
-    values = {
-        "order_id": case.order_id,
-        "case_id": case.case_id,
-        "type_words": case.case_type.words,
-        "status_words": case.status_words,
-        "expected": case.expected or "有进展会第一时间通知您",
-    }
-    if is_public(tracker):
-        say(dispatcher, "as_case_status_public", **values)
-    else:
-        say(dispatcher, "as_existing_case", amount=f"{case.amount:.2f}", **values)
-
-
-ABOUT_CASE = re.compile(r"退款|退货|售后|换货|退钱|钱.{0,3}(退|到账)")
-
-
-async def say_case_if_asked(
-    dispatcher: CollectingDispatcher, tracker: Tracker, order: Order
-) -> bool:
-    """ "6938…003 退款到哪了" as an order-status question: the order's open after-sales case
-    answers it (a read: no phone check). Whether it was said."""
-    if not ABOUT_CASE.search(str(tracker.latest_message.get("text") or "")):
-        return False
-    try:
-        cases = await backend().after_sales_for_order(order.order_id)
-    except BackendError:
-        return False
-    if not any(c.status not in ("closed", "rejected") for c in cases):
-        return False
-    say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker)))
-    return True
-
-
-def case_id_named(tracker: Tracker, recent: int = 0) -> str | None:
-    """An after-sales case number (entity ``case_id``) in the message, or in one of the
-    ``recent`` customer messages before it."""
-    messages = [tracker.latest_message]
-    if recent:
-        users = [e.get("parse_data") or {} for e in tracker.events if e.get("event") == "user"]
-        messages += list(reversed(users[-recent - 1 :]))
-    for message in messages:
-        for entity in message.get("entities") or []:
-            if entity.get("entity") == "case_id" and entity.get("value"):
-                return str(entity["value"]).upper()
-    return None
 
 
 class ValidateAfterSalesForm(OrderFormValidation):
@@ -386,34 +325,6 @@ class ValidateAfterSalesForm(OrderFormValidation):
         return {"wanted_variant": f"{color}|{size}"}
 
 
-class ActionAskAsReason(AskAction):
-    message = "as_ask_reason"
-
-    def name(self) -> str:
-        return "action_ask_as_reason"
-
-
-class ActionAskAsType(AskAction):
-    message = "as_ask_type"
-
-    def name(self) -> str:
-        return "action_ask_as_type"
-
-
-class ActionAskAsPhoto(AskAction):
-    message = "as_ask_photo"
-
-    def name(self) -> str:
-        return "action_ask_as_photo"
-
-
-class ActionAskWantedVariant(AskAction):
-    message = "as_ask_variant"
-
-    def name(self) -> str:
-        return "action_ask_wanted_variant"
-
-
 def case_type(kind: str, order: Order) -> AfterSaleType:
     if kind == "exchange":
         return AfterSaleType.EXCHANGE
@@ -440,65 +351,75 @@ def summary(tracker: Tracker, order: Order) -> dict[str, str]:
     }
 
 
-class ActionAskAsConfirmed(Action):
-    def name(self) -> str:
-        return "action_ask_as_confirmed"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        order = await current_order(tracker)
-        if order is None:
-            say(dispatcher, "backend_error")
-            return []
-        say(dispatcher, "as_confirm", **order_values(order), **summary(tracker, order))
+async def ask_as_confirmed(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    order = await current_order(tracker)
+    if order is None:
+        say(dispatcher, "backend_error")
         return []
+    say(dispatcher, "as_confirm", **order_values(order), **summary(tracker, order))
+    return []
 
 
-class ActionSubmitAfterSales(Action):
+ASKS = ask_actions(
+    __name__,
+    {
+        "action_ask_as_type": "as_ask_type",
+        "action_ask_as_reason": "as_ask_reason",
+        "action_ask_as_photo": "as_ask_photo",
+        "action_ask_wanted_variant": "as_ask_variant",
+        "action_ask_as_confirmed": ask_as_confirmed,
+    },
+)
+ActionAskAsConfirmed = ASKS["action_ask_as_confirmed"]
+
+
+class ActionSubmitAfterSales(OrderFlowSubmit):
+    reset = RESET
+    changes = True
+    reads = frozenset({"existing_case"})  # a case's progress is a read: no phone check
+    replies = {
+        "unpaid": ("as_unpaid", None),
+        "cancelled": ("as_cancelled", None),
+        "not_delivered": ("as_not_delivered", None),
+        "past_window": ("as_past_window", "after_sales_past_window"),
+        "no_insurance": ("as_no_insurance", "after_sales_no_insurance"),
+    }
+
     def name(self) -> str:
         return "action_submit_after_sales"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        # ownership / verification, the order's state and the permission are checked
-        # here again from the backend and the settings, never taken from the slots
-        order, stop = await order_for_submit(dispatcher, tracker, RESET)
-        if order is None:
-            return stop
-        order_id = order.order_id
-        try:
-            cases = await backend().after_sales_for_order(order_id)
-            product = await first_product(order)
-            blocker = await ValidateAfterSalesForm().blocker(order, tracker)
-        except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
-        if blocker == "existing_case" and cases:
-            # reading a case's progress is a read, like the order status: no phone check
-            say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker, recent=3)))
-            return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
-        unverified = unverified_stop(dispatcher, tracker, order_id, RESET)  # anything else
-        if unverified is not None:  # changes the order: the phone check is needed
-            return unverified
+    async def check(self, order: Order, tracker: Tracker) -> tuple[str | None, dict[str, Any]]:
+        product = await first_product(order)
+        blocker = await ValidateAfterSalesForm().blocker(order, tracker)
         if blocker is None and no_insurance(tracker, order):
             blocker = "no_insurance"
-        values = order_values(order)
-        simple = {
-            "unpaid": "as_unpaid",
-            "cancelled": "as_cancelled",
-            "not_delivered": "as_not_delivered",
+        values = {
+            "delivered_at": fmt_time(order.delivered_at),
+            "product_name": product.name if product else "该商品",
         }
-        if blocker in simple:
-            say(dispatcher, simple[blocker], **values)
-            return RESET
-        if blocker == "past_window":
-            say(dispatcher, "as_past_window", delivered_at=fmt_time(order.delivered_at), **values)
-            return RESET + offer_human(dispatcher, tracker, "after_sales_past_window")
-        if blocker == "no_insurance":
-            say(dispatcher, "as_no_insurance", product_name=product.name if product else "该商品")
-            return RESET + offer_human(dispatcher, tracker, "after_sales_no_insurance")
+        return blocker, values
+
+    async def submit(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order: Order,
+        blocker: str | None,
+    ) -> list[EventType]:
+        order_id = order.order_id
+        if blocker == "existing_case":
+            try:
+                cases = await backend().after_sales_for_order(order_id)
+            except BackendError:
+                say(dispatcher, "backend_error")
+                return RESET + offer_human(dispatcher, tracker, "backend_error")
+            if cases:
+                say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker, recent=3)))
+                return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
+            unverified = unverified_stop(dispatcher, tracker, order_id, RESET)  # closed since
+            if unverified is not None:
+                return unverified
+        values = order_values(order)
         info = summary(tracker, order)
         details = (
             f"订单 {order.order_id}（{order.summary}）申请{info['type_words']}，"

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from typing import Any
+
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
-from actions.forms import (
-    OrderFormValidation,
-    current_order,
-    form_reset,
-    order_for_submit,
-    order_values,
-)
+from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import hand_over, offer_human
 from actions.messages import say
+from actions.order_access import current_order
+from actions.order_flow import OrderFlowSubmit
+from actions.order_replies import order_values
+from actions.questions import ask_actions
 from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import Order, OrderStatus
@@ -39,42 +38,42 @@ class ValidateCancelForm(OrderFormValidation):
         return "closed"
 
 
-class ActionAskCancelConfirmed(Action):
-    def name(self) -> str:
-        return "action_ask_cancel_confirmed"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        order = await current_order(tracker)
-        if order is None:
-            say(dispatcher, "backend_error")
-            return []
-        say(dispatcher, "cancel_ask_confirm", **order_values(order))
+async def ask_cancel_confirmed(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType]:
+    order = await current_order(tracker)
+    if order is None:
+        say(dispatcher, "backend_error")
         return []
+    say(dispatcher, "cancel_ask_confirm", **order_values(order))
+    return []
 
 
-class ActionCancelOrder(Action):
+ASKS = ask_actions(__name__, {"action_ask_cancel_confirmed": ask_cancel_confirmed})
+
+
+class ActionCancelOrder(OrderFlowSubmit):
+    reset = RESET
+    changes = True
+    replies = {
+        "shipped": ("cancel_shipped", "cancel_shipped"),
+        "closed": ("cancel_closed", None),
+    }
+
     def name(self) -> str:
         return "action_cancel_order"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def check(self, order: Order, tracker: Tracker) -> tuple[str | None, dict[str, Any]]:
+        return await ValidateCancelForm().blocker(order, tracker), {}
+
+    async def submit(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order: Order,
+        blocker: str | None,
     ) -> list[EventType]:
-        # ownership / verification, the order's state and the permission are checked
-        # here again from the backend and the settings, never taken from the slots
-        order, stop = await order_for_submit(dispatcher, tracker, RESET, change=True)
-        if order is None:
-            return stop
-        order_id = order.order_id
         values = order_values(order)
-        blocker = await ValidateCancelForm().blocker(order, tracker)
-        if blocker == "shipped":
-            say(dispatcher, "cancel_shipped", **values)
-            return RESET + offer_human(dispatcher, tracker, "cancel_shipped")
-        if blocker == "closed":
-            say(dispatcher, "cancel_closed", **values)
-            return RESET
         if blocker == "needs_agent":
             return RESET + hand_over(
                 dispatcher,
@@ -99,7 +98,7 @@ class ActionCancelOrder(Action):
         except BackendError:
             say(dispatcher, "backend_error")
             return RESET + offer_human(dispatcher, tracker, "backend_error")
-        log_event("order_cancelled", tracker, order=mask_order_id(order_id))
+        log_event("order_cancelled", tracker, order=mask_order_id(order.order_id))
         key = "cancel_done_paid" if order.status == OrderStatus.PAID else "cancel_done_unpaid"
         say(dispatcher, key, **values)
         return RESET

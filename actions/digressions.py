@@ -17,7 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import latest_intent
+from actions.faq import FAQ_RESPONSES, ActionAnswerFaq
 from actions.messages import say
+from actions.products import ActionProductQuestion
 
 # words that ask for the address to send a return to
 RETURN_ADDRESS = re.compile(r"(退|寄|换).{0,6}(地址|寄到哪|寄哪|寄去哪|收件)|寄回.{0,4}哪")
@@ -30,9 +32,6 @@ ORDER_FLOW_INTENTS = {
 
 def _answering_action(intent: str) -> Action | None:
     """The action that answers ``intent`` outside a form (None: nothing to answer)."""
-    from actions.faq import FAQ_RESPONSES, ActionAnswerFaq
-    from actions.products import ActionProductQuestion
-
     if intent in FAQ_RESPONSES:
         return ActionAnswerFaq()
     if intent in ("ask_price", "ask_stock", "ask_size", "product_info"):

@@ -11,8 +11,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.followup import FOCUS_SLOTS, answer_follow_up
 from actions.handoff import offer_human
-from actions.leads import contacts_in, thank_contact
+from actions.leads import thank_contact
 from actions.messages import say
+from xiaoer.leads.asking import contacts_in
 
 MISSES_BEFORE_HUMAN = 2
 

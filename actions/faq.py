@@ -18,6 +18,7 @@ from actions.followup import answer_arrival
 from actions.handoff import hand_over
 from actions.leads import offer_contact
 from actions.messages import say
+from actions.product_focus import product_in_focus
 from xiaoer.core.clock import BEIJING, now_beijing
 from xiaoer.core.settings import allowed, handoff_settings
 from xiaoer.shop.backend import BackendError
@@ -55,8 +56,6 @@ def say_shipping(dispatcher: CollectingDispatcher, text: str, intent: str) -> No
 
 async def say_coupon_for_product(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
     """The everyone-coupon for the product in focus: applies, or how much is missing."""
-    from actions.products import product_in_focus
-
     product_id = product_in_focus(tracker)
     if not product_id:
         return False

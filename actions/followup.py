@@ -17,7 +17,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
+from actions.handoff import offer_human
 from actions.messages import say
+from actions.order_access import (
+    ORDER_NOT_FOUND,
+    accessible_order,
+    focus_is_recent,
+    is_public,
+    lookup_allowed,
+)
+from actions.order_replies import order_reply, public_reply, say_case_if_asked
+from actions.product_focus import only_product_named, pending_question
+from actions.products import ActionProductQuestion
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import OrderStatus
 from xiaoer.text.parsing import bare_size, mask_order_id
@@ -76,8 +87,6 @@ async def answer_follow_up(
     order_id = tracker.get_slot("focus_order_id")
     if order_id and (WHERE_IS_IT.search(text) or ARRIVAL.search(text)):
         return await _order_follow_up(dispatcher, tracker, str(order_id))
-    from actions.products import ActionProductQuestion, only_product_named, pending_question
-
     named_product = _entity(tracker, "product")
     product = named_product or tracker.get_slot(FOCUS_PRODUCT_SLOT) or tracker.get_slot("product")
     intent = product_intent_in(text) if named_product else last_product_intent(tracker)
@@ -104,10 +113,6 @@ async def _order_follow_up(
 ) -> list[EventType] | None:
     """The status of ``order_id`` with the same access rules as the order status form
     (lookup limit, a known buyer's own orders only, no amounts for anonymous customers)."""
-    from actions.forms import ORDER_NOT_FOUND, accessible_order, is_public, lookup_allowed
-    from actions.handoff import offer_human
-    from actions.orders import order_reply, public_reply
-
     if not lookup_allowed(tracker, order_id):
         say(dispatcher, "order_lookup_limited")
         return []
@@ -121,8 +126,6 @@ async def _order_follow_up(
         if tracker.get_slot("handoff_reason") == ORDER_NOT_FOUND:
             return offer_human(dispatcher, tracker, ORDER_NOT_FOUND)  # offered again
         return []
-    from actions.aftersales import say_case_if_asked
-
     if await say_case_if_asked(dispatcher, tracker, order):  # "…退款到哪了"
         return [SlotSet("focus_order_id", order.order_id), SlotSet("order_id", None)]
     response, values = order_reply(order, backend().policies().ship_within_hours)
@@ -139,8 +142,6 @@ async def answer_arrival(
     """ "今天能送到不" right after an order's status was shown: that order's status, latest
     trace, courier and tracking number instead of the general shipping-time answer (None:
     no such order in focus, or it is not on its way)."""
-    from actions.forms import accessible_order, focus_is_recent
-
     order_id = tracker.get_slot("focus_order_id")
     text = str(tracker.latest_message.get("text") or "")
     if not order_id or not focus_is_recent(tracker) or not ARRIVAL.search(text):

@@ -6,10 +6,11 @@
   up in the shop backend, unknown ids get one more chance. A flow may decide from the
   order that it cannot go on (``blocker``): the slot ``flow_blocker`` is set and the form
   stops asking, so that its submit action explains why.
-* Order access (issue 11, xiaoer/shop/access.py): a known buyer (Douyin) only reaches their
-  own orders, others look unknown; an anonymous customer (REST) must give the last 4
-  digits of the recipient's phone (``verify_phone_tail``) in every form that changes an
-  order, and the submit actions check the server-side record of that, not the slot.
+* Order access (issue 11, ``actions/order_access.py``): a known buyer (Douyin) only
+  reaches their own orders, others look unknown; an anonymous customer (REST) must give
+  the last 4 digits of the recipient's phone (``verify_phone_tail``) in every form that
+  changes an order, and the submit actions (``actions/order_flow.py``) check the
+  server-side record of that, not the slot.
 """
 
 from __future__ import annotations
@@ -20,29 +21,34 @@ import unicodedata
 from collections import OrderedDict
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, buyer_id, channel_security, latest_intent, log_event
+from actions.common import latest_intent, log_event
 from actions.digressions import HOURS, answer_digression
-from actions.handoff import keyword_of, offer_human
+from actions.handoff import keyword_of
 from actions.messages import say
-from xiaoer.shop.access import (
-    VERIFY_PHONE_TAIL,
-    get_order_check_store,
-    phone_tail_matches,
-    security_settings,
+from actions.order_access import (
+    FOCUS_ORDER_SLOT,
+    LOOKUP_LIMITED,
+    MAX_FAILURES,
+    ORDER_NOT_FOUND,
+    VERIFY_SLOT,
+    accessible_order,
+    focus_is_recent,
+    is_verified,
+    lookup_allowed,
+    verification_locked,
 )
+from actions.questions import ask_actions
+from xiaoer.shop.access import get_order_check_store, phone_tail_matches
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
 from xiaoer.text.contacts import recipient_in
 from xiaoer.text.parsing import mask_order_id, parse_order_id
-
-MAX_FAILURES = 2
-ORDER_NOT_FOUND = "order_not_found"  # handoff reason: unknown order ids
 
 
 def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
@@ -57,31 +63,6 @@ def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
         + [SlotSet(f"{s}_failures", 0.0) for s in counted]
         + [SlotSet(MISSES_SLOT, 0.0)]
     )
-
-
-def order_values(order: Order) -> dict[str, Any]:
-    """The placeholders every order message uses."""
-    return {
-        "order_id": order.order_id,
-        "items": order.summary,
-        "total": f"{order.total:.2f}",
-        "status": order.status.words,
-    }
-
-
-class AskAction(Action, abc.ABC):
-    """Asks for a form slot with one message of messages.yml."""
-
-    message = ""
-
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        say(dispatcher, self.message)
-        return []
 
 
 class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
@@ -306,64 +287,6 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         return self.fail(tracker, VERIFY_SLOT)
 
 
-async def order_for_submit(
-    dispatcher: CollectingDispatcher,
-    tracker: Tracker,
-    reset: list[EventType],
-    change: bool = False,
-) -> tuple[Order | None, list[EventType]]:
-    """The order a finished form collected, for its submit action.
-
-    ``(None, events)`` means the action stops and returns ``events``: the id failed twice
-    (a human is offered), the backend failed (polite answer, human offered) or the order
-    vanished, or — for a ``change`` — the customer is not verified."""
-    order_id = tracker.get_slot("order_id")
-    if not order_id:
-        if tracker.get_slot("flow_blocker") == LOOKUP_LIMITED:
-            return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
-        return None, reset + offer_human(dispatcher, tracker, ORDER_NOT_FOUND, after_misses=True)
-    # re-checked here, whatever the slots say (a tracker can be forged): the lookup limit,
-    # the buyer's ownership and, for a change, the server-side verification record
-    if not lookup_allowed(tracker, order_id):
-        say(dispatcher, "order_lookup_limited")
-        return None, reset + offer_human(dispatcher, tracker, LOOKUP_LIMITED)
-    try:
-        order = await accessible_order(tracker, order_id)
-    except BackendError:
-        say(dispatcher, "backend_error")
-        return None, reset + offer_human(dispatcher, tracker, "backend_error")
-    if order is None:
-        say(dispatcher, "order_not_found", order_id=order_id)
-        return None, reset
-    if change:
-        stop = unverified_stop(dispatcher, tracker, order_id, reset)
-        if stop is not None:
-            return None, stop
-    return order, []
-
-
-def unverified_stop(
-    dispatcher: CollectingDispatcher, tracker: Tracker, order_id: str, reset: list[EventType]
-) -> list[EventType] | None:
-    """For a change: None when this conversation may change ``order_id`` (the server-side
-    record), else the events that stop the submit action (a human is offered)."""
-    if is_verified(tracker, order_id):
-        return None
-    log_event("order_change_unverified", tracker, order=mask_order_id(order_id))
-    if float(tracker.get_slot(f"{VERIFY_SLOT}_failures") or 0) < MAX_FAILURES:
-        say(dispatcher, "verify_needed")
-    return reset + offer_human(dispatcher, tracker, "verify_failed")
-
-
-async def current_order(tracker: Tracker) -> Order | None:
-    """The order of the running form (None when unknown, not this buyer's or the backend
-    failed)."""
-    try:
-        return await accessible_order(tracker, tracker.get_slot("order_id") or "")
-    except BackendError:
-        return None
-
-
 # --- issue 12: unhappy paths in forms (a message that fills no slot) -------------------
 # Rasa rejects a form when the message fills no slot, then lets the policies guess; with a
 # fallback that did not end the turn this became a storm of "didn't understand" until the
@@ -375,26 +298,10 @@ async def current_order(tracker: Tracker) -> Order | None:
 # the yes/no to a human offered.
 
 MISSES_SLOT = "form_misses"
-FOCUS_ORDER_SLOT = "focus_order_id"
 LEAVE_INTENTS = {"deny", "request_human", "complain"}
 OFFER_ANSWERS = {"affirm", "deny"}
 LEAVE_CONFIDENCE = 0.8  # below it, a "leave" intent is treated as one more miss
 CANNOT_FIND = re.compile(r"找不到|没找到|不知道(在)?哪|在哪(里)?(找|看)|看不到|不会找")
-
-
-FOCUS_TURNS = 3  # a follow-up refers to the order in focus for this many messages
-
-
-def focus_is_recent(tracker: Tracker) -> bool:
-    """Whether the order in focus was named in the latest few customer messages (an older
-    one is not what a new request is about: the customer is asked, or picks)."""
-    messages = 0
-    for event in reversed(tracker.events):
-        if event.get("event") == "slot" and event.get("name") == FOCUS_ORDER_SLOT:
-            return messages <= FOCUS_TURNS
-        if event.get("event") == "user":
-            messages += 1
-    return False
 
 
 def activating(tracker: Tracker) -> bool:
@@ -500,61 +407,11 @@ def apologise_if_upset(dispatcher: CollectingDispatcher, tracker: Tracker) -> No
 
 
 # --- order access and verification (issue 11) -------------------------------------------------
-VERIFY_SLOT = "verify_phone_tail"
-LOOKUP_LIMITED = "lookup_limited"
 
 
 def domain_slots_of(domain: DomainDict, form: str) -> list[str]:
     """The required slots of ``form`` as the domain lists them."""
     return list(((domain.get("forms") or {}).get(form) or {}).get("required_slots") or [])
-
-
-async def accessible_order(tracker: Tracker, order_id: str) -> Order | None:
-    """The order, if this conversation may see it: a known buyer only sees their own
-    orders (another buyer's is ``None``, exactly like an unknown id)."""
-    if not order_id:
-        return None
-    order = await backend().get_order(order_id)
-    if order is None:
-        return None
-    buyer = buyer_id(tracker)
-    if buyer is not None and order.buyer_id != buyer:
-        return None
-    return order
-
-
-def is_public(tracker: Tracker) -> bool:
-    """Whether the customer is anonymous (replies leave out names, phones and amounts)."""
-    return buyer_id(tracker) is None
-
-
-def needs_verification(tracker: Tracker) -> bool:
-    return is_public(tracker) and channel_security(tracker).verify_changes == VERIFY_PHONE_TAIL
-
-
-def is_verified(tracker: Tracker, order_id: str) -> bool:
-    """Whether this conversation may change ``order_id``: a known buyer (whose ownership
-    ``accessible_order`` checks), or the server-side record of a correct phone check."""
-    if not needs_verification(tracker):
-        return True
-    minutes = security_settings().verification_minutes
-    return get_order_check_store().is_verified(tracker.sender_id, order_id, minutes)
-
-
-def verification_locked(tracker: Tracker, order_id: str) -> bool:
-    """Too many wrong answers for this order (this conversation, or anyone) in the hour."""
-    store = get_order_check_store()
-    per_order = security_settings().max_verify_failures_per_order
-    return (
-        store.failures(order_id, tracker.sender_id) >= MAX_FAILURES
-        or store.failures(order_id) >= per_order
-    )
-
-
-def lookup_allowed(tracker: Tracker, order_id: str) -> bool:
-    """Records the lookup; False when the conversation looked up too many distinct ids."""
-    limit = channel_security(tracker).max_order_lookups_per_hour
-    return get_order_check_store().lookup_allowed(tracker.sender_id, order_id, limit)
 
 
 _CN_NUMERALS = frozenset("零〇一幺二两三四五六七八九")
@@ -569,19 +426,16 @@ def has_digits(value: Any) -> bool:
     )
 
 
-class ActionAskVerifyPhoneTail(Action):
+async def ask_verify_phone_tail(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType]:
     """The phone-tail question; after a message without digits (a question the form
     answered, if it could), once more with the reason why it is needed."""
-
-    def name(self) -> str:
-        return "action_ask_verify_phone_tail"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        misses = int(tracker.get_slot(MISSES_SLOT) or 0)
-        say(dispatcher, "verify_ask_phone_tail_again" if misses else "verify_ask_phone_tail")
-        return []
+    misses = int(tracker.get_slot(MISSES_SLOT) or 0)
+    say(dispatcher, "verify_ask_phone_tail_again" if misses else "verify_ask_phone_tail")
+    return []
 
 
+ASKS = ask_actions(__name__, {"action_ask_verify_phone_tail": ask_verify_phone_tail})
+ActionAskVerifyPhoneTail = ASKS["action_ask_verify_phone_tail"]
 # --- end order access and verification ---------------------------------------------------------

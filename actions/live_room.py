@@ -15,7 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent, shop_facts
 from actions.messages import _Missing, say
-from actions.products import latest_entity, link_product, links_text
+from actions.product_focus import latest_entity, link_product, links_text
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.live_room import live_room, presenting_named
 

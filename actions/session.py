@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import shop_facts
-from actions.handoff import held_by_agent
+from xiaoer.handoff.service import held_by_agent
 
 FACT_SLOTS = ("shop_name", "bot_name", "service_hours")
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
 
 from actions.common import backend, buyer_id, fmt_time, log_event
-from actions.forms import OrderFormValidation, form_reset, order_for_submit
+from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import hand_over
 from actions.messages import say
-from actions.orders import order_reply
+from actions.order_flow import OrderFlowSubmit
+from actions.order_replies import order_reply
 from xiaoer.core.clock import now_beijing
-from xiaoer.shop.models import OrderStatus
+from xiaoer.shop.models import Order, OrderStatus
 from xiaoer.shop.urges import get_urge_store
 from xiaoer.text.parsing import mask_order_id
 
@@ -25,16 +25,19 @@ class ValidateUrgeForm(OrderFormValidation):
         return "validate_urge_form"
 
 
-class ActionUrgeShipment(Action):
+class ActionUrgeShipment(OrderFlowSubmit):
+    reset = RESET
+
     def name(self) -> str:
         return "action_urge_shipment"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    async def submit(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        order: Order,
+        blocker: str | None,
     ) -> list[EventType]:
-        order, stop = await order_for_submit(dispatcher, tracker, RESET)
-        if order is None:
-            return stop
         order_id = order.order_id
         policies = backend().policies()
         _, values = order_reply(order, policies.ship_within_hours)

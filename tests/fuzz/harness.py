@@ -30,7 +30,7 @@ from xiaoer.devtools.stack import Stack
 
 DOUDIAN_APP_KEY = "fuzz_app_key"
 DOUDIAN_APP_SECRET = "fuzz_app_secret"
-DOUDIAN_CREDENTIALS = f"""xiaoer.doudian.push.DoudianPushInput:
+DOUDIAN_CREDENTIALS = f"""xiaoer.channels.doudian.DoudianPushInput:
   app_key: {DOUDIAN_APP_KEY}
   app_secret: {DOUDIAN_APP_SECRET}
 """

@@ -16,16 +16,15 @@ import pytest
 
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import load_settings
-from xiaoer.doudian.backend import (
+from xiaoer.doudian.backend import DoudianShopBackend
+from xiaoer.doudian.client import DoudianClient, DoudianConfig
+from xiaoer.doudian.fake import FakeDoudian, running_fake_doudian
+from xiaoer.doudian.parsing import after_sale_state, parse_after_sale, parse_order, parse_traces
+from xiaoer.doudian.protocol import (
     DoudianApiError,
-    DoudianClient,
-    DoudianConfig,
     DoudianConfigError,
     DoudianParseError,
-    DoudianShopBackend,
     DoudianUnavailable,
-    OrderChangeLog,
-    after_sale_state,
     as_bool,
     as_int,
     as_str_id,
@@ -33,15 +32,11 @@ from xiaoer.doudian.backend import (
     encode_params,
     fen_to_yuan,
     format_timestamp,
-    invalidate_order,
-    parse_after_sale,
     parse_envelope,
-    parse_order,
     parse_timestamp,
-    parse_traces,
     sign,
 )
-from xiaoer.doudian.fake import FakeDoudian, running_fake_doudian
+from xiaoer.doudian.store import OrderChangeLog, invalidate_order
 from xiaoer.shop.backend import (
     BackendUnavailable,
     GuardedBackend,
@@ -518,7 +513,7 @@ async def test_a_slow_answer_becomes_unavailable_through_the_guard(backend, fake
 async def test_a_timeout_is_retried_then_unavailable(make_backend, fake, caplog):
     backend = make_backend(timeout_seconds=0.2, retries=1)
     fake.inject("order.orderDetail", delay=1)
-    with caplog.at_level(logging.WARNING, logger="xiaoer.doudian.backend"):
+    with caplog.at_level(logging.WARNING, logger="xiaoer.doudian.client"):
         with pytest.raises(DoudianUnavailable) as caught:
             await backend.get_order(SHIPPED)
     assert caught.value.attempts == 2 and "timeout" in caught.value.reason

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import socket
+import subprocess
+import sys
 import uuid
 from datetime import datetime
 
@@ -15,24 +17,21 @@ import pytest
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
+from xiaoer.channels.doudian import DoudianPushInput
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import load_settings
-from xiaoer.doudian.backend import (
-    DoudianConfig,
-    DoudianShopBackend,
-    OrderChangeLog,
-)
+from xiaoer.doudian.backend import DoudianShopBackend
+from xiaoer.doudian.client import DoudianConfig
 from xiaoer.doudian.fake import running_fake_doudian
 from xiaoer.doudian.push import (
-    DoudianPushInput,
     DoudianPushProcessor,
-    PushLedger,
     PushMessage,
     build_push,
     event_sign,
     parse_push_body,
     verify_event_sign,
 )
+from xiaoer.doudian.store import OrderChangeLog, PushLedger
 from xiaoer.notifications.outbox import NotificationOutbox
 from xiaoer.shop.backend import BackendUnavailable
 from xiaoer.shop.models import OrderStatus
@@ -349,3 +348,17 @@ async def test_concurrent_duplicate_deliveries_notify_once(push_url, processor):
     assert all(status == 200 for status, _ in results)
     await asyncio.sleep(0)
     assert len(processor.outbox.all()) == 1
+
+
+def test_the_push_service_runs_without_rasa():
+    """The push service and the rest of the Doudian package import neither Rasa nor Sanic:
+    only the channel (xiaoer.channels.doudian) adapts it to Rasa."""
+    code = (
+        "import sys\n"
+        "import xiaoer.doudian.backend, xiaoer.doudian.push\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rasa', 'sanic'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 """Agent accounts: who may log into the console, their role, skill groups and shift.
 
-Rows live in ``agents`` of ``xiaoer.db`` under the data folder. Passwords are stored as
+Rows live in ``agents`` of the project database (:mod:`xiaoer.core.db`); their console
+logins in ``console_sessions`` (:mod:`xiaoer.console.web`). Passwords are stored as
 argon2 hashes only; there is no default account: the first admin is created from the
 command line (``xiaoer create-admin``).
 """
@@ -9,36 +10,39 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Column, Integer, Table, Text, func, select
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
 from xiaoer.core.clock import now_beijing
-from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
 ROLES = ("agent", "admin")
 DEFAULT_GROUPS = ("售前", "售后", "投诉")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 MIN_PASSWORD_CHARS = 10
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agents (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  username TEXT NOT NULL UNIQUE,
-  display_name TEXT NOT NULL,
-  password_hash TEXT NOT NULL,
-  role TEXT NOT NULL DEFAULT 'agent',
-  groups_json TEXT NOT NULL DEFAULT '[]',
-  on_shift INTEGER NOT NULL DEFAULT 1,
-  active INTEGER NOT NULL DEFAULT 1,
-  created_at TEXT NOT NULL
-);
-"""
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("display_name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False, server_default="agent"),
+    Column("groups_json", Text, nullable=False, server_default="[]"),
+    Column("on_shift", Integer, nullable=False, server_default="1"),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("created_at", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+_t = agents
 
 _hasher = PasswordHasher()
 
@@ -74,54 +78,49 @@ def check_password_rules(password: str) -> None:
 
 
 class AgentStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5)
-        conn.row_factory = sqlite3.Row
-        return conn
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> Agent:
+    def _row(row: Row) -> Agent:
         return Agent(
-            id=row["id"],
-            username=row["username"],
-            display_name=row["display_name"],
-            role=row["role"],
-            groups=list(json.loads(row["groups_json"] or "[]")),
-            on_shift=bool(row["on_shift"]),
-            active=bool(row["active"]),
+            id=row.id,
+            username=row.username,
+            display_name=row.display_name,
+            role=row.role,
+            groups=list(json.loads(row.groups_json or "[]")),
+            on_shift=bool(row.on_shift),
+            active=bool(row.active),
         )
+
+    def _one(self, condition: Any) -> Row | None:
+        with self.db.connect() as conn:
+            return conn.execute(select(_t).where(condition)).first()
 
     # --- reading -------------------------------------------------------------------
     def list_agents(self) -> list[Agent]:
-        with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT * FROM agents ORDER BY id").fetchall()
+        with self.db.connect() as conn:
+            rows = conn.execute(select(_t).order_by(_t.c.id)).all()
         return [self._row(r) for r in rows]
 
     def get(self, agent_id: int) -> Agent | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+        row = self._one(_t.c.id == agent_id)
         return self._row(row) if row else None
 
     def by_username(self, username: str) -> Agent | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT * FROM agents WHERE username = ?", (username.strip(),)
-            ).fetchone()
+        row = self._one(_t.c.username == username.strip())
         return self._row(row) if row else None
 
+    @staticmethod
+    def _count_admins(conn: Connection, lock: bool = False) -> int:
+        query = select(_t.c.id).where(_t.c.role == "admin", _t.c.active == 1)
+        if lock:  # PostgreSQL: hold the admins' rows until the change commits
+            return len(conn.execute(query.with_for_update()).all())
+        return int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
     def count_admins(self) -> int:
-        with closing(self._connect()) as conn:
-            return int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM agents WHERE role = 'admin' AND active = 1"
-                ).fetchone()[0]
-            )
+        with self.db.connect() as conn:
+            return self._count_admins(conn)
 
     def on_shift(self, group: str | None = None) -> list[Agent]:
         """Active agents on shift (of ``group`` when given)."""
@@ -151,23 +150,22 @@ class AgentStore:
         name = (display_name or username).strip()[:32]
         created = now_beijing().isoformat(timespec="seconds")
         try:
-            with closing(self._connect()) as conn, conn:
-                cur = conn.execute(
-                    "INSERT INTO agents (username, display_name, password_hash, role, groups_json,"
-                    " on_shift, active, created_at) VALUES (?,?,?,?,?,?,1,?)",
-                    (
-                        username,
-                        name,
-                        hash_password(password),
-                        role,
-                        json.dumps(list(groups or []), ensure_ascii=False),
-                        int(on_shift),
-                        created,
-                    ),
+            with self.db.begin() as conn:
+                result = conn.execute(
+                    _t.insert().values(
+                        username=username,
+                        display_name=name,
+                        password_hash=hash_password(password),
+                        role=role,
+                        groups_json=json.dumps(list(groups or []), ensure_ascii=False),
+                        on_shift=int(on_shift),
+                        active=1,
+                        created_at=created,
+                    )
                 )
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise AgentError(f"用户名 {username} 已存在") from exc
-        agent = self.get(int(cur.lastrowid or 0))
+        agent = self.get(int(result.inserted_primary_key[0]))
         assert agent is not None
         return agent
 
@@ -181,14 +179,6 @@ class AgentStore:
         on_shift: bool | None = None,
         active: bool | None = None,
     ) -> Agent:
-        current = self.get(agent_id)
-        if current is None:
-            raise AgentError("没有这个客服账号")
-        if role is not None and role not in ROLES:
-            raise AgentError("角色只能是 agent（客服）或 admin（管理员）")
-        losing_admin = current.is_admin and (role == "agent" or active is False)
-        if losing_admin and self.count_admins() <= 1:
-            raise AgentError("至少要保留一个启用的管理员")
         fields = {
             "display_name": (display_name or "").strip()[:32] or None,
             "role": role,
@@ -197,42 +187,44 @@ class AgentStore:
             "active": None if active is None else int(active),
         }
         sets = {k: v for k, v in fields.items() if v is not None}
-        if sets:
-            with closing(self._connect()) as conn, conn:
-                conn.execute(
-                    f"UPDATE agents SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-                    (*sets.values(), agent_id),
-                )
-        updated = self.get(agent_id)
-        assert updated is not None
-        return updated
+        # one transaction: two admins demoting each other at once still leave one admin
+        with self.db.begin() as conn:
+            current = conn.execute(select(_t).where(_t.c.id == agent_id)).first()
+            if current is None:
+                raise AgentError("没有这个客服账号")
+            if role is not None and role not in ROLES:
+                raise AgentError("角色只能是 agent（客服）或 admin（管理员）")
+            losing_admin = current.role == "admin" and (role == "agent" or active is False)
+            if losing_admin and self._count_admins(conn, lock=True) <= 1:
+                raise AgentError("至少要保留一个启用的管理员")
+            if sets:
+                conn.execute(_t.update().where(_t.c.id == agent_id).values(**sets))
+            updated = conn.execute(select(_t).where(_t.c.id == agent_id)).one()
+        return self._row(updated)
 
     def set_password(self, agent_id: int, password: str) -> None:
         check_password_rules(password)
-        with closing(self._connect()) as conn, conn:
+        with self.db.begin() as conn:
             conn.execute(
-                "UPDATE agents SET password_hash = ? WHERE id = ?",
-                (hash_password(password), agent_id),
+                _t.update().where(_t.c.id == agent_id).values(password_hash=hash_password(password))
             )
 
     def authenticate(self, username: str, password: str) -> Agent | None:
         """The active agent with these credentials, else None (same cost either way)."""
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT * FROM agents WHERE username = ?", (username.strip(),)
-            ).fetchone()
-        stored = row["password_hash"] if row else _DUMMY_HASH
+        row = self._one(_t.c.username == username.strip())
+        stored = row.password_hash if row else _DUMMY_HASH
         try:
             _hasher.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
-        if row is None or not row["active"]:
+        if row is None or not row.active:
             return None
         if _hasher.check_needs_rehash(stored):
-            with closing(self._connect()) as conn, conn:
+            with self.db.begin() as conn:
                 conn.execute(
-                    "UPDATE agents SET password_hash = ? WHERE id = ?",
-                    (hash_password(password), row["id"]),
+                    _t.update()
+                    .where(_t.c.id == row.id, _t.c.password_hash == stored)
+                    .values(password_hash=hash_password(password))
                 )
         return self._row(row)
 
@@ -241,10 +233,5 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password-0")
 
 
 def get_agent_store() -> AgentStore:
-    """The store of the configured data folder (its schema is created once per process)."""
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> AgentStore:
-    return AgentStore(path)
+    """The store of the project database (cheap: the database is cached per process)."""
+    return AgentStore()

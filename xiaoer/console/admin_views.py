@@ -1,7 +1,7 @@
 """Admin pages: agent accounts (roles, skill groups, shifts) and the merchant's handoff
 settings (working hours, keywords, groups, quick replies, greeting scripts, permissions).
 
-Settings are saved in ``console_settings`` of ``xiaoer.db`` and override xiaoer.yml; the
+Settings are saved in ``console_settings`` of the project database and override xiaoer.yml; the
 action server and the NLU read them at run time."""
 
 from __future__ import annotations

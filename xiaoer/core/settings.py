@@ -1,5 +1,5 @@
 """The merchant's settings, one precedence rule for all of them: what an admin saved in the
-console (table ``console_settings`` of ``xiaoer.db``) > ``xiaoer.yml`` > the default here.
+console (table ``console_settings`` of the project database) > ``xiaoer.yml`` > the default here.
 Handoff and console settings (``handoff`` / ``console``) and the bot's permissions
 (``permissions``: what the bot may do on its own).
 
@@ -10,27 +10,27 @@ handoff keyword, working hours or permission takes effect without retraining or 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time as _time
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Column, Table, Text, select
+
 from xiaoer.core.clock import BEIJING, now_beijing
 from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS console_settings (
-  key TEXT PRIMARY KEY,
-  value_json TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  updated_by TEXT NOT NULL DEFAULT ''
-);
-"""
+console_settings = Table(
+    "console_settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value_json", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("updated_by", Text, nullable=False, server_default=""),
+)
 
 PERMISSION_DEFAULTS = {
     "cancel_paid_orders": False,
@@ -141,46 +141,55 @@ class HandoffSettings:
 
 
 class SettingsStore:
-    """Admin overrides of the handoff/console settings, one JSON value per key."""
+    """Admin overrides of the handoff/console settings, one JSON value per key.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, Any]] | None = None
+    Read through a short cache shared by every store of the same database in the process,
+    so a save here is seen at once by the rest of the process (other processes within
+    :data:`CACHE_SECONDS`)."""
+
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     def overrides(self, fresh: bool = False) -> dict[str, Any]:
-        with self._lock:
-            if not fresh and self._cached and _time.monotonic() - self._cached[0] < CACHE_SECONDS:
-                return dict(self._cached[1])
-            with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-                rows = conn.execute("SELECT key, value_json FROM console_settings").fetchall()
+        with _cache_lock:
+            cached = _cache.get(self.db.url)
+            if not fresh and cached and _time.monotonic() - cached[0] < CACHE_SECONDS:
+                return dict(cached[1])
+            with self.db.connect() as conn:
+                rows = conn.execute(
+                    select(console_settings.c.key, console_settings.c.value_json)
+                ).all()
             values = {k: json.loads(v) for k, v in rows}
-            self._cached = (_time.monotonic(), values)
+            _cache[self.db.url] = (_time.monotonic(), values)
             return dict(values)
 
     def save(self, key: str, value: Any, by: str = "") -> None:
         if key not in EDITABLE_KEYS:
             raise KeyError(key)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute(
-                "INSERT INTO console_settings (key, value_json, updated_at, updated_by)"
-                " VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json,"
-                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (
-                    key,
-                    json.dumps(value, ensure_ascii=False),
-                    now_beijing().isoformat(timespec="seconds"),
-                    by,
-                ),
+        row = {
+            "key": key,
+            "value_json": json.dumps(value, ensure_ascii=False),
+            "updated_at": now_beijing().isoformat(timespec="seconds"),
+            "updated_by": by,
+        }
+        with self.db.begin() as conn:
+            self.db.upsert(
+                conn,
+                console_settings,
+                row,
+                key=["key"],
+                update=["value_json", "updated_at", "updated_by"],
             )
-        with self._lock:
-            self._cached = None
+        with _cache_lock:
+            _cache.pop(self.db.url, None)
 
     def settings(self) -> HandoffSettings:
         return build_settings(self.overrides())
+
+
+# the overrides last read, per database URL: (monotonic time, values)
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_cache_lock = threading.Lock()
 
 
 def build_settings(overrides: dict[str, Any]) -> HandoffSettings:
@@ -224,12 +233,8 @@ def build_settings(overrides: dict[str, Any]) -> HandoffSettings:
 
 
 def get_settings_store() -> SettingsStore:
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> SettingsStore:
-    return SettingsStore(path)
+    """The store of the project database (cheap: the database is cached per process)."""
+    return SettingsStore()
 
 
 def handoff_settings() -> HandoffSettings:

@@ -45,7 +45,7 @@ from sanic.response import HTTPResponse
 
 from xiaoer.core.clock import now_beijing
 from xiaoer.devtools.sanic_thread import SanicThread
-from xiaoer.doudian.backend import (
+from xiaoer.doudian.protocol import (
     SIGN_METHODS,
     encode_params,
     method_path,

@@ -1,19 +1,20 @@
 """Doudian (抖店) push messages: order paid / shipped / completed / cancelled and
-after-sales changes, received as a Rasa input channel.
+after-sales changes. A service without Rasa: the Rasa input channel that routes the
+webhook here is :class:`xiaoer.channels.doudian.DoudianPushInput`.
 
 * ``POST /webhooks/doudian_push/webhook``; header ``event-sign`` = hex MD5 of
   ``app_key + raw body + app_secret``; body ``[{"tag", "msg_id", "data"}]`` (``data``
   may be a JSON-encoded string). A missing or wrong signature gets 403 and nothing is
-  stored or processed.
-* Every message is recorded first (``doudian_push_seen`` in ``xiaoer.db``), keyed by
-  ``msg_id``: a message delivered twice is processed once. The answer
+  stored or processed (:meth:`DoudianPushService.handle`).
+* Every message is recorded first (``doudian_push_seen``, :class:`~xiaoer.doudian.store.PushLedger`),
+  keyed by ``msg_id``: a message delivered twice is processed once. The answer
   ``{"code": 0, "msg": "success"}`` comes as soon as processing is done or after
   ``ack_seconds`` at most; processing then goes on in the background, and a message
   whose processing failed is picked up again later (next delivery or server start).
-* Processing: the order's cached copies are dropped (in this process and, through
-  ``doudian_order_changes``, in the action server); a proactive notification is queued
-  in the outbox (:mod:`xiaoer.notifications.outbox`) when an order shipped, an after-sale was approved
-  or a refund succeeded.
+* Processing (:class:`DoudianPushProcessor`): the order's cached copies are dropped (in
+  this process and, through ``doudian_order_changes``, in the action server); a proactive
+  notification is queued in the outbox (:mod:`xiaoer.notifications.outbox`) when an order
+  shipped, an after-sale was approved or a refund succeeded.
 """
 
 from __future__ import annotations
@@ -24,58 +25,49 @@ import hmac
 import json
 import logging
 import os
-import sqlite3
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import closing
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, UserMessage
-from sanic import Blueprint, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
-
-from xiaoer.core import logsafe
-from xiaoer.doudian.backend import (
-    OrderChangeLog,
+from xiaoer.core.db import Database
+from xiaoer.doudian.protocol import (
+    TAG_AFTER_SALE_CLOSED,
+    TAG_ORDER_SHIPPED,
+    TAG_REFUND_SUCCESS,
+    PushMessage,
     as_dict,
     as_int,
     as_str_id,
     fen_to_yuan,
-    invalidate_order,
     pick,
+)
+from xiaoer.doudian.store import (
+    CLAIM_LEASE_SECONDS,
+    OrderChangeLog,
+    PushLedger,
+    invalidate_order,
 )
 from xiaoer.notifications.outbox import NotificationOutbox
 from xiaoer.shop.backend import BackendError, ShopBackend
 
 logger = logging.getLogger(__name__)
-logsafe.install()  # Rasa imports the channels after configuring its logging
 
-TAG_ORDER_PAID = 101
-TAG_ORDER_SHIPPED = 102
-TAG_ORDER_COMPLETED = 103
-TAG_ORDER_CANCELLED = 106
-TAG_AFTER_SALE_APPLIED = 200
-TAG_REFUND_SUCCESS = 206
-TAG_AFTER_SALE_CLOSED = 207
-TAGS = {
-    TAG_ORDER_PAID: "order_paid",
-    TAG_ORDER_SHIPPED: "order_shipped",
-    TAG_ORDER_COMPLETED: "order_completed",
-    TAG_ORDER_CANCELLED: "order_cancelled",
-    TAG_AFTER_SALE_APPLIED: "after_sale_applied",
-    TAG_REFUND_SUCCESS: "refund_success",
-    TAG_AFTER_SALE_CLOSED: "after_sale_closed",
-}
+__all__ = [
+    "DoudianPushProcessor",
+    "DoudianPushService",
+    "PushMessage",
+    "build_push",
+    "event_sign",
+    "parse_push_body",
+    "push_credentials",
+    "verify_event_sign",
+]
+
 # after_sale_status values that mean "the shop approved": 7 return approved (the buyer
 # sends the parcel back), 12 success (refund agreed). Approval is read from the status a
 # message carries, not from a tag number (public sources disagree on those).
 APPROVED_AFTER_SALE_STATUSES = (7, 12)
 SUCCESS_ANSWER = {"code": 0, "msg": "success"}
-CLAIM_LEASE_SECONDS = 60.0
-MAX_ATTEMPTS = 5
 
 
 # --- signature and body -----------------------------------------------------------------
@@ -91,29 +83,6 @@ def verify_event_sign(app_key: str, app_secret: str, body: bytes, given: str | N
     # non-ASCII str, which was a 500)
     expected = event_sign(app_key, body, app_secret).encode("ascii")
     return hmac.compare_digest(expected, given.strip().lower().encode("utf-8", "surrogateescape"))
-
-
-@dataclass(frozen=True)
-class PushMessage:
-    tag: int
-    msg_id: str
-    data: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return TAGS.get(self.tag, f"tag_{self.tag}")
-
-    @property
-    def order_id(self) -> str:
-        return as_str_id(pick(self.data, "p_id", "shop_order_id", "order_id", "s_id"))
-
-    @property
-    def after_sale_id(self) -> str:
-        return as_str_id(pick(self.data, "aftersale_id", "after_sale_id"))
-
-    @property
-    def is_after_sale(self) -> bool:
-        return 200 <= self.tag < 300
 
 
 def parse_push_body(body: bytes) -> list[PushMessage]:
@@ -155,100 +124,6 @@ def build_push(
     return body, headers
 
 
-# --- the ledger of received messages -----------------------------------------------------
-class PushLedger:
-    """``doudian_push_seen``: every message received, whether it was processed."""
-
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS doudian_push_seen (
-      msg_id TEXT PRIMARY KEY,
-      tag INTEGER NOT NULL,
-      order_id TEXT,
-      data TEXT NOT NULL,
-      received_at REAL NOT NULL,
-      claimed_at REAL,
-      processed_at REAL,
-      attempts INTEGER NOT NULL DEFAULT 0,
-      error TEXT
-    );
-    CREATE INDEX IF NOT EXISTS doudian_push_unprocessed ON doudian_push_seen (processed_at);
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(self.SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5)
-
-    def record(self, messages: Iterable[PushMessage], now: float | None = None) -> list[str]:
-        """Store messages not seen before; returns their ids."""
-        now = time.time() if now is None else now
-        new = []
-        with closing(self._connect()) as conn, conn:
-            for m in messages:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO doudian_push_seen (msg_id, tag, order_id, data, "
-                    "received_at) VALUES (?,?,?,?,?)",
-                    (m.msg_id, m.tag, m.order_id, json.dumps(m.data, ensure_ascii=False), now),
-                )
-                if cur.rowcount == 1:
-                    new.append(m.msg_id)
-        return new
-
-    def claim(self, msg_id: str, now: float | None = None) -> bool:
-        """Take a message for processing: False when it was processed, gave up, or is
-        being processed by someone else (a concurrent duplicate delivery)."""
-        now = time.time() if now is None else now
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                "UPDATE doudian_push_seen SET claimed_at = ? WHERE msg_id = ? "
-                "AND processed_at IS NULL AND attempts < ? "
-                "AND (claimed_at IS NULL OR claimed_at < ?)",
-                (now, msg_id, MAX_ATTEMPTS, now - CLAIM_LEASE_SECONDS),
-            )
-            return cur.rowcount == 1
-
-    def done(self, msg_id: str) -> None:
-        with closing(self._connect()) as conn, conn:
-            conn.execute(
-                "UPDATE doudian_push_seen SET processed_at = ?, error = NULL WHERE msg_id = ?",
-                (time.time(), msg_id),
-            )
-
-    def failed(self, msg_id: str, error: str) -> None:
-        with closing(self._connect()) as conn, conn:
-            conn.execute(
-                "UPDATE doudian_push_seen SET claimed_at = NULL, attempts = attempts + 1, "
-                "error = ? WHERE msg_id = ?",
-                (error, msg_id),
-            )
-
-    def unprocessed(self, older_than: float = 0.0) -> list[PushMessage]:
-        """Messages still to process (received at least ``older_than`` seconds ago)."""
-        with closing(self._connect()) as conn:
-            rows = conn.execute(
-                "SELECT msg_id, tag, data FROM doudian_push_seen WHERE processed_at IS NULL "
-                "AND attempts < ? AND received_at <= ? ORDER BY received_at",
-                (MAX_ATTEMPTS, time.time() - older_than),
-            ).fetchall()
-        return [PushMessage(int(tag), msg_id, as_dict(data)) for msg_id, tag, data in rows]
-
-    def state(self, msg_id: str) -> dict[str, Any] | None:
-        with closing(self._connect()) as conn:
-            conn.row_factory = sqlite3.Row
-            row = conn.execute(
-                "SELECT * FROM doudian_push_seen WHERE msg_id = ?", (msg_id,)
-            ).fetchone()
-        return dict(row) if row else None
-
-    def count(self) -> int:
-        with closing(self._connect()) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM doudian_push_seen").fetchone()[0])
-
-
 # --- processing ------------------------------------------------------------------------
 class DoudianPushProcessor:
     """Turns recorded push messages into cache invalidations and notifications."""
@@ -266,17 +141,26 @@ class DoudianPushProcessor:
         self._backend = backend
 
     @classmethod
+    def for_database(
+        cls,
+        db: Database | str | Path | None = None,
+        backend: Callable[[], ShopBackend] | None = None,
+    ) -> DoudianPushProcessor:
+        """Ledger, change log and notification outbox in ``db`` (default: the project
+        database; anything :func:`xiaoer.core.db.database_for` accepts)."""
+        return cls(PushLedger(db), NotificationOutbox(db), backend, OrderChangeLog(db))
+
+    @classmethod
     def for_data_dir(
         cls, data_dir: Path, backend: Callable[[], ShopBackend] | None = None
     ) -> DoudianPushProcessor:
-        path = Path(data_dir) / "xiaoer.db"
-        return cls(PushLedger(path), NotificationOutbox(path), backend, OrderChangeLog(path))
+        """On the SQLite file ``xiaoer.db`` of ``data_dir`` (tests, tools)."""
+        return cls.for_database(Path(data_dir) / "xiaoer.db", backend)
 
     def backend(self) -> ShopBackend:
+        """The shop backend that fills in what a message leaves out (the buyer, the parcel)."""
         if self._backend is None:
-            from xiaoer.shop.factory import get_backend
-
-            return get_backend()
+            raise LookupError("no shop backend given to the Doudian push processor")
         return self._backend()
 
     async def receive(self, messages: list[PushMessage]) -> int:
@@ -400,42 +284,41 @@ class DoudianPushProcessor:
         await self._notify(buyer, kind, order_id, text, f"{kind}:{order_id}:{case_id}{step}")
 
 
-# --- the Rasa input channel ------------------------------------------------------------
-class DoudianPushInput(InputChannel):
-    """Receives Doudian push messages (credentials.yml:
-    ``xiaoer.doudian.push.DoudianPushInput: {app_key_env: ..., app_secret_env: ...}``).
-    Push messages never reach the assistant as user messages."""
+# --- the webhook, without a web framework -------------------------------------------------
+def push_credentials(
+    credentials: Mapping[str, Any] | None,
+    section: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """(app key, app secret) of the push webhook: given in ``credentials`` (credentials.yml)
+    or read from the environment variables they name (``app_key_env``, ``app_secret_env``),
+    else those named in the ``backend.doudian`` section, else the default names."""
+    creds = credentials or {}
+    section = section or {}
+    env = os.environ if environ is None else environ
 
-    @classmethod
-    def name(cls) -> str:
-        return "doudian_push"
+    def value(key: str, default_env: str) -> str:
+        if creds.get(key):
+            return str(creds[key])
+        name = str(creds.get(f"{key}_env") or section.get(f"{key}_env") or default_env)
+        found = env.get(name, "").strip()
+        if not found:
+            raise ValueError(f"doudian_push channel: set {key} or the environment variable {name}")
+        return found
 
-    @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        creds = credentials or {}
-        try:
-            from xiaoer.core.config import get_settings
+    return value("app_key", "XIAOER_DOUDIAN_APP_KEY"), value(
+        "app_secret", "XIAOER_DOUDIAN_APP_SECRET"
+    )
 
-            section = get_settings().doudian
-        except Exception:  # noqa: BLE001 - the settings only give default variable names
-            section = {}
 
-        def value(key: str, default_env: str) -> str:
-            if creds.get(key):
-                return str(creds[key])
-            name = str(creds.get(f"{key}_env") or section.get(f"{key}_env") or default_env)
-            found = os.environ.get(name, "").strip()
-            if not found:
-                raise ValueError(
-                    f"doudian_push channel: set {key} or the environment variable {name}"
-                )
-            return found
+class DoudianPushService:
+    """One push delivery, from the raw request to the answer: the signature is checked,
+    the body parsed, the messages recorded (before the answer: once acknowledged, a
+    message is never lost), then processed in the background; the answer waits for that
+    processing ``ack_seconds`` at most.
 
-        return cls(
-            value("app_key", "XIAOER_DOUDIAN_APP_KEY"),
-            value("app_secret", "XIAOER_DOUDIAN_APP_SECRET"),
-            ack_seconds=float(creds.get("ack_seconds", 2.0)),
-        )
+    ``processor`` may be given (tests) or is built on first use by ``make_processor``
+    (default: :meth:`DoudianPushProcessor.for_database`)."""
 
     def __init__(
         self,
@@ -443,22 +326,22 @@ class DoudianPushInput(InputChannel):
         app_secret: str,
         processor: DoudianPushProcessor | None = None,
         ack_seconds: float = 2.0,
+        make_processor: Callable[[], DoudianPushProcessor] = DoudianPushProcessor.for_database,
     ) -> None:
         self.app_key = app_key
         self.app_secret = app_secret
         self.ack_seconds = ack_seconds
         self._processor = processor
+        self._make_processor = make_processor
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
-        return f"DoudianPushInput(app_key={self.app_key!r})"
+        return f"DoudianPushService(app_key={self.app_key!r})"
 
     @property
     def processor(self) -> DoudianPushProcessor:
         if self._processor is None:
-            from xiaoer.core.config import get_settings
-
-            self._processor = DoudianPushProcessor.for_data_dir(get_settings().data_dir)
+            self._processor = self._make_processor()
         return self._processor
 
     def _background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -467,41 +350,28 @@ class DoudianPushInput(InputChannel):
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def start(self) -> None:
+        """Pick up messages whose processing failed or was cut short (server start)."""
+        self._background(self.processor.resume(older_than=0))
+
     async def drain(self) -> None:
         """Wait for background processing (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        webhook = Blueprint("doudian_push_webhook", __name__)
-
-        @webhook.listener("after_server_start")
-        async def resume(app: Any, loop: Any) -> None:
-            self._background(self.processor.resume(older_than=0))
-
-        @webhook.route("/", methods=["GET"])
-        async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
-
-        @webhook.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            body = request.body or b""
-            if not verify_event_sign(
-                self.app_key, self.app_secret, body, request.headers.get("event-sign")
-            ):
-                logger.warning("doudian push rejected: missing or wrong event-sign")
-                return response.json({"code": 40300, "msg": "invalid event-sign"}, status=403)
-            try:
-                messages = parse_push_body(body)
-            except (ValueError, UnicodeDecodeError):
-                logger.warning("doudian push rejected: body is not a list of messages")
-                return response.json({"code": 40000, "msg": "invalid body"}, status=400)
-            processor = self.processor
-            # recorded before the answer: once acknowledged, a message is never lost
-            await asyncio.to_thread(processor.ledger.record, messages)
-            task = self._background(processor.process_all(messages))
-            await asyncio.wait({task}, timeout=self.ack_seconds)
-            self._background(processor.resume())
-            return response.json(SUCCESS_ANSWER)
-
-        return webhook
+    async def handle(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) for one delivery with its ``event-sign`` header."""
+        if not verify_event_sign(self.app_key, self.app_secret, body, signature):
+            logger.warning("doudian push rejected: missing or wrong event-sign")
+            return 403, {"code": 40300, "msg": "invalid event-sign"}
+        try:
+            messages = parse_push_body(body)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("doudian push rejected: body is not a list of messages")
+            return 400, {"code": 40000, "msg": "invalid body"}
+        processor = self.processor
+        await asyncio.to_thread(processor.ledger.record, messages)
+        task = self._background(processor.process_all(messages))
+        await asyncio.wait({task}, timeout=self.ack_seconds)
+        self._background(processor.resume())
+        return 200, dict(SUCCESS_ANSWER)

@@ -2,56 +2,66 @@
 
 A request goes ``waiting`` (in the queue of its skill group) -> ``active`` (an agent took
 it; the bot is paused for that conversation) -> ``closed`` (handed back to the bot, or
-closed). A conversation has at most one open (waiting or active) request. Rows live in
-``handoff_requests`` of ``xiaoer.db`` under the data folder; older databases get the new
-columns added on first use.
+closed). A conversation has at most one open (waiting or active) request: a partial unique
+index holds that on every database, and taking a request is one conditional UPDATE, so two
+agents never hold the same conversation. Rows live in ``handoff_requests`` of the project
+database (:mod:`xiaoer.core.db`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Column, Index, Integer, Table, Text, case, func, select, true
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
 from xiaoer.core.clock import BEIJING, now_beijing
-from xiaoer.core.config import get_settings
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS handoff_requests (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender_id TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  details TEXT NOT NULL DEFAULT '',
-  status TEXT NOT NULL DEFAULT 'waiting',
-  created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS handoff_by_status ON handoff_requests (status, created_at);
-"""
-
-# columns added after the first version (name, declaration)
-EXTRA_COLUMNS = (
-    ("priority", "INTEGER NOT NULL DEFAULT 0"),
-    ("group_name", "TEXT NOT NULL DEFAULT ''"),
-    ("intent", "TEXT NOT NULL DEFAULT ''"),
-    ("summary_json", "TEXT NOT NULL DEFAULT '{}'"),
-    ("agent_id", "INTEGER"),
-    ("taken_at", "TEXT"),
-    ("closed_at", "TEXT"),
-    ("note", "TEXT NOT NULL DEFAULT ''"),
-    ("in_hours", "INTEGER NOT NULL DEFAULT 1"),
-    ("last_agent_reply_at", "TEXT"),
-    ("announced_at", "TEXT"),
-    ("announce_count", "INTEGER NOT NULL DEFAULT 0"),
-    ("updated_at", "TEXT"),
-)
+from xiaoer.core.db import Database, database_for, metadata
 
 OPEN = ("waiting", "active")
+
+handoff_requests = Table(
+    "handoff_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default="waiting"),
+    Column("created_at", Text, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("group_name", Text, nullable=False, server_default=""),
+    Column("intent", Text, nullable=False, server_default=""),
+    Column("summary_json", Text, nullable=False, server_default="{}"),
+    Column("agent_id", Integer),
+    Column("taken_at", Text),
+    Column("closed_at", Text),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("in_hours", Integer, nullable=False, server_default="1"),
+    Column("last_agent_reply_at", Text),
+    Column("announced_at", Text),
+    Column("announce_count", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Text),
+    Index("handoff_by_status", "status", "created_at"),
+    Index("handoff_by_sender", "sender_id", "status"),
+    sqlite_autoincrement=True,
+)
+_t = handoff_requests
+_IS_OPEN = _t.c.status.in_(OPEN)
+# at most one open request per conversation, also between processes on PostgreSQL
+Index(
+    "uq_handoff_requests_open_sender",
+    _t.c.sender_id,
+    unique=True,
+    sqlite_where=_IS_OPEN,
+    postgresql_where=_IS_OPEN,
+)
 
 
 def _now() -> str:
@@ -99,30 +109,19 @@ class HandoffRequest:
 
 
 class HandoffStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.executescript(SCHEMA)
-            have = {r[1] for r in conn.execute("PRAGMA table_info(handoff_requests)")}
-            for name, decl in EXTRA_COLUMNS:
-                if name not in have:
-                    conn.execute(f"ALTER TABLE handoff_requests ADD COLUMN {name} {decl}")
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS handoff_by_sender ON handoff_requests (sender_id, status)"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=5)
-        conn.row_factory = sqlite3.Row
-        return conn
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     @staticmethod
-    def _row(row: sqlite3.Row) -> HandoffRequest:
-        data = dict(row)
+    def _row(row: Row) -> HandoffRequest:
+        data = dict(row._mapping)
         summary = json.loads(data.pop("summary_json") or "{}")
         data["in_hours"] = bool(data["in_hours"])
         return HandoffRequest(summary=summary, **data)
+
+    def _fetch(self, conn: Connection, request_id: int) -> HandoffRequest:
+        row = conn.execute(select(_t).where(_t.c.id == request_id)).one()
+        return self._row(row)
 
     # --- the bot's side --------------------------------------------------------------
     def request(
@@ -142,59 +141,58 @@ class HandoffStore:
         A second request for an open one raises its priority when needed and refreshes its
         summary, so the agent sees the latest state."""
         now = _now()
-        with closing(self._connect()) as conn, conn:
-            conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute(
-                "SELECT * FROM handoff_requests WHERE sender_id = ? AND status IN ('waiting','active')"
-                " ORDER BY id DESC LIMIT 1",
-                (sender_id,),
-            ).fetchone()
-            if row:
-                conn.execute(
-                    "UPDATE handoff_requests SET priority = MAX(priority, ?), updated_at = ?,"
-                    " summary_json = CASE WHEN ? = '{}' THEN summary_json ELSE ? END"
-                    " WHERE id = ?",
-                    (
-                        priority,
-                        now,
-                        *(2 * [json.dumps(summary or {}, ensure_ascii=False)]),
-                        row["id"],
-                    ),
-                )
-                fresh = conn.execute(
-                    "SELECT * FROM handoff_requests WHERE id = ?", (row["id"],)
-                ).fetchone()
-                return self._row(fresh)
-            cur = conn.execute(
-                "INSERT INTO handoff_requests (sender_id, reason, details, created_at, priority,"
-                " group_name, intent, summary_json, in_hours, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    sender_id,
-                    reason,
-                    details,
-                    now,
-                    priority,
-                    group,
-                    intent,
-                    json.dumps(summary or {}, ensure_ascii=False),
-                    int(in_hours),
-                    now,
-                ),
-            )
-            fresh = conn.execute(
-                "SELECT * FROM handoff_requests WHERE id = ?", (cur.lastrowid,)
-            ).fetchone()
-            return self._row(fresh)
+        summary_json = json.dumps(summary or {}, ensure_ascii=False)
+        with self.db.begin() as conn:
+            for _attempt in range(5):
+                row = conn.execute(
+                    select(_t.c.id)
+                    .where(_t.c.sender_id == sender_id, _IS_OPEN)
+                    .order_by(_t.c.id.desc())
+                    .limit(1)
+                    .with_for_update()
+                ).first()
+                if row is not None:
+                    sets: dict[str, Any] = {
+                        "priority": case((_t.c.priority < priority, priority), else_=_t.c.priority),
+                        "updated_at": now,
+                    }
+                    if summary_json != "{}":
+                        sets["summary_json"] = summary_json
+                    conn.execute(_t.update().where(_t.c.id == row.id).values(**sets))
+                    return self._fetch(conn, row.id)
+                try:
+                    # another process may open one at the same moment: the unique index
+                    # refuses the second, which then updates the first (next round)
+                    with conn.begin_nested():
+                        result = conn.execute(
+                            _t.insert().values(
+                                sender_id=sender_id,
+                                reason=reason,
+                                details=details,
+                                status="waiting",
+                                created_at=now,
+                                priority=priority,
+                                group_name=group,
+                                intent=intent,
+                                summary_json=summary_json,
+                                in_hours=int(in_hours),
+                                updated_at=now,
+                            )
+                        )
+                except IntegrityError:
+                    continue
+                return self._fetch(conn, result.inserted_primary_key[0])
+        raise RuntimeError(f"could not record the handoff request of {sender_id!r}")
 
     def active_for(self, sender_id: str) -> HandoffRequest | None:
         """The open (waiting or taken) request of a conversation, if any."""
-        with closing(self._connect()) as conn:
+        with self.db.connect() as conn:
             row = conn.execute(
-                "SELECT * FROM handoff_requests WHERE sender_id = ? AND status IN ('waiting','active')"
-                " ORDER BY id DESC LIMIT 1",
-                (sender_id,),
-            ).fetchone()
+                select(_t)
+                .where(_t.c.sender_id == sender_id, _IS_OPEN)
+                .order_by(_t.c.id.desc())
+                .limit(1)
+            ).first()
         return self._row(row) if row else None
 
     # --- the queue -------------------------------------------------------------------
@@ -203,29 +201,27 @@ class HandoffStore:
         return [r for r in self.open_requests(group) if r.status == "waiting"]
 
     def open_requests(self, group: str | None = None) -> list[HandoffRequest]:
-        query = "SELECT * FROM handoff_requests WHERE status IN ('waiting','active')"
-        args: tuple[Any, ...] = ()
+        query = select(_t).where(_IS_OPEN)
         if group is not None:
-            query += " AND group_name = ?"
-            args = (group,)
-        with closing(self._connect()) as conn:
-            rows = conn.execute(query + " ORDER BY priority DESC, created_at, id", args).fetchall()
+            query = query.where(_t.c.group_name == group)
+        query = query.order_by(_t.c.priority.desc(), _t.c.created_at, _t.c.id)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
         return [self._row(r) for r in rows]
 
     def recent_closed(self, limit: int = 20) -> list[HandoffRequest]:
-        with closing(self._connect()) as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(
-                "SELECT * FROM handoff_requests WHERE status = 'closed'"
-                " ORDER BY closed_at DESC, id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+                select(_t)
+                .where(_t.c.status == "closed")
+                .order_by(_t.c.closed_at.desc().nulls_last(), _t.c.id.desc())
+                .limit(limit)
+            ).all()
         return [self._row(r) for r in rows]
 
     def get(self, request_id: int) -> HandoffRequest | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT * FROM handoff_requests WHERE id = ?", (request_id,)
-            ).fetchone()
+        with self.db.connect() as conn:
+            row = conn.execute(select(_t).where(_t.c.id == request_id)).first()
         return self._row(row) if row else None
 
     def position(self, request: HandoffRequest) -> int:
@@ -239,35 +235,41 @@ class HandoffStore:
 
     def revision(self) -> str:
         """Changes whenever the queue changes (cheap; polled by the console's live feed)."""
-        with closing(self._connect()) as conn:
-            row = conn.execute(
-                "SELECT COUNT(*), MAX(id), MAX(updated_at), SUM(status = 'waiting')"
-                " FROM handoff_requests"
-            ).fetchone()
+        waiting = func.sum(case((_t.c.status == "waiting", 1), else_=0))
+        with self.db.connect() as conn:
+            totals = conn.execute(
+                select(func.count(), func.max(_t.c.id), func.max(_t.c.updated_at), waiting)
+            ).one()
             open_rows = conn.execute(
-                "SELECT id, status, agent_id, group_name, priority, updated_at"
-                " FROM handoff_requests WHERE status IN ('waiting','active') ORDER BY id"
-            ).fetchall()
-        digest = hashlib.sha1(repr((tuple(row), [tuple(r) for r in open_rows])).encode())
-        return digest.hexdigest()[:16]
+                select(
+                    _t.c.id,
+                    _t.c.status,
+                    _t.c.agent_id,
+                    _t.c.group_name,
+                    _t.c.priority,
+                    _t.c.updated_at,
+                )
+                .where(_IS_OPEN)
+                .order_by(_t.c.id)
+            ).all()
+        state = (tuple(totals), [tuple(r) for r in open_rows])
+        return hashlib.sha1(repr(state).encode()).hexdigest()[:16]
 
     # --- the agents' side ------------------------------------------------------------
-    def _update(self, request_id: int, where: str, args: tuple[Any, ...], **sets: Any) -> bool:
+    def _update(self, request_id: int, condition: Any, **sets: Any) -> bool:
+        """One conditional UPDATE: whether it changed the request (atomic on every database)."""
         sets["updated_at"] = _now()
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                f"UPDATE handoff_requests SET {', '.join(f'{k} = ?' for k in sets)}"
-                f" WHERE id = ? AND {where}",
-                (*sets.values(), request_id, *args),
+        with self.db.begin() as conn:
+            result = conn.execute(
+                _t.update().where(_t.c.id == request_id, condition).values(**sets)
             )
-            return cur.rowcount == 1
+            return bool(result.rowcount == 1)
 
     def take(self, request_id: int, agent_id: int) -> bool:
         """An agent takes a waiting request (or one they already hold)."""
         return self._update(
             request_id,
-            "(status = 'waiting' OR (status = 'active' AND agent_id = ?))",
-            (agent_id,),
+            (_t.c.status == "waiting") | ((_t.c.status == "active") & (_t.c.agent_id == agent_id)),
             status="active",
             agent_id=agent_id,
             taken_at=_now(),
@@ -287,20 +289,15 @@ class HandoffStore:
             sets.update(status="waiting", agent_id=None, taken_at=None)
         if not sets:
             return False
-        return self._update(request_id, "status IN ('waiting','active')", (), **sets)
+        return self._update(request_id, _IS_OPEN, **sets)
 
     def agent_replied(self, request_id: int) -> None:
-        self._update(request_id, "1 = 1", (), last_agent_reply_at=_now())
+        self._update(request_id, true(), last_agent_reply_at=_now())
 
     def close(self, request_id: int, note: str = "") -> bool:
         """Hand back to the bot (or close): the request leaves the queue."""
         return self._update(
-            request_id,
-            "status IN ('waiting','active')",
-            (),
-            status="closed",
-            closed_at=_now(),
-            note=note[:1000],
+            request_id, _IS_OPEN, status="closed", closed_at=_now(), note=note[:1000]
         )
 
     def unanswered(self, after_seconds: float) -> list[HandoffRequest]:
@@ -325,22 +322,14 @@ class HandoffStore:
         return due
 
     def mark_announced(self, request_id: int) -> None:
-        with closing(self._connect()) as conn, conn:
-            conn.execute(
-                "UPDATE handoff_requests SET announced_at = ?, announce_count = announce_count + 1,"
-                " updated_at = ? WHERE id = ?",
-                (_now(), _now(), request_id),
-            )
+        self._update(
+            request_id, true(), announced_at=_now(), announce_count=_t.c.announce_count + 1
+        )
 
     def mark_in_hours(self, request_id: int) -> None:
-        self._update(request_id, "1 = 1", (), in_hours=1)
+        self._update(request_id, true(), in_hours=1)
 
 
 def get_handoff_store() -> HandoffStore:
-    """The store of the configured data folder (its schema is created once per process)."""
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> HandoffStore:
-    return HandoffStore(path)
+    """The store of the project database (cheap: the database is cached per process)."""
+    return HandoffStore()

@@ -11,13 +11,12 @@ otherwise nothing is said (the agent will answer).
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
-from contextlib import closing
-from functools import lru_cache
 from pathlib import Path
 
-from xiaoer.core.config import get_settings
+from sqlalchemy import Column, Float, Table, Text, select
+
+from xiaoer.core.db import Database, database_for, metadata
 from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.store import get_handoff_store
 
@@ -25,42 +24,53 @@ ASKS_FOR_PERSON = re.compile(
     r"人呢|有人吗|有没有人|还有人|在吗|在不在|在不|客服呢|人工呢|还要等|要等多久|多久|等了|怎么还没人|理理我"
 )
 DEFAULT_MINUTES = 3.0
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue_notices (
-  sender_id TEXT PRIMARY KEY,
-  told_at REAL NOT NULL
-);
-"""
+
+queue_notices = Table(
+    "queue_notices",
+    metadata,
+    Column("sender_id", Text, primary_key=True),
+    Column("told_at", Float, nullable=False),  # epoch seconds
+)
 
 
 class NoticeLog:
     """When each waiting customer was last told their place in the queue."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(path)) as conn, conn:
-            conn.executescript(SCHEMA)
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     def last(self, sender_id: str) -> float | None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            row = conn.execute(
-                "SELECT told_at FROM queue_notices WHERE sender_id = ?", (sender_id,)
-            ).fetchone()
-            return float(row[0]) if row else None
+        with self.db.connect() as conn:
+            value = conn.execute(
+                select(queue_notices.c.told_at).where(queue_notices.c.sender_id == sender_id)
+            ).scalar()
+        return None if value is None else float(value)
 
     def told(self, sender_id: str, at: float) -> None:
-        with closing(sqlite3.connect(self.path, timeout=5)) as conn, conn:
-            conn.execute(
-                "INSERT INTO queue_notices (sender_id, told_at) VALUES (?, ?) "
-                "ON CONFLICT(sender_id) DO UPDATE SET told_at = excluded.told_at",
-                (sender_id, at),
+        with self.db.begin() as conn:
+            self.db.upsert(
+                conn,
+                queue_notices,
+                {"sender_id": sender_id, "told_at": at},
+                ["sender_id"],
+                ["told_at"],
             )
 
-
-@lru_cache(maxsize=8)
-def _log_at(path: Path) -> NoticeLog:
-    return NoticeLog(path)
+    def claim(self, sender_id: str, at: float, gap_seconds: float) -> bool:
+        """Record a notice at ``at`` unless one was given less than ``gap_seconds`` before:
+        whether this caller may tell the customer (one of two messages arriving together)."""
+        if self.db.insert_ignore(queue_notices, sender_id=sender_id, told_at=at):
+            return True
+        with self.db.begin() as conn:
+            result = conn.execute(
+                queue_notices.update()
+                .where(
+                    queue_notices.c.sender_id == sender_id,
+                    queue_notices.c.told_at <= at - gap_seconds,
+                )
+                .values(told_at=at)
+            )
+            return bool(result.rowcount == 1)
 
 
 def notice_minutes() -> float:
@@ -79,12 +89,9 @@ def queue_notice(sender_id: str, text: str, now: float | None = None) -> str | N
     request = store.active_for(sender_id)
     if request is None or request.status != "waiting":
         return None
-    log = _log_at(get_settings().data_dir / "xiaoer.db")
     current = time.time() if now is None else now
-    last = log.last(sender_id)
-    if last is not None and current - last < notice_minutes() * 60:
+    if not NoticeLog().claim(sender_id, current, notice_minutes() * 60):
         return None
-    log.told(sender_id, current)
     ahead = store.position(request)
     if ahead:
         return f"您在排队，前面还有 {ahead} 位，客服接入后会马上回复您，请稍等～"

@@ -25,6 +25,21 @@ depends_on = None
 
 def schema(op: Any) -> None:
     op.create_table(
+        "agents",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("username", sa.Text(), nullable=False),
+        sa.Column("display_name", sa.Text(), nullable=False),
+        sa.Column("password_hash", sa.Text(), nullable=False),
+        sa.Column("role", sa.Text(), server_default="agent", nullable=False),
+        sa.Column("groups_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("on_shift", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("active", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
+        sa.UniqueConstraint("username", name=op.f("uq_agents_username")),
+        sqlite_autoincrement=True,
+    )
+    op.create_table(
         "console_sessions",
         sa.Column("token_hash", sa.Text(), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=False),
@@ -34,11 +49,73 @@ def schema(op: Any) -> None:
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_console_sessions")),
     )
     op.create_table(
+        "console_settings",
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("value_json", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_console_settings")),
+    )
+    op.create_table(
+        "doudian_order_changes",
+        sa.Column("order_id", sa.Text(), nullable=False),
+        sa.Column("changed_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("order_id", name=op.f("pk_doudian_order_changes")),
+    )
+    op.create_table(
+        "doudian_push_seen",
+        sa.Column("msg_id", sa.Text(), nullable=False),
+        sa.Column("tag", sa.Integer(), nullable=False),
+        sa.Column("order_id", sa.Text(), nullable=True),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.Float(), nullable=False),
+        sa.Column("claimed_at", sa.Float(), nullable=True),
+        sa.Column("processed_at", sa.Float(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("msg_id", name=op.f("pk_doudian_push_seen")),
+    )
+    op.create_index("doudian_push_unprocessed", "doudian_push_seen", ["processed_at"], unique=False)
+    op.create_table(
         "event_cursor",
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("last_id", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_event_cursor")),
+    )
+    op.create_table(
+        "handoff_requests",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("details", sa.Text(), server_default="", nullable=False),
+        sa.Column("status", sa.Text(), server_default="waiting", nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.Column("priority", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("group_name", sa.Text(), server_default="", nullable=False),
+        sa.Column("intent", sa.Text(), server_default="", nullable=False),
+        sa.Column("summary_json", sa.Text(), server_default="{}", nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
+        sa.Column("taken_at", sa.Text(), nullable=True),
+        sa.Column("closed_at", sa.Text(), nullable=True),
+        sa.Column("note", sa.Text(), server_default="", nullable=False),
+        sa.Column("in_hours", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("last_agent_reply_at", sa.Text(), nullable=True),
+        sa.Column("announced_at", sa.Text(), nullable=True),
+        sa.Column("announce_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handoff_requests")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("handoff_by_sender", "handoff_requests", ["sender_id", "status"], unique=False)
+    op.create_index("handoff_by_status", "handoff_requests", ["status", "created_at"], unique=False)
+    op.create_index(
+        "uq_handoff_requests_open_sender",
+        "handoff_requests",
+        ["sender_id"],
+        unique=True,
+        sqlite_where=sa.text("status IN ('waiting', 'active')"),
+        postgresql_where=sa.text("status IN ('waiting', 'active')"),
     )
     op.create_table(
         "notifications",
@@ -77,6 +154,12 @@ def schema(op: Any) -> None:
     )
     op.create_index(
         "order_checks_by_sender", "order_checks", ["sender_id", "kind", "at"], unique=False
+    )
+    op.create_table(
+        "queue_notices",
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("told_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_queue_notices")),
     )
     op.create_table(
         "rest_inbox",

@@ -1,0 +1,55 @@
+"""The forms' questions (``action_ask_<slot>``), made from tables.
+
+Each order flow lists its questions as ``{action name: question}``; a question is the
+key of a message of messages.yml (a fixed question) or an async function
+``(dispatcher, tracker) -> events`` (a question that depends on the conversation: the
+order's values, the customer's own orders as buttons...). ``ask_actions`` makes one
+rasa-sdk ``Action`` class per entry, which the action server registers like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.messages import say
+
+Asker = Callable[[CollectingDispatcher, Tracker], Awaitable[list[EventType]]]
+Question = str | Asker
+
+
+def ask_action(module: str, action_name: str, question: Question) -> type[Action]:
+    """An ``Action`` class named like ``action_name`` (``ActionAskNewName``) that asks
+    ``question``."""
+
+    def name(self: Action) -> str:
+        return action_name
+
+    async def run(
+        self: Action, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if isinstance(question, str):
+            say(dispatcher, question)
+            return []
+        return await question(dispatcher, tracker)
+
+    class_name = "".join(part.capitalize() for part in action_name.split("_"))
+    attributes: dict[str, Any] = {
+        "name": name,
+        "run": run,
+        "__module__": module,
+        "__qualname__": class_name,
+        "__doc__": f"Asks for the slot of ``{action_name}``.",
+    }
+    return type(class_name, (Action,), attributes)
+
+
+def ask_actions(module: str, questions: Mapping[str, Question]) -> dict[str, type[Action]]:
+    """One action class per ``{action name: question}`` of ``module`` (keep the result:
+    the action server finds the classes among ``Action``'s live subclasses)."""
+    return {name: ask_action(module, name, q) for name, q in questions.items()}
