@@ -9,15 +9,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-import warnings
 from pathlib import Path
 
 from xiaoer.core.config import get_settings
-from xiaoer.devtools.stack import RASA_ENV, StartError, start_console, start_servers, stop
-from xiaoer.notifications.sender import RasaNotifier
+from xiaoer.devtools.stack import (
+    RASA_ENV,
+    StartError,
+    start_console,
+    start_servers,
+    start_worker,
+    stop,
+)
 
 
 def _env() -> dict[str, str]:
@@ -167,7 +171,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = get_settings()
     root = settings.root
     private_umask()  # var/, its databases, logs and secrets: private from the first write
-    logsafe.install()  # the notifier and the event follower log from this process
+    logsafe.install()
     rasa_url = f"http://{local_address(server_settings()['host'])}:{args.port}"
     if check_data_dir(settings.data_dir):
         print(f"warning: {settings.data_dir} 或其中的文件可被本机其他用户读取（顾客数据、令牌）/ "
@@ -187,7 +191,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     model = train()
     token = api_token()
     console_host = args.console_host or str(settings.section("console").get("host") or "127.0.0.1")
-    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it (event follower)
+    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
     procs: list[subprocess.Popen[bytes]] = []
     # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
     # servers as Ctrl-C does, never leave them running without us
@@ -206,6 +210,11 @@ def cmd_up(args: argparse.Namespace) -> int:
                     port=args.console_port, rasa_url=rasa_url,
                     token=token, logs=logs, env=_env(), procs=procs, host=console_host,
                 )  # fmt: skip
+            # every background job: leads, notifications, re-announcements, Douyin resends
+            start_worker(
+                endpoints=root / "endpoints.yml", rasa_url=rasa_url, token=token,
+                logs=logs, env=_env(), procs=procs,
+            )  # fmt: skip
         except StartError as exc:
             print(f"error: {exc}")
             return 1
@@ -218,12 +227,6 @@ def cmd_up(args: argparse.Namespace) -> int:
   REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
   HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
 按 Ctrl-C 停止 / press Ctrl-C to stop.""")
-        notifier = RasaNotifier(rasa_url, token)
-        stop_notifier = threading.Event()
-        threading.Thread(
-            target=notifier.run_forever, args=(stop_notifier,), daemon=True, name="notifier"
-        ).start()
-        _start_event_follower(root / "endpoints.yml", stop_notifier)
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         print("error: a server stopped unexpectedly, see", logs)
@@ -240,22 +243,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from xiaoer.core import migrate
 
     return migrate.run(args)
-
-
-def _start_event_follower(endpoints: Path, stop_event: threading.Event) -> None:
-    """Leads from Rasa's event stream (xiaoer/worker/events.py), beside the notifier."""
-    import rasa.utils.endpoints  # noqa: F401 - Rasa adds its warning filters on import
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from xiaoer.worker.events import EventFollower, broker_db
-
-    db = broker_db(endpoints)
-    if db is None:
-        print("warning: no SQL event_broker in endpoints.yml: leads are not captured")
-        return
-    threading.Thread(
-        target=EventFollower(db).run_forever, args=(stop_event,), daemon=True, name="events"
-    ).start()
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
@@ -343,7 +330,16 @@ def cmd_douyin_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Every background job (xiaoer/worker/); its options follow the command."""
+    from xiaoer.worker.__main__ import main as worker_main
+
+    return worker_main(args.rest)
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
+    from xiaoer.notifications.sender import RasaNotifier
+
     delivered = RasaNotifier(args.url, api_token()).deliver_pending()
     print(f"delivered {delivered} notification(s)")
     return 0
@@ -381,7 +377,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # commands that import Rasa (the event follower of `up`) get the servers' quiet
+    # commands that import Rasa (the worker's event follower) get the servers' quiet
     # environment, so the terminal shows Xiaoer's messages, not library deprecations
     for key, value in RASA_ENV.items():
         os.environ.setdefault(key, value)
@@ -441,6 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("douyin-outbox", help="list Douyin replies waiting to be resent")
     p.set_defaults(func=cmd_douyin_outbox)
+    p = sub.add_parser(
+        "worker",
+        help="run every background job (worker --help; docs/deployment.md)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
     p.add_argument("--url", default="http://localhost:5005")
     p.set_defaults(func=cmd_notify)
@@ -451,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:  # the simulator's own options (--help too) pass through
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] == ["worker"]:  # so do the worker's
+        return cmd_worker(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -19,6 +19,7 @@ import yaml
 from xiaoer.core.config import PROJECT_ROOT
 from xiaoer.devtools.stack import Stack, running_stack
 from xiaoer.douyin.simulator import DouyinSimulator, Received, running_simulator
+from xiaoer.douyin.store import DouyinStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -32,6 +33,9 @@ def douyin(
     settings = yaml.safe_load((PROJECT_ROOT / "xiaoer.yml").read_text(encoding="utf-8"))
     settings["douyin"]["greeting"]["quiet_hours"] = {"start": "00:00", "end": "00:00"}
     settings["douyin"]["reorder_window_seconds"] = 0.1
+    # the worker's Douyin jobs (outbox resend, pause expiry) every second
+    settings["douyin"]["outbox_resend_seconds"] = 1
+    settings["douyin"]["sweep_seconds"] = 1
     config = workdir / "xiaoer.yml"
     config.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     with running_simulator() as sim:
@@ -155,6 +159,37 @@ def test_a_human_answer_in_the_app_pauses_the_bot(douyin):
     assert any(e["event"] == "bot" and "店长" in (e.get("text") or "") for e in events)
     assert any(e["event"] == "pause" for e in events)
     assert any(e["event"] == "user" and e.get("text") == "好的，麻烦快点" for e in events)
+
+
+def test_a_reply_the_platform_refused_reaches_the_customer_through_the_worker(douyin):
+    stack, sim = douyin
+    who = customer()
+    store = DouyinStore(stack.workdir / "var" / "xiaoer.db")
+    sim.fail_next(times=4, status=502)  # the first try and the send API's 3 retries
+    delivery = sim.say(who, "发什么快递")
+    assert delivery.statuses == [200]
+    [reply] = sim.wait_quiet(who, 0, settle=1.0, timeout=60)
+    assert reply.answered == delivery.server_message_id and "快递" in reply.text
+    assert store.outbox_pending(who) == []
+    assert sim.rejected == []
+
+
+def test_the_worker_resumes_the_bot_when_the_pause_is_over(douyin):
+    stack, sim = douyin
+    who = customer()
+    turn(sim, who, "你好")
+    sim.merchant_says(who, "您好，我是店长")
+    store = DouyinStore(stack.workdir / "var" / "xiaoer.db")
+    deadline = time.monotonic() + 30
+    while not store.conversation(who).paused_until:
+        assert time.monotonic() < deadline, "the bot was not paused"
+        time.sleep(0.2)
+    store.update_conversation(who, paused_until=time.time() - 1)  # the pause is over
+    while not any(e["event"] == "resume" for e in tracker_events(stack, who)):
+        assert time.monotonic() < deadline, "the worker did not resume the bot"
+        time.sleep(0.5)
+    assert store.conversation(who).paused_until == 0.0
+    assert "快递" in turn(sim, who, "发什么快递")
 
 
 def test_fifty_customers_at_once_every_reply_once_and_in_order(douyin):

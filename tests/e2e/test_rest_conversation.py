@@ -363,7 +363,9 @@ def test_queued_notification_reaches_the_buyers_conversation(stack: Stack):
 
     user = sender()
     stack.say(user, "你好")
-    outbox = NotificationOutbox(stack.workdir / "var" / "xiaoer.db")
+    # an outbox of its own: the stack's worker delivers the project outbox by itself
+    # (test_worker_deployment.py), this test drives the notifier with a wrong, then the right token
+    outbox = NotificationOutbox(stack.workdir / "notifier-test.db")
     outbox.add(
         Stack.conversation(user),
         "shipped",

@@ -173,7 +173,7 @@ def test_no_secret_on_any_command_line(stack: Stack):
         "xiaoer.servers.rasaserver",
         "xiaoer.servers.actionserver",
         "xiaoer.console",
-        "xiaoer.worker.events",
+        "xiaoer.worker",
     ):
         assert server in joined, joined
     assert "--auth-token" not in joined
@@ -297,8 +297,8 @@ def test_phone_numbers_are_masked_in_every_log(stack: Stack):
         headers={"X-Xiaoer-Action-Token": stack.action_token},
         timeout=10,
     )
-    time.sleep(1.5)  # the event follower picks the message up
-    logs = {name: stack.log(name) for name in ("rasa", "actions", "console", "events")}
+    time.sleep(1.5)  # the worker's event follower picks the message up
+    logs = {name: stack.log(name) for name in ("rasa", "actions", "console", "worker")}
     assert PHONE[:3] + "****" + PHONE[-4:] in logs["rasa"]  # DEBUG: Rasa logs the message
     assert "139****5678" in logs["actions"]
     for name, text in logs.items():

@@ -599,7 +599,7 @@ def test_agents_see_douyin_replies_waiting_to_be_resent(console):
 
     url = console["url"]
     assert requests.get(f"{url}/outbox", allow_redirects=False, timeout=10).status_code == 302
-    store = DouyinStore(console["data"] / "douyin.db")
+    store = DouyinStore(console["data"] / "xiaoer.db")  # the project database
     store.add_outbox(
         "open_outbox_1",
         {"content": {"text": "好的，已记下您的手机号13812345678"}},

@@ -21,14 +21,12 @@ from rasa.core.channels.channel import UserMessage, register
 from rasa.shared.core.events import BotUttered, ConversationPaused, ConversationResumed
 from sanic import Sanic
 
-from xiaoer.channels.douyin import (
-    ChannelSettings,
-    DouyinInput,
-    config_from_credentials,
-)
+from xiaoer.channels.douyin import DouyinInput
 from xiaoer.douyin.client import DouyinConfig
 from xiaoer.douyin.greetings import GreetingSettings
+from xiaoer.douyin.jobs import resend_outbox
 from xiaoer.douyin.protocol import build_webhook, signature, verify_signature
+from xiaoer.douyin.settings import ChannelSettings, config_from_credentials
 from xiaoer.douyin.simulator import DouyinSimulator, running_simulator
 from xiaoer.douyin.store import DouyinStore
 
@@ -351,7 +349,7 @@ async def test_follow_and_enter_trigger_a_greeting(h: Harness, bridge, monkeypat
     from xiaoer.douyin import greetings
 
     always = greetings.GreetingSettings(quiet_events=())
-    h.channel._greetings = always
+    h.channel.service.greetings = always
     await h.run(h.sim.follow, "fan_1", "小新")
     [greeting] = await h.replies("fan_1", 1)
     assert greeting.startswith("欢迎")
@@ -462,6 +460,12 @@ async def test_send_failures_are_retried_then_kept_and_resent_in_order(h: Harnes
     assert "收到：第一句" in kept.preview and "502" in (kept.last_error or "")
     h.sim.fail_next(times=1, status=200, error_code=28003095)  # blocks the next resend once
     await h.run(h.sim.say, "buyer_f", "第二句")  # must not overtake the first
+    await h.channel.drain(5)
+    # the worker's job resends what is due (backoff 0.2 s, then 0.4 s)
+    deadline = time.monotonic() + 10
+    while len(h.sim.replies("buyer_f")) < 2 and time.monotonic() < deadline:
+        await resend_outbox(h.channel.service.sender)
+        await asyncio.sleep(0.1)
     texts = await h.replies("buyer_f", 2, timeout=10)
     assert [t.split("\n")[0] for t in texts] == ["收到：第一句", "收到：第二句"]
     for _ in range(50):  # marked sent right after the platform's answer
@@ -531,7 +535,7 @@ async def test_without_secrets_the_channel_answers_503(monkeypatch, tmp_path):
     channel = DouyinInput.from_credentials({"client_key_env": "XIAOER_DOUYIN_CLIENT_KEY"})
     assert isinstance(channel, DouyinInput) and channel.config is None
     assert "XIAOER_DOUYIN_CLIENT_SECRET" in channel.missing  # type: ignore[attr-defined]
-    channel._store = DouyinStore(tmp_path / "d.db")  # type: ignore[attr-defined]
+    channel.service.store = DouyinStore(tmp_path / "d.db")  # type: ignore[attr-defined]
     server, sock, url = await start_server(channel, FakeAssistant())  # type: ignore[arg-type]
     try:
         status, answer = await post(url, b"{}", {"Content-Type": "application/json"})
@@ -575,7 +579,7 @@ def test_the_simulator_refuses_badly_shaped_sends():
 async def test_a_scripted_conversation_is_played_and_printed(h: Harness, tmp_path, capsys):
     from xiaoer.douyin.simulator import play_script
 
-    h.channel._greetings = GreetingSettings(quiet_events=())
+    h.channel.service.greetings = GreetingSettings(quiet_events=())
     script = tmp_path / "conversation.yml"
     script.write_text(
         "customer: buyer_demo_001\nnickname: 张三\nsteps:\n"

@@ -12,7 +12,6 @@ import pytest
 from actions.common import shop_facts
 from actions.greeting import ActionDouyinGreet
 from tests.helpers import run, texts, tracker
-from xiaoer.channels.douyin import ChannelSettings, chosen_option, render_parts
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import get_settings
 from xiaoer.douyin.greetings import (
@@ -29,6 +28,8 @@ from xiaoer.douyin.protocol import (
     parse_envelope,
     parse_send_answer,
 )
+from xiaoer.douyin.replies import chosen_option, render_parts
+from xiaoer.douyin.settings import ChannelSettings
 
 
 def test_envelope_with_bom_string_content_and_extra_fields():

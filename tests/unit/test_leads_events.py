@@ -39,9 +39,7 @@ def test_restart_neither_loses_nor_repeats_events(tmp_path, project_db):
     seen: list[str] = []
 
     def follower() -> EventFollower:
-        return EventFollower(
-            events_db, state_db=state, handlers=[lambda e: seen.append(e["text"])], jobs=[]
-        )
+        return EventFollower(events_db, state_db=state, handlers=[lambda e: seen.append(e["text"])])
 
     first = follower()
     assert first.poll() == 0  # no broker table yet: nothing, no error
@@ -67,17 +65,17 @@ def test_a_failing_handler_does_not_stop_the_stream(tmp_path, project_db):
             raise RuntimeError("bad event")
         seen.append(event["text"])
 
-    f = EventFollower(events_db, state_db=project_db, handlers=[handler], jobs=[])
+    f = EventFollower(events_db, state_db=project_db, handlers=[handler])
     assert f.poll() == 2 and seen == ["ok"]
 
 
 def test_replayed_event_after_a_crash_is_not_counted_twice(data_dir, tmp_path):
     events_db = tmp_path / "events.db"
     publish(events_db, user("dup", "电话 13912345678", "m-1"))
-    f = EventFollower(events_db, state_db=data_dir / "xiaoer.db", jobs=[])
+    f = EventFollower(events_db, state_db=data_dir / "xiaoer.db")
     assert f.poll() == 1
     f._save(0)  # a crash after the handler, before the cursor was saved
-    assert EventFollower(events_db, state_db=data_dir / "xiaoer.db", jobs=[]).poll() == 1
+    assert EventFollower(events_db, state_db=data_dir / "xiaoer.db").poll() == 1
     lead = get_lead_store().lead_for("dup")
     assert lead is not None and len(get_lead_store().activity(lead.id)) == 1
 

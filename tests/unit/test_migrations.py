@@ -182,7 +182,7 @@ def test_previous_release_upgrades_in_place_and_loses_nothing(release_0_1: Path)
 
     from xiaoer.worker.events import EventFollower
 
-    follower = EventFollower(data / "events.db", handlers=[], jobs=[])
+    follower = EventFollower(data / "events.db", handlers=[])
     assert follower.last_id == 42
 
     # the Douyin channel's state and the demo shop come along

@@ -27,11 +27,9 @@ Adding a blueprint (e.g. LEADS' ``xiaoer/console/leads_views.py``): append its i
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
-from typing import Any
 
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
@@ -99,7 +97,6 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
         max_delay=float(settings.get("login_max_delay_seconds", 300)),
         forget=float(settings.get("login_forget_minutes", 15)) * 60,
     )
-    app.ctx.reannounce_seconds = float(settings.get("reannounce_check_seconds", 30))
     app.static("/static", str(HERE / "static"), name="static")
     for bp in BLUEPRINTS:
         app.blueprint(bp)
@@ -145,23 +142,7 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
         if not request.path.startswith("/static"):
             resp.headers.setdefault("Cache-Control", "no-store")
 
-    @app.after_server_start
-    async def start_reannouncer(app: Sanic, _loop: Any) -> None:
-        app.add_task(reannounce_loop(app))
-
     return app
-
-
-async def reannounce_loop(app: Sanic) -> None:
-    """Customers left waiting beyond the timeout hear, honestly, that they still wait."""
-    while True:
-        await asyncio.sleep(app.ctx.reannounce_seconds)
-        try:
-            told = await app.ctx.desk.reannounce_due()
-            if told:
-                logger.info("re-announced %s waiting conversation(s)", told)
-        except Exception:  # noqa: BLE001 - the loop must survive a bad round
-            logger.exception("re-announcement round failed")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from xiaoer.devtools.stack import (
     launch_rasa,
     private_log,
     server_env,
-    start_event_follower,
+    start_worker,
     stop,
     wait_http,
     write_settings,
@@ -105,7 +105,6 @@ def running_scale_out(
             procs.append(actions)
             if not wait_http(f"http://127.0.0.1:{actions_port}/health", 120, actions):
                 raise StartError(f"the action server did not start, see {workdir}/actions.log")
-            start_event_follower(endpoints, workdir, env, procs)
             ports = [free_port() for _ in range(replicas)]
             servers = [
                 launch(
@@ -126,6 +125,10 @@ def running_scale_out(
                 )  # fmt: skip
                 for i, port in enumerate(ports)
             ]
+            start_worker(  # every background job, once for the cluster
+                endpoints=endpoints, rasa_url=f"http://127.0.0.1:{ports[0]}", token=token,
+                logs=workdir, env=env, procs=procs,
+            )  # fmt: skip
             for i, (port, proc) in enumerate(zip(ports, servers, strict=True)):
                 if not wait_http(f"http://127.0.0.1:{port}/", 300, proc):
                     log = (workdir / f"rasa-{i}.log").read_text(errors="replace")[-4000:]

@@ -186,7 +186,8 @@ tracker_store:
 
 
 def _event_broker(tracker_db: Path, extra: str) -> str:
-    """Rasa's SQL event broker beside the tracker store (followed by xiaoer.worker.events)."""
+    """Rasa's SQL event broker beside the tracker store (followed by the worker's
+    ``events.follow`` job, xiaoer.worker.events)."""
     if "event_broker" in extra:
         return ""
     return f"""
@@ -197,24 +198,24 @@ event_broker:
 """
 
 
-def start_event_follower(
-    endpoints: Path, logs: Path, env: dict[str, str], procs: list[subprocess.Popen]
+def start_worker(
+    *,
+    endpoints: Path,
+    rasa_url: str,
+    token: str,
+    logs: Path,
+    env: dict[str, str],
+    procs: list[subprocess.Popen],
 ) -> subprocess.Popen:
-    """``python -m xiaoer.worker.events`` (lead capture, CRM deliveries) as a process."""
+    """``python -m xiaoer.worker`` (``xiaoer worker``: every background job) as a process;
+    the API token and the Rasa URL travel in its environment."""
+    logs.mkdir(parents=True, exist_ok=True, mode=0o700)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xiaoer.worker.events",
-            "--endpoints",
-            str(endpoints),
-            "--interval",
-            "0.2",
-        ],
+        [sys.executable, "-m", "xiaoer.worker", "--endpoints", str(endpoints)],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**env, API_TOKEN_ENV: token, "XIAOER_RASA_URL": rasa_url},
         start_new_session=True,
-        stdout=private_log(logs / "events.log"),
+        stdout=private_log(logs / "worker.log"),
         stderr=subprocess.STDOUT,
     )
     procs.append(proc)
@@ -361,7 +362,11 @@ def running_stack(
     rest: dict[str, Any] | None = None,
     credentials_extra: str = "",
     settings: dict[str, Any] | None = None,
+    worker: bool = True,
 ) -> Iterator[Stack]:
+    """The action server, the Rasa server and (``worker``) the worker with every background
+    job (leads, notifications, re-announcements, Douyin resends), as docs/deployment.md
+    runs them, plus the agent console with ``console``."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
     base = Path(env["XIAOER_CONFIG"]) if env.get("XIAOER_CONFIG") else None
@@ -388,7 +393,11 @@ def running_stack(
         except StartError as exc:
             logs = "".join(p.read_text()[-5000:] for p in sorted(workdir.glob("*.log")))
             raise StartError(f"{exc}\n{logs}") from exc
-        start_event_follower(endpoints, workdir, env, procs)
+        if worker:
+            start_worker(
+                endpoints=endpoints, rasa_url=f"http://127.0.0.1:{rasa_port}", token=token,
+                logs=workdir, env=env, procs=procs,
+            )  # fmt: skip
         console_url = ""
         if console:
             console_port = free_port()

@@ -6,7 +6,7 @@ answer saying the token is invalid triggers one refresh and an immediate retry. 
 still fails raises :class:`SendFailed` — the channel then keeps the message in its outbox.
 
 The access token is refreshed (``/oauth/refresh_token/``) before it expires
-(``refresh_margin_seconds``) and stored in ``douyin.db``; tokens are never logged.
+(``refresh_margin_seconds``) and stored in the project database; tokens are never logged.
 """
 
 from __future__ import annotations
@@ -84,6 +84,12 @@ class TokenManager:
             )
         return self._current
 
+    def _reload(self) -> StoredToken:
+        """The stored token again: another process (a Rasa server, the worker) may have
+        refreshed it, and a refresh token may be single-use."""
+        self._current = None
+        return self._load()
+
     def _due(self, token: StoredToken) -> bool:
         return bool(
             token.expires_at
@@ -94,7 +100,7 @@ class TokenManager:
         token = await asyncio.to_thread(self._load)
         if self._due(token) and token.refresh_token:
             async with self._lock:
-                token = self._load()
+                token = await asyncio.to_thread(self._reload)
                 if self._due(token):
                     try:
                         token = await self._refresh(session, token)
@@ -106,7 +112,7 @@ class TokenManager:
     async def force_refresh(self, session: aiohttp.ClientSession, used: str) -> bool:
         """After the platform refused ``used``: refresh unless someone already did."""
         async with self._lock:
-            token = self._load()
+            token = await asyncio.to_thread(self._reload)
             if token.access_token != used:
                 return True
             if not token.refresh_token:

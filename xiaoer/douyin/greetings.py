@@ -5,20 +5,34 @@ Merchants edit the scripts, the day hours and the quiet hours in ``xiaoer.yml``
 (section ``douyin``); the defaults below apply to whatever the file leaves out.
 Placeholders: ``{nickname}`` (else 亲), ``{shop_name}``, ``{bot_name}``,
 ``{service_hours}``, ``{coupon}`` (the everyone coupon), ``{returning_code}``.
+
+:func:`greet` is the moment itself: when the settings and the cooldown allow it, the
+Douyin service triggers ``EXTERNAL_douyin_greet`` in Rasa (actions/greeting.py picks the
+script) and sends what it says.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import re
+import time as clock
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xiaoer.douyin.protocol import Envelope
+    from xiaoer.douyin.service import DouyinService
+
+logger = logging.getLogger(__name__)
 
 SEGMENTS = ("new_follower", "new_customer", "returning_customer")
 PERIODS = ("day", "night")
 EVENT_FOLLOW = "new_follow_action"
 EVENT_ENTER = "im_enter_direct_msg"
+GREET_INTENT = "EXTERNAL_douyin_greet"
 
 DEFAULT_SCRIPTS: dict[str, dict[str, list[str]]] = {
     "new_follower": {
@@ -181,3 +195,41 @@ def greeting_settings() -> GreetingSettings:
             if segment in scripts and period in PERIODS and cleaned:
                 scripts[segment][period] = cleaned
     return replace(settings, scripts=scripts)
+
+
+async def greet(service: DouyinService, sender_id: str, envelope: Envelope) -> None:
+    """Greet a new follower or a customer who opened the chat (unless quiet hours, the
+    settings or a recent conversation say no)."""
+    from xiaoer.core.clock import now_beijing
+    from xiaoer.douyin.protocol import SCENE_ENTER
+    from xiaoer.douyin.replies import ReplyTarget
+
+    store = service.store
+    greetings = service.greetings or greeting_settings()
+    event = envelope.event
+    if not greetings.allowed(event, now_beijing()):
+        logger.info("douyin: no %s greeting for %s (quiet hours / off)", event, sender_id)
+        return
+    conv = await asyncio.to_thread(store.conversation, sender_id)
+    recent = max(conv.last_customer_at, conv.last_greeted_at)
+    if recent and clock.time() - recent < greetings.cooldown_minutes * 60:
+        logger.info("douyin: %s talked or was greeted recently: no greeting", sender_id)
+        return
+    content = envelope.content
+    conversation_id = str(content.get("conversation_short_id") or conv.conversation_short_id)
+    scene = SCENE_ENTER if event == EVENT_ENTER else service.settings.follow_scene
+    target = ReplyTarget("", conversation_id, scene)
+    if conversation_id and conversation_id != conv.conversation_short_id:
+        await asyncio.to_thread(
+            store.update_conversation, sender_id, conversation_short_id=conversation_id
+        )
+    metadata = {"buyer_id": sender_id, "nickname": conv.nickname, "douyin_event": event}
+    for key in ("ad_id", "creative_id"):
+        if content.get(key):
+            metadata[key] = str(content[key])
+    output = service.output()
+    await service.bridge.trigger(sender_id, GREET_INTENT, {"douyin_event": event}, metadata, output)
+    messages: list[dict[str, Any]] = getattr(output, "messages", [])
+    if messages:
+        await asyncio.to_thread(store.update_conversation, sender_id, last_greeted_at=clock.time())
+    await service.send(sender_id, messages, target)

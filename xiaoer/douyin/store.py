@@ -1,98 +1,138 @@
-"""SQLite state of the Douyin channel (``douyin.db`` in the data folder, WAL mode).
+"""State of the Douyin channel, in the project database (:mod:`xiaoer.core.db`).
 
 * ``douyin_events``: every accepted webhook event, keyed by what identifies the event
   (``server_message_id``, else ``log_id``, else a hash of the content), with its
   processing state: a duplicate delivery — also after a restart — is recognised here,
-  and an event whose processing was cut short is processed when the server starts;
+  and an event whose processing was cut short is processed again;
 * ``douyin_deliveries``: the ``Msg-Id`` of every delivery (a retry of one delivery);
 * ``douyin_conversations``: per customer: the message to answer and its conversation id,
   the numbered options last offered, a pause after a human answered from the app;
 * ``douyin_outbox``: replies the send API did not take (after retries), resent later
-  in order, visible to agents (console page 待重发 ``/outbox``, ``xiaoer douyin-outbox``), never dropped;
+  in order, visible to agents (console page 待重发 ``/outbox``, ``xiaoer douyin-outbox``),
+  never dropped. A sender *claims* a row before sending it (a conditional UPDATE), so two
+  processes (the Rasa server and the worker, or two of either) never send one twice;
 * ``douyin_sent``: messages the bot sent, to tell the platform's ``im_send_msg`` echo of
   them apart from a human's message;
 * ``douyin_tokens``: the access / refresh token after a refresh (never logged).
+
+Table and column names are those of the earlier ``douyin.db`` (times are Unix seconds,
+``create_time`` milliseconds); ``douyin_outbox.claimed_at`` is new.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, CursorResult, Row
+from sqlalchemy.exc import IntegrityError
+
+from xiaoer.core.db import Database, database_for, metadata
 from xiaoer.douyin.protocol import Envelope, as_object
 
 MAX_ATTEMPTS = 5
 CLAIM_LEASE_SECONDS = 120.0
 ECHO_WINDOW_SECONDS = 600.0
+SENT_KEPT_SECONDS = 24 * 3600
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS douyin_events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_key TEXT NOT NULL UNIQUE,
-  event TEXT NOT NULL,
-  sender_id TEXT NOT NULL,
-  create_time INTEGER NOT NULL DEFAULT 0,
-  envelope TEXT NOT NULL,
-  received_at REAL NOT NULL,
-  claimed_at REAL,
-  processed_at REAL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  error TEXT
-);
-CREATE INDEX IF NOT EXISTS douyin_events_pending ON douyin_events (processed_at, sender_id);
-CREATE TABLE IF NOT EXISTS douyin_deliveries (
-  msg_id TEXT PRIMARY KEY,
-  event_key TEXT NOT NULL,
-  received_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS douyin_conversations (
-  sender_id TEXT PRIMARY KEY,
-  conversation_short_id TEXT,
-  last_msg_id TEXT,
-  last_msg_at REAL,
-  nickname TEXT,
-  options TEXT,
-  paused_until REAL,
-  last_customer_at REAL,
-  last_greeted_at REAL
-);
-CREATE TABLE IF NOT EXISTS douyin_outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender_id TEXT NOT NULL,
-  body TEXT NOT NULL,
-  preview TEXT NOT NULL,
-  created_at REAL NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at REAL NOT NULL,
-  last_error TEXT,
-  sent_at REAL
-);
-CREATE INDEX IF NOT EXISTS douyin_outbox_pending ON douyin_outbox (sent_at, sender_id, id);
-CREATE TABLE IF NOT EXISTS douyin_sent (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender_id TEXT NOT NULL,
-  msg_id TEXT,
-  text_hash TEXT,
-  sent_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS douyin_sent_by_sender ON douyin_sent (sender_id, sent_at);
-CREATE TABLE IF NOT EXISTS douyin_tokens (
-  client_key TEXT PRIMARY KEY,
-  access_token TEXT NOT NULL,
-  refresh_token TEXT,
-  expires_at REAL,
-  refresh_expires_at REAL,
-  updated_at REAL NOT NULL
-);
-"""
+douyin_events = Table(
+    "douyin_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_key", Text, nullable=False, unique=True),
+    Column("event", Text, nullable=False),
+    Column("sender_id", Text, nullable=False),
+    Column("create_time", BigInteger, nullable=False, server_default="0"),  # ms
+    Column("envelope", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    Column("processed_at", Float),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Index("douyin_events_pending", "processed_at", "sender_id"),
+    sqlite_autoincrement=True,
+)
+
+douyin_deliveries = Table(
+    "douyin_deliveries",
+    metadata,
+    Column("msg_id", Text, primary_key=True),
+    Column("event_key", Text, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+douyin_conversations = Table(
+    "douyin_conversations",
+    metadata,
+    Column("sender_id", Text, primary_key=True),
+    Column("conversation_short_id", Text),
+    Column("last_msg_id", Text),
+    Column("last_msg_at", Float),
+    Column("nickname", Text),
+    Column("options", Text),  # JSON list of the numbered options' payloads
+    Column("paused_until", Float),
+    Column("last_customer_at", Float),
+    Column("last_greeted_at", Float),
+)
+
+douyin_outbox = Table(
+    "douyin_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the send API's JSON body
+    Column("preview", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", Float),
+    Column("claimed_at", Float),  # a sender holds the row until then + the lease
+    Index("douyin_outbox_pending", "sent_at", "sender_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+douyin_sent = Table(
+    "douyin_sent",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Text, nullable=False),
+    Column("msg_id", Text),
+    Column("text_hash", Text),
+    Column("sent_at", Float, nullable=False),
+    Index("douyin_sent_by_sender", "sender_id", "sent_at"),
+    sqlite_autoincrement=True,
+)
+
+douyin_tokens = Table(
+    "douyin_tokens",
+    metadata,
+    Column("client_key", Text, primary_key=True),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text),
+    Column("expires_at", Float),
+    Column("refresh_expires_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
 
 
 def text_hash(text: str) -> str:
@@ -144,19 +184,24 @@ class StoredToken:
     refresh_expires_at: float
 
 
-class DouyinStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+def _inserted(conn: Connection, stmt: Any) -> CursorResult | None:
+    """Run an INSERT in a savepoint: its result, or None when it hit a unique key."""
+    try:
+        with conn.begin_nested():
+            return conn.execute(stmt)
+    except IntegrityError:
+        return None
 
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as conn, conn:
-            conn.row_factory = sqlite3.Row
-            yield conn
+
+_events = douyin_events.c
+_outbox = douyin_outbox.c
+_conv = douyin_conversations.c
+_sent = douyin_sent.c
+
+
+class DouyinStore:
+    def __init__(self, db: Database | str | Path | None = None) -> None:
+        self.db = database_for(db)
 
     # --- events -------------------------------------------------------------------------
     def record(
@@ -165,116 +210,127 @@ class DouyinStore:
         """Store an accepted event; None when this delivery or this event was seen."""
         now = time.time()
         key = envelope.event_key
-        with self._conn() as conn:
-            if msg_id:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO douyin_deliveries (msg_id, event_key, received_at) "
-                    "VALUES (?,?,?)",
-                    (msg_id, key, now),
-                )
-                if cur.rowcount == 0:
-                    return None
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO douyin_events (event_key, event, sender_id, create_time, "
-                "envelope, received_at) VALUES (?,?,?,?,?,?)",
-                (
-                    key,
-                    envelope.event,
-                    sender_id,
-                    create_time,
-                    json.dumps(envelope.__dict__, ensure_ascii=False),
-                    now,
-                ),
+        with self.db.begin() as conn:
+            # a savepoint per insert: a duplicate key is an answer here, not an error, and
+            # the delivery stays recorded when the event itself was seen before
+            if msg_id and not _inserted(
+                conn,
+                insert(douyin_deliveries).values(msg_id=msg_id, event_key=key, received_at=now),
+            ):
+                return None
+            stmt = insert(douyin_events).values(
+                event_key=key,
+                event=envelope.event,
+                sender_id=sender_id,
+                create_time=create_time,
+                envelope=json.dumps(envelope.__dict__, ensure_ascii=False),
+                received_at=now,
             )
-            return cur.lastrowid if cur.rowcount == 1 else None
+            result = _inserted(conn, stmt)
+            return int(result.inserted_primary_key[0]) if result else None
 
     @staticmethod
-    def _event(row: sqlite3.Row) -> StoredEvent:
-        raw = as_object(row["envelope"])
+    def _event(row: Row) -> StoredEvent:
+        raw = as_object(row.envelope)
         return StoredEvent(
-            id=row["id"],
-            event_key=row["event_key"],
-            event=row["event"],
-            sender_id=row["sender_id"],
-            create_time=row["create_time"],
+            id=row.id,
+            event_key=row.event_key,
+            event=row.event,
+            sender_id=row.sender_id,
+            create_time=row.create_time,
             envelope=Envelope(**raw),
-            attempts=row["attempts"],
+            attempts=row.attempts,
         )
 
     def pending_for(self, sender_id: str) -> list[StoredEvent]:
         """Unprocessed events of one customer, in the order the customer sent them."""
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT * FROM douyin_events WHERE sender_id = ? AND processed_at IS NULL "
-                "AND attempts < ? ORDER BY create_time, id",
-                (sender_id, MAX_ATTEMPTS),
-            ).fetchall()
+        query = (
+            select(douyin_events)
+            .where(
+                _events.sender_id == sender_id,
+                _events.processed_at.is_(None),
+                _events.attempts < MAX_ATTEMPTS,
+            )
+            .order_by(_events.create_time, _events.id)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(query).all()
         return [self._event(r) for r in rows]
 
     def senders_with_pending(self, older_than: float = 0.0) -> list[str]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT sender_id FROM douyin_events WHERE processed_at IS NULL "
-                "AND attempts < ? AND received_at <= ?",
-                (MAX_ATTEMPTS, time.time() - older_than),
-            ).fetchall()
-        return [r[0] for r in rows]
+        query = (
+            select(_events.sender_id)
+            .distinct()
+            .where(
+                _events.processed_at.is_(None),
+                _events.attempts < MAX_ATTEMPTS,
+                _events.received_at <= time.time() - older_than,
+            )
+        )
+        with self.db.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def claim(self, event_id: int) -> bool:
         """Take an event for processing (False: done, given up, or taken elsewhere)."""
         now = time.time()
-        with self._conn() as conn:
-            cur = conn.execute(
-                "UPDATE douyin_events SET claimed_at = ? WHERE id = ? AND processed_at IS NULL "
-                "AND attempts < ? AND (claimed_at IS NULL OR claimed_at < ?)",
-                (now, event_id, MAX_ATTEMPTS, now - CLAIM_LEASE_SECONDS),
+        stmt = (
+            update(douyin_events)
+            .where(
+                _events.id == event_id,
+                _events.processed_at.is_(None),
+                _events.attempts < MAX_ATTEMPTS,
+                or_(_events.claimed_at.is_(None), _events.claimed_at < now - CLAIM_LEASE_SECONDS),
             )
-            return cur.rowcount == 1
+            .values(claimed_at=now)
+        )
+        with self.db.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
 
     def done(self, event_id: int) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE douyin_events SET processed_at = ?, error = NULL WHERE id = ?",
-                (time.time(), event_id),
-            )
+        stmt = (
+            update(douyin_events)
+            .where(_events.id == event_id)
+            .values(processed_at=time.time(), error=None)
+        )
+        with self.db.begin() as conn:
+            conn.execute(stmt)
 
     def failed(self, event_id: int, error: str) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE douyin_events SET claimed_at = NULL, attempts = attempts + 1, error = ? "
-                "WHERE id = ?",
-                (error, event_id),
-            )
+        stmt = (
+            update(douyin_events)
+            .where(_events.id == event_id)
+            .values(claimed_at=None, attempts=_events.attempts + 1, error=error)
+        )
+        with self.db.begin() as conn:
+            conn.execute(stmt)
 
     def event_state(self, event_key: str) -> dict[str, Any] | None:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT * FROM douyin_events WHERE event_key = ?", (event_key,)
-            ).fetchone()
-        return dict(row) if row else None
+        with self.db.connect() as conn:
+            row = conn.execute(select(douyin_events).where(_events.event_key == event_key)).first()
+        return dict(row._mapping) if row else None
 
     def count_events(self) -> int:
-        with self._conn() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM douyin_events").fetchone()[0])
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(douyin_events)).scalar_one())
 
     # --- conversations ------------------------------------------------------------------
     def conversation(self, sender_id: str) -> Conversation:
-        with self._conn() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(
-                "SELECT * FROM douyin_conversations WHERE sender_id = ?", (sender_id,)
-            ).fetchone()
+                select(douyin_conversations).where(_conv.sender_id == sender_id)
+            ).first()
         if row is None:
             return Conversation(sender_id)
         return Conversation(
             sender_id=sender_id,
-            conversation_short_id=row["conversation_short_id"] or "",
-            last_msg_id=row["last_msg_id"] or "",
-            last_msg_at=row["last_msg_at"] or 0.0,
-            nickname=row["nickname"] or "",
-            options=tuple(json.loads(row["options"] or "[]")),
-            paused_until=row["paused_until"] or 0.0,
-            last_customer_at=row["last_customer_at"] or 0.0,
-            last_greeted_at=row["last_greeted_at"] or 0.0,
+            conversation_short_id=row.conversation_short_id or "",
+            last_msg_id=row.last_msg_id or "",
+            last_msg_at=row.last_msg_at or 0.0,
+            nickname=row.nickname or "",
+            options=tuple(json.loads(row.options or "[]")),
+            paused_until=row.paused_until or 0.0,
+            last_customer_at=row.last_customer_at or 0.0,
+            last_greeted_at=row.last_greeted_at or 0.0,
         )
 
     def update_conversation(self, sender_id: str, **fields: Any) -> None:
@@ -285,160 +341,197 @@ class DouyinStore:
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO douyin_conversations (sender_id) VALUES (?)", (sender_id,)
+        with self.db.begin() as conn:
+            self.db.upsert(
+                conn,
+                douyin_conversations,
+                {"sender_id": sender_id, **fields},
+                key=["sender_id"],
+                update=list(fields),
             )
-            if fields:
-                assignments = ", ".join(f"{name} = ?" for name in fields)
-                conn.execute(
-                    f"UPDATE douyin_conversations SET {assignments} WHERE sender_id = ?",  # noqa: S608
-                    (*fields.values(), sender_id),
-                )
+
+    def expired_pauses(self, now: float | None = None) -> list[str]:
+        """Customers whose pause (after a human answered from the app) is over."""
+        now = time.time() if now is None else now
+        query = select(_conv.sender_id).where(_conv.paused_until > 0, _conv.paused_until <= now)
+        with self.db.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def end_pause(self, sender_id: str, now: float | None = None) -> bool:
+        """Clear an expired pause; False when it is not (or no longer) expired — another
+        process ended it first, or a new human message extended it."""
+        now = time.time() if now is None else now
+        stmt = (
+            update(douyin_conversations)
+            .where(_conv.sender_id == sender_id, _conv.paused_until > 0, _conv.paused_until <= now)
+            .values(paused_until=0.0)
+        )
+        with self.db.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
 
     # --- outbox -------------------------------------------------------------------------
     def add_outbox(
         self, sender_id: str, body: dict[str, Any], preview: str, error: str, retry_at: float
     ) -> int:
-        with self._conn() as conn:
-            cur = conn.execute(
-                "INSERT INTO douyin_outbox (sender_id, body, preview, created_at, attempts, "
-                "next_attempt_at, last_error) VALUES (?,?,?,?,?,?,?)",
-                (
-                    sender_id,
-                    json.dumps(body, ensure_ascii=False),
-                    preview,
-                    time.time(),
-                    1 if error else 0,
-                    retry_at,
-                    error or None,
-                ),
-            )
-            return int(cur.lastrowid or 0)
+        stmt = insert(douyin_outbox).values(
+            sender_id=sender_id,
+            body=json.dumps(body, ensure_ascii=False),
+            preview=preview,
+            created_at=time.time(),
+            attempts=1 if error else 0,
+            next_attempt_at=retry_at,
+            last_error=error or None,
+        )
+        with self.db.begin() as conn:
+            return int(conn.execute(stmt).inserted_primary_key[0])
 
     @staticmethod
-    def _outbox(row: sqlite3.Row) -> OutboxItem:
+    def _outbox(row: Row) -> OutboxItem:
         return OutboxItem(
-            id=row["id"],
-            sender_id=row["sender_id"],
-            body=json.loads(row["body"]),
-            preview=row["preview"],
-            created_at=row["created_at"],
-            attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"],
-            last_error=row["last_error"],
-            sent_at=row["sent_at"],
+            id=row.id,
+            sender_id=row.sender_id,
+            body=json.loads(row.body),
+            preview=row.preview,
+            created_at=row.created_at,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            sent_at=row.sent_at,
         )
 
     def outbox_pending(self, sender_id: str | None = None, limit: int = 500) -> list[OutboxItem]:
         """Unsent replies, oldest first (of one customer, or of everyone)."""
-        query = "SELECT * FROM douyin_outbox WHERE sent_at IS NULL"
-        args: tuple[Any, ...] = ()
+        query = select(douyin_outbox).where(_outbox.sent_at.is_(None))
         if sender_id is not None:
-            query += " AND sender_id = ?"
-            args = (sender_id,)
-        with self._conn() as conn:
-            rows = conn.execute(query + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+            query = query.where(_outbox.sender_id == sender_id)
+        with self.db.connect() as conn:
+            rows = conn.execute(query.order_by(_outbox.id).limit(limit)).all()
         return [self._outbox(r) for r in rows]
 
     def outbox_senders_due(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT sender_id, MIN(id) AS first FROM douyin_outbox WHERE sent_at IS NULL "
-                "GROUP BY sender_id HAVING MIN(next_attempt_at) <= ? ORDER BY first",
-                (now,),
-            ).fetchall()
-        return [r[0] for r in rows]
+        first = func.min(_outbox.id)
+        query = (
+            select(_outbox.sender_id)
+            .where(_outbox.sent_at.is_(None))
+            .group_by(_outbox.sender_id)
+            .having(func.min(_outbox.next_attempt_at) <= now)
+            .order_by(first)
+        )
+        with self.db.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def has_outbox(self, sender_id: str) -> bool:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM douyin_outbox WHERE sender_id = ? AND sent_at IS NULL LIMIT 1",
-                (sender_id,),
-            ).fetchone()
-        return row is not None
+        query = (
+            select(_outbox.id)
+            .where(_outbox.sender_id == sender_id, _outbox.sent_at.is_(None))
+            .limit(1)
+        )
+        with self.db.connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def claim_outbox(self, item_id: int, lease: float = CLAIM_LEASE_SECONDS) -> bool:
+        """Take an unsent row for sending: one conditional UPDATE, so of two processes
+        trying at once exactly one gets it (also on PostgreSQL). A claim older than
+        ``lease`` (its holder died while sending) can be taken again."""
+        now = time.time()
+        stmt = (
+            update(douyin_outbox)
+            .where(
+                _outbox.id == item_id,
+                _outbox.sent_at.is_(None),
+                or_(_outbox.claimed_at.is_(None), _outbox.claimed_at < now - lease),
+            )
+            .values(claimed_at=now)
+        )
+        with self.db.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
 
     def outbox_sent(self, item_id: int) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE douyin_outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
-                (time.time(), item_id),
-            )
+        stmt = (
+            update(douyin_outbox)
+            .where(_outbox.id == item_id)
+            .values(sent_at=time.time(), last_error=None, claimed_at=None)
+        )
+        with self.db.begin() as conn:
+            conn.execute(stmt)
 
     def outbox_failed(self, item_id: int, error: str, retry_at: float) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "UPDATE douyin_outbox SET attempts = attempts + 1, last_error = ?, "
-                "next_attempt_at = ? WHERE id = ?",
-                (error, retry_at, item_id),
+        stmt = (
+            update(douyin_outbox)
+            .where(_outbox.id == item_id)
+            .values(
+                attempts=_outbox.attempts + 1,
+                last_error=error,
+                next_attempt_at=retry_at,
+                claimed_at=None,
             )
+        )
+        with self.db.begin() as conn:
+            conn.execute(stmt)
 
     # --- echoes of the bot's own messages -----------------------------------------------
     def remember_sent(self, sender_id: str, msg_id: str, text: str) -> None:
-        with self._conn() as conn:
+        now = time.time()
+        with self.db.begin() as conn:
             conn.execute(
-                "INSERT INTO douyin_sent (sender_id, msg_id, text_hash, sent_at) VALUES (?,?,?,?)",
-                (sender_id, msg_id or None, text_hash(text) if text else None, time.time()),
+                insert(douyin_sent).values(
+                    sender_id=sender_id,
+                    msg_id=msg_id or None,
+                    text_hash=text_hash(text) if text else None,
+                    sent_at=now,
+                )
             )
-            conn.execute("DELETE FROM douyin_sent WHERE sent_at < ?", (time.time() - 24 * 3600,))
+            conn.execute(delete(douyin_sent).where(_sent.sent_at < now - SENT_KEPT_SECONDS))
 
     def is_own_echo(self, sender_id: str, msg_id: str, text: str) -> bool:
         """True when ``im_send_msg`` reports a message the bot sent itself."""
-        with self._conn() as conn:
+        with self.db.connect() as conn:
             if msg_id:
-                row = conn.execute(
-                    "SELECT 1 FROM douyin_sent WHERE msg_id = ? LIMIT 1", (msg_id,)
-                ).fetchone()
-                if row:
+                query = select(_sent.id).where(_sent.msg_id == msg_id).limit(1)
+                if conn.execute(query).first() is not None:
                     return True
             if not text:
                 return False
-            row = conn.execute(
-                "SELECT 1 FROM douyin_sent WHERE sender_id = ? AND text_hash = ? "
-                "AND sent_at >= ? LIMIT 1",
-                (sender_id, text_hash(text), time.time() - ECHO_WINDOW_SECONDS),
-            ).fetchone()
-            return row is not None
+            query = (
+                select(_sent.id)
+                .where(
+                    _sent.sender_id == sender_id,
+                    _sent.text_hash == text_hash(text),
+                    _sent.sent_at >= time.time() - ECHO_WINDOW_SECONDS,
+                )
+                .limit(1)
+            )
+            return conn.execute(query).first() is not None
 
     # --- tokens -------------------------------------------------------------------------
     def token(self, client_key: str) -> StoredToken | None:
-        with self._conn() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(
-                "SELECT * FROM douyin_tokens WHERE client_key = ?", (client_key,)
-            ).fetchone()
+                select(douyin_tokens).where(douyin_tokens.c.client_key == client_key)
+            ).first()
         if row is None:
             return None
         return StoredToken(
-            row["access_token"],
-            row["refresh_token"] or "",
-            row["expires_at"] or 0.0,
-            row["refresh_expires_at"] or 0.0,
+            row.access_token,
+            row.refresh_token or "",
+            row.expires_at or 0.0,
+            row.refresh_expires_at or 0.0,
         )
 
     def save_token(self, client_key: str, token: StoredToken) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO douyin_tokens (client_key, access_token, refresh_token, "
-                "expires_at, refresh_expires_at, updated_at) VALUES (?,?,?,?,?,?)",
-                (
-                    client_key,
-                    token.access_token,
-                    token.refresh_token,
-                    token.expires_at,
-                    token.refresh_expires_at,
-                    time.time(),
-                ),
-            )
+        values = {
+            "client_key": client_key,
+            "access_token": token.access_token,
+            "refresh_token": token.refresh_token,
+            "expires_at": token.expires_at,
+            "refresh_expires_at": token.refresh_expires_at,
+            "updated_at": time.time(),
+        }
+        with self.db.begin() as conn:
+            self.db.upsert(conn, douyin_tokens, values, key=["client_key"], update=list(values)[1:])
 
 
 def get_douyin_store() -> DouyinStore:
-    """The store of the configured data folder."""
-    from xiaoer.core.config import get_settings
-
-    return _store_at(get_settings().data_dir / "douyin.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> DouyinStore:
-    return DouyinStore(path)
+    """The store on the project database (cheap: the database is cached)."""
+    return DouyinStore()

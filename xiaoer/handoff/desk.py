@@ -1,4 +1,5 @@
-"""What an agent does to a conversation, carried out through Rasa's HTTP API.
+"""What an agent does to a conversation, carried out through Rasa's HTTP API
+(:class:`xiaoer.core.rasa_api.RasaClient`).
 
 Every message an agent (or the queue's re-announcement) sends is appended to the
 conversation's tracker as a bot event with ``execute_side_effects`` and
@@ -14,12 +15,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
-
-import aiohttp
 
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.config import get_settings
+from xiaoer.core.rasa_api import RasaApiError, RasaClient
 from xiaoer.core.settings import HandoffSettings, handoff_settings
 from xiaoer.handoff.store import HandoffRequest, HandoffStore, get_handoff_store
 
@@ -32,10 +31,6 @@ DEFAULT_TEXTS = {
         "我们没有忘记您，客服接入后会马上回复。"
     ),
 }
-
-
-class RasaApiError(RuntimeError):
-    """Rasa did not accept the call (message in Chinese for the agent)."""
 
 
 @dataclass(frozen=True)
@@ -90,51 +85,27 @@ def chat_lines(events: list[dict[str, Any]]) -> list[ChatLine]:
     return lines
 
 
+__all__ = ["ChatLine", "HandoffDesk", "RasaApiError", "chat_lines", "texts"]
+
+
 class HandoffDesk:
     def __init__(
-        self, rasa_url: str, token: str, store: HandoffStore | None = None, timeout: float = 10
+        self,
+        rasa_url: str | None = None,
+        token: str | None = None,
+        store: HandoffStore | None = None,
+        timeout: float = 10,
     ) -> None:
-        self.rasa_url = rasa_url.rstrip("/")
-        self.token = token
+        self.rasa = RasaClient(rasa_url, token, timeout=timeout)
         self.store = store or get_handoff_store()
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-
-    def _url(self, sender_id: str, suffix: str = "") -> str:
-        return f"{self.rasa_url}/conversations/{quote(sender_id, safe=':@')}/tracker{suffix}"
 
     async def tracker(self, sender_id: str) -> dict[str, Any]:
-        try:
-            async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                async with session.get(
-                    self._url(sender_id), params={"token": self.token, "include_events": "ALL"}
-                ) as resp:
-                    if resp.status != 200:
-                        raise RasaApiError(f"读取会话失败（HTTP {resp.status}）")
-                    return dict(await resp.json())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RasaApiError("无法连接机器人服务，请稍后重试") from exc
+        return await self.rasa.tracker(sender_id)
 
     async def append(
         self, sender_id: str, events: list[dict[str, Any]], side_effects: bool = True
     ) -> dict[str, Any]:
-        params = {"token": self.token, "include_events": "NONE"}
-        if side_effects:
-            params.update(output_channel="latest", execute_side_effects="true")
-        try:
-            async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                async with session.post(
-                    self._url(sender_id, "/events"), params=params, json=events
-                ) as resp:
-                    if resp.status != 200:
-                        logger.warning(
-                            "rasa refused events for conversation %s: HTTP %s",
-                            sender_id,
-                            resp.status,
-                        )
-                        raise RasaApiError(f"机器人服务拒绝了请求（HTTP {resp.status}）")
-                    return dict(await resp.json())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RasaApiError("无法连接机器人服务，消息未发送，请稍后重试") from exc
+        return await self.rasa.append_events(sender_id, events, side_effects=side_effects)
 
     # --- agent actions ------------------------------------------------------------------
     async def take(self, request: HandoffRequest, agent_id: int) -> bool:

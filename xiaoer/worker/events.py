@@ -4,22 +4,21 @@ Rasa publishes each event of every conversation to the ``events`` table of the b
 database (``event_broker`` in endpoints.yml: ``type: SQL, dialect: sqlite, db: ...``;
 columns ``id``, ``sender_id``, ``data`` = the event as JSON). ``EventFollower`` reads
 rows after the last processed id, hands each event to the handlers (lead capture; later
-analytics) and stores the id it reached in ``event_cursor`` of ``xiaoer.db``, after
-every row: a restart resumes where it stopped, nothing is lost. A crash between a
+analytics) and stores the id it reached in ``event_cursor`` of the project database,
+after every row: a restart resumes where it stopped, nothing is lost. A crash between a
 handler's work and the cursor update replays at most that one row, and the handlers
 are idempotent for it (lead capture ignores a message id it has seen).
 
-Between polls it runs the periodic jobs: CRM deliveries that are due, assignment of
-leads waiting for an agent, re-scoring (recency).
-
-Run: ``python -m xiaoer.worker.events`` (``xiaoer up`` starts it beside the servers).
+The worker (``xiaoer worker``) runs it as the job ``events.follow``: each run follows up
+to :data:`ROWS_PER_RUN` new rows. The broker is read from ``$XIAOER_ENDPOINTS`` (``xiaoer
+worker --endpoints FILE``), else the project's endpoints.yml.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,14 +27,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Column, Float, Integer, Table, Text, select
-from sqlalchemy.pool import NullPool
 
 from xiaoer.core.config import PROJECT_ROOT
 from xiaoer.core.db import Database, database_for, metadata
+from xiaoer.worker.jobs import Job
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
+
+ENDPOINTS_ENV = "XIAOER_ENDPOINTS"
+ROWS_PER_RUN = 1000
 
 event_cursor = Table(
     "event_cursor",
@@ -80,49 +82,38 @@ def default_handlers() -> list[Handler]:
     return [handle_event]
 
 
-def default_jobs() -> list[tuple[float, Callable[[], Any]]]:
-    """(interval in seconds, job) run between polls."""
-    from xiaoer.leads.assign import assign_pending
-    from xiaoer.leads.crm import get_crm_outbox
-    from xiaoer.leads.store import get_lead_store
-
-    return [
-        (1.0, lambda: get_crm_outbox().deliver_due()),
-        (15.0, lambda: assign_pending(get_lead_store())),
-        (300.0, lambda: get_lead_store().refresh_scores()),
-    ]
-
-
 class EventFollower:
     def __init__(
         self,
         events_db: Path | str,
         *,
-        state_db: Database | str | Path | None = None,
+        state_db: Database | Path | str | None = None,
         handlers: list[Handler] | None = None,
-        jobs: list[tuple[float, Callable[[], Any]]] | None = None,
         name: str = "main",
         batch: int = 200,
     ) -> None:
         # a SQLite file (embedded default) or a SQLAlchemy URL (e.g. PostgreSQL)
         self.events_db: Path | str = events_db if isinstance(events_db, str) else Path(events_db)
-        self._engine: Any = None
-        # where the cursor lives: the project database (a path or URL in tests)
-        self.state = database_for(state_db)
+        self._engine: sa.engine.Engine | None = None
+        self.state = database_for(state_db)  # the project database (the cursor)
         self.handlers = default_handlers() if handlers is None else handlers
-        self.jobs = default_jobs() if jobs is None else jobs
-        self._last_run = [0.0] * len(self.jobs)
         self.name = name
         self.batch = batch
+
+    def where(self) -> str:
+        """The broker, for logs (never a password)."""
+        if isinstance(self.events_db, str):
+            return str(sa.engine.make_url(self.events_db).render_as_string(hide_password=True))
+        return str(self.events_db)
 
     # --- cursor ------------------------------------------------------------------------
     @property
     def last_id(self) -> int:
         with self.state.connect() as conn:
-            last = conn.execute(
+            value = conn.execute(
                 select(event_cursor.c.last_id).where(event_cursor.c.name == self.name)
             ).scalar()
-        return int(last or 0)
+        return int(value or 0)
 
     def _save(self, last_id: int) -> None:
         with self.state.begin() as conn:
@@ -135,22 +126,26 @@ class EventFollower:
             )
 
     # --- work --------------------------------------------------------------------------
-    def _fetch(self, after: int) -> list[tuple[int, str]]:
+    def _broker(self) -> sa.engine.Engine | None:
         if self._engine is None:
             if isinstance(self.events_db, str):
                 self._engine = sa.create_engine(self.events_db, pool_pre_ping=True)
             else:
                 if not self.events_db.exists():
-                    return []
-                # Rasa's own file: read-only, opened per poll (Rasa writes it meanwhile)
+                    return None  # Rasa has not written yet
+                # read-only: the follower never writes to Rasa's broker file
                 self._engine = sa.create_engine(
                     f"sqlite:///file:{self.events_db.resolve()}?mode=ro&uri=true",
-                    poolclass=NullPool,
                     connect_args={"timeout": 10},
+                    poolclass=sa.pool.NullPool,
                 )
-        if not sa.inspect(self._engine).has_table("events"):
+        return self._engine
+
+    def _fetch(self, after: int) -> list[tuple[int, str]]:
+        engine = self._broker()
+        if engine is None or not sa.inspect(engine).has_table("events"):
             return []  # Rasa has not created it yet
-        with self._engine.connect() as c:
+        with engine.connect() as c:
             top = c.execute(sa.text("SELECT MAX(id) FROM events")).scalar() or 0
             if top < after:
                 log.warning("event broker table was reset (max id %s < %s): from 0", top, after)
@@ -162,17 +157,18 @@ class EventFollower:
             ).fetchall()
             return [(int(r[0]), str(r[1])) for r in rows]
 
-    def poll(self) -> int:
-        """Process every new row; the number of rows processed."""
+    def poll(self, max_rows: int | None = None) -> int:
+        """Process new rows (all of them, or up to ``max_rows``); the number processed."""
         done = 0
-        while True:
+        while max_rows is None or done < max_rows:
             rows = self._fetch(self.last_id)
             if not rows:
                 return done
-            for row_id, data in rows:
+            for row_id, data in rows[: None if max_rows is None else max_rows - done]:
                 self._dispatch(row_id, data)
                 self._save(row_id)
                 done += 1
+        return done
 
     def _dispatch(self, row_id: int, data: str) -> None:
         try:
@@ -188,52 +184,51 @@ class EventFollower:
                     "event %s: handler %s failed", row_id, getattr(handler, "__name__", handler)
                 )
 
-    def run_jobs(self) -> None:
-        now = time.monotonic()
-        for i, (interval, job) in enumerate(self.jobs):
-            if now - self._last_run[i] >= interval:
-                self._last_run[i] = now
-                try:
-                    job()
-                except Exception:  # noqa: BLE001
-                    log.exception("periodic job %s failed", i)
 
-    def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
-        where = self.events_db
-        if isinstance(where, str):  # a URL: never log its password
-            where = sa.engine.make_url(where).render_as_string(hide_password=True)
-        log.info("following %s from id %s", where, self.last_id)
-        while not stop.is_set():
-            try:
-                self.poll()
-            except Exception:  # noqa: BLE001 - e.g. the database is locked for a moment
-                log.exception("event follower poll failed")
-            self.run_jobs()
-            stop.wait(interval)
+# --- the worker's job ---------------------------------------------------------------------
+_follower: EventFollower | None = None
+_follower_lock = threading.Lock()
+_warned = False
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Follow Rasa's SQL event broker.")
-    parser.add_argument("--db", type=Path, help="broker SQLite file (default: endpoints.yml)")
-    # (a non-SQLite broker is read from endpoints.yml, so its password is never on a command line)
-    parser.add_argument("--endpoints", type=Path, default=None)
-    parser.add_argument("--interval", type=float, default=0.2)
-    args = parser.parse_args(argv)
-    from xiaoer.core.security import log_level, process_start
-
-    logging.basicConfig(level=log_level(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    process_start()
-    db = args.db or broker_db(args.endpoints)
-    if db is None:
-        print("error: no SQL event broker in endpoints.yml")
-        return 2
-    stop = threading.Event()
-    try:
-        EventFollower(db).run_forever(stop, args.interval)
-    except KeyboardInterrupt:
-        stop.set()
-    return 0
+def endpoints_file() -> Path:
+    """The endpoints.yml whose event broker the worker follows."""
+    configured = os.environ.get(ENDPOINTS_ENV)
+    return Path(configured) if configured else PROJECT_ROOT / "endpoints.yml"
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def follower() -> EventFollower | None:
+    """This process's follower of the configured broker (None: no SQL broker configured)."""
+    global _follower, _warned
+    with _follower_lock:
+        if _follower is None:
+            db = broker_db(endpoints_file())
+            if db is None:
+                if not _warned:
+                    log.warning(
+                        "no SQL event_broker in %s: leads are not captured", endpoints_file()
+                    )
+                    _warned = True
+                return None
+            _follower = EventFollower(db)
+            log.info("following %s from id %s", _follower.where(), _follower.last_id)
+        return _follower
+
+
+def follow_events() -> None:
+    """Hand up to :data:`ROWS_PER_RUN` new broker rows to the handlers (lead capture)."""
+    current = follower()
+    if current is not None:
+        current.poll(max_rows=ROWS_PER_RUN)
+
+
+JOBS = [
+    Job(name="events.follow", every=0.2, run=follow_events),
+]
+
+
+if __name__ == "__main__":  # the follower of earlier versions ran alone
+    raise SystemExit(
+        "error: `python -m xiaoer.worker.events` is gone: run `xiaoer worker` (every "
+        "background job, the event follower included; docs/deployment.md)"
+    )
