@@ -24,14 +24,13 @@ import argparse
 import json
 import os
 import re
-import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,30 +65,28 @@ def reply_text(messages: list[dict[str, Any]]) -> tuple[str, int]:
 
 
 class Shop:
-    """Restores the demo shop's tables to their seeded state between conversations."""
+    """Restores the demo shop's tables to their seeded state between conversations (the
+    same records, at the same seeding moment; the project database's other tables stay)."""
 
     def __init__(self, path: Path) -> None:
+        from sqlalchemy import select
+
+        from xiaoer.shop.sqlite_backend import meta
+
         self.path = path
-        self.snapshot = path.with_suffix(".seeded.db")
-        shutil.copy(path, self.snapshot)
-        with sqlite3.connect(self.snapshot) as conn:
-            self.tables = [
-                r[0]
-                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                if not r[0].startswith("sqlite_")
-            ]
+        with self._db().connect() as conn:
+            seeded = conn.execute(select(meta.c.value).where(meta.c.key == "seeded_at")).scalar()
+        self.seeded_at = datetime.fromisoformat(str(seeded))
+
+    def _db(self) -> Any:
+        from xiaoer.core.db import database_for
+
+        return database_for(self.path)
 
     def restore(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30)
-        try:
-            conn.execute("ATTACH DATABASE ? AS seeded", (str(self.snapshot),))
-            with conn:
-                for t in self.tables:
-                    conn.execute(f'DELETE FROM main."{t}"')
-                    conn.execute(f'INSERT INTO main."{t}" SELECT * FROM seeded."{t}"')
-            conn.execute("DETACH DATABASE seeded")
-        finally:
-            conn.close()
+        from xiaoer.shop.sqlite_backend import seed_demo_shop
+
+        seed_demo_shop(self._db(), now=self.seeded_at, reset=True)
 
 
 def post(url: str, sender: str, text: str, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -122,7 +119,7 @@ def evaluate(model: Path, blind: Path, workdir: Path) -> dict[str, Any]:
         check=True,
         capture_output=True,
     )
-    shop = Shop(next(var.glob("shop.db")))
+    shop = Shop(var / "xiaoer.db")  # the demo shop's tables are in the project database
     env_extra = {"XIAOER_BENCH": "1"}
     if os.environ.get("XIAOER_CONFIG"):
         env_extra["XIAOER_CONFIG"] = os.environ["XIAOER_CONFIG"]

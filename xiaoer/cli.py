@@ -34,7 +34,7 @@ def _rasa() -> str:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from xiaoer.shop.sqlite_backend import seed_demo_shop
+    from xiaoer.shop.sqlite_backend import seed_demo_shop, shop_location
 
     settings = get_settings()
     created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
@@ -45,7 +45,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
         cleared = get_urge_store().clear()
         print(f"已清除催发货记录：{cleared} 条")
     print(
-        ("已创建演示店铺数据：" if created else "演示店铺数据已存在：") + str(settings.sqlite_path)
+        ("已创建演示店铺数据：" if created else "演示店铺数据已存在：")
+        + shop_location(settings.sqlite_path)
     )
     return 0
 

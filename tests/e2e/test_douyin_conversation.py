@@ -108,7 +108,7 @@ def test_quality_issue_with_a_photo(douyin):
     assert "已附照片" in confirm
     done = turn(sim, who, option_number(confirm, "确认提交"))
     assert "售后单号 AS" in done
-    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     reasons = db.execute(
         "SELECT reason FROM after_sales WHERE order_id = '6938271045123400007'"
     ).fetchall()
@@ -235,7 +235,7 @@ def test_another_buyers_order_is_answered_like_an_unknown_one(douyin):
     assert "待发货" not in theirs and "张三" not in theirs
     turn(sim, who, "不用了")
     before = (
-        sqlite3.connect(stack.workdir / "var" / "shop.db")
+        sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
         .execute("SELECT status FROM orders WHERE order_id = '6938271045123400004'")
         .fetchone()
     )
@@ -245,7 +245,7 @@ def test_another_buyers_order_is_answered_like_an_unknown_one(douyin):
     again = turn(sim, who, "6938271045123400004")
     assert "已为您取消" not in again and "确认要取消" not in again
     after = (
-        sqlite3.connect(stack.workdir / "var" / "shop.db")
+        sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
         .execute("SELECT status FROM orders WHERE order_id = '6938271045123400004'")
         .fetchone()
     )

@@ -244,7 +244,7 @@ def test_new_return_opens_a_case_with_the_return_address(stack: Stack):
         assert handoff_rows(stack, user)[0][0] == "after_sales"
         return
     assert "售后单号 AS" in done and "文一西路1001号" in done
-    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     rows = db.execute(
         "SELECT case_type, reason FROM after_sales WHERE order_id = '6938271045123400007'"
     ).fetchall()
@@ -292,7 +292,7 @@ def test_cancel_unpaid_order_after_confirmation(stack: Stack):
         assert "人工客服" in done and handoff_rows(stack, user)[0][0] == "cancel_order"
         return
     assert "已为您取消" in done
-    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     status = db.execute(
         "SELECT status FROM orders WHERE order_id = '6938271045123400004'"
     ).fetchone()
@@ -321,7 +321,7 @@ def test_change_address_before_shipping(stack: Stack):
         assert "人工客服" in done and "李四" in handoff_rows(stack, user)[0][1]
         return
     assert "已为您修改" in done
-    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     row = db.execute(
         "SELECT recipient_name, recipient_address FROM orders WHERE order_id = '6938271045123400001'"
     ).fetchone()
@@ -400,7 +400,7 @@ def test_contacts_are_extracted_in_any_message(stack: Stack):
 
 # --- issue 11: who may read and change an order (anonymous REST customers) -----------------------
 def shop_row(stack: Stack, order_id: str) -> tuple:
-    db = sqlite3.connect(stack.workdir / "var" / "shop.db")
+    db = sqlite3.connect(stack.workdir / "var" / "xiaoer.db")
     return db.execute(
         "SELECT status, recipient_name, recipient_phone, recipient_address FROM orders "
         "WHERE order_id = ?",

@@ -58,10 +58,12 @@ def db(stack: Stack, name: str) -> sqlite3.Connection:
 
 def shop_digest(stack: Stack) -> str:
     """Every row of the shop (orders, addresses, after-sales cases)."""
+    from xiaoer.shop.sqlite_backend import SHOP_TABLES
+
     digest = hashlib.sha256()
-    with db(stack, "shop.db") as conn:
-        tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1")
-        for (table,) in tables.fetchall():
+    # the shop's tables live in the project database beside the other stores' tables
+    with db(stack, "xiaoer.db") as conn:
+        for table in sorted(t.name for t in SHOP_TABLES):
             digest.update(
                 repr(conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()).encode()
             )

@@ -114,9 +114,16 @@ async def test_backend_down_gives_a_polite_answer_and_offers_a_human(monkeypatch
     assert SlotSet("handoff_offered", True) in events
 
 
-async def test_missing_shop_database_is_a_polite_answer(data_dir):
+async def test_missing_shop_database_is_a_polite_answer(data_dir, monkeypatch):
+    import dataclasses
+
+    from xiaoer.core.config import get_settings
+    from xiaoer.shop import factory
     from xiaoer.shop.factory import get_backend
 
+    # the demo shop in a SQLite file of its own (backend.sqlite.path), which then disappears
+    own_file = dataclasses.replace(get_settings(), sqlite_path=data_dir / "shop.db")
+    monkeypatch.setattr(factory, "get_settings", lambda: own_file)
     get_backend()  # seeds
     (data_dir / "shop.db").unlink()
     msgs, events = await run(

@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,47 @@ def test_a_new_revision_is_generated_from_a_changed_store(tmp_path: Path) -> Non
     assert path.name == f"{int(migrate.head() or 0) + 1:04d}_new_things.py"
     assert f'down_revision = "{migrate.head()}"' in text
     assert '"test_new_things"' in text and "op.create_table" in text
+
+
+def test_an_earlier_file_is_imported_once_its_tables_are_declared(tmp_path: Path) -> None:
+    """A douyin.db/shop.db whose store was converted after the database reached the newest
+    revision is still brought in (on the next first use), then set aside."""
+    data = tmp_path / "var"
+    db = create_database(sqlite_url(data / "xiaoer.db"))
+    migrate.upgrade(db)
+    with closing(sqlite3.connect(data / "douyin.db")) as conn:  # only declared tables
+        conn.execute(
+            "CREATE TABLE offered_buttons (sender_id TEXT PRIMARY KEY, buttons_json TEXT NOT NULL,"
+            " offered_at REAL NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO offered_buttons VALUES ('s1', ?, ?)",
+            ('[{"title": "确认取消", "payload": "/affirm"}]', time.time()),
+        )
+        conn.commit()
+    from xiaoer.conversations.buttons import ButtonMemory
+
+    memory = ButtonMemory(data / "xiaoer.db")  # the first use in this process
+    assert memory.resolve("s1", "确认取消") == "/affirm"
+    assert not (data / "douyin.db").exists() and (data / "douyin.db.migrated").exists()
+
+
+def test_rows_a_new_unique_index_forbids_stop_the_upgrade_and_lose_nothing(
+    release_0_1: Path,
+) -> None:
+    with closing(sqlite3.connect(release_0_1 / "xiaoer.db")) as conn:
+        conn.execute(  # a second open handoff of the same customer
+            "INSERT INTO handoff_requests (sender_id, reason, status, created_at)"
+            " VALUES ('buyer-zhang', 'customer_asked', 'waiting', '2026-05-20T10:05:00+08:00')"
+        )
+        conn.commit()
+        before = conn.execute("SELECT COUNT(*) FROM handoff_requests").fetchone()[0]
+    if not any(ix.unique for ix in migrate.load_metadata().tables["handoff_requests"].indexes):
+        pytest.skip("no unique index on open handoffs")
+    with pytest.raises(DatabaseError, match="handoff_requests.*sender_id"):
+        get_database()
+    with closing(sqlite3.connect(release_0_1 / "xiaoer.db")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM handoff_requests").fetchone()[0] == before
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "alembic_version" not in tables  # rolled back as a whole
+    assert (release_0_1 / "douyin.db").exists()

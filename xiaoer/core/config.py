@@ -19,7 +19,8 @@ class Settings:
     data_dir: Path
     backend_type: str
     backend_timeout: float
-    sqlite_path: Path
+    # the demo shop's own SQLite file (``backend.sqlite.path``); None: the project database
+    sqlite_path: Path | None
     shop: dict[str, Any] = field(default_factory=dict)
     doudian: dict[str, Any] = field(default_factory=dict)
     permissions: dict[str, bool] = field(default_factory=dict)
@@ -45,8 +46,9 @@ def load_settings(path: Path | None = None) -> Settings:
     if not data_dir.is_absolute():
         data_dir = root / data_dir
     backend = raw.get("backend") or {}
-    sqlite_path = Path((backend.get("sqlite") or {}).get("path") or "shop.db")
-    if not sqlite_path.is_absolute():
+    configured = (backend.get("sqlite") or {}).get("path")
+    sqlite_path = Path(configured) if configured else None
+    if sqlite_path is not None and not sqlite_path.is_absolute():
         sqlite_path = data_dir / sqlite_path
     return Settings(
         root=root,

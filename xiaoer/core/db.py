@@ -249,7 +249,7 @@ def sqlite_url(path: Path | str) -> str:
 
 
 _databases: dict[str, Database] = {}
-_databases_lock = threading.Lock()
+_databases_lock = threading.RLock()
 
 
 def get_database(url: str | None = None) -> Database:

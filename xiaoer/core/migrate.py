@@ -68,7 +68,7 @@ def head() -> str | None:
 
 
 # --- the stores' tables ------------------------------------------------------------------
-_DECLARES = re.compile(r"^\w+\s*(?::\s*\w+\s*)?=\s*Table\(", re.MULTILINE)
+_DECLARES = re.compile(r"^\w+\s*(?::\s*[\w.]+\s*)?=\s*(?:sa\.|sqlalchemy\.)?Table\(", re.MULTILINE)
 
 
 def store_modules() -> list[str]:
@@ -78,7 +78,7 @@ def store_modules() -> list[str]:
         if "migrations" in path.parts:
             continue
         source = path.read_text(encoding="utf-8")
-        if "xiaoer.core.db import" in source and _DECLARES.search(source):
+        if "metadata" in source and _DECLARES.search(source):
             rel = path.relative_to(PACKAGE.parent).with_suffix("")
             found.append(".".join(rel.parts))
     return found
@@ -121,12 +121,42 @@ def upgrade(db: Database, revision: str = "head") -> list[str]:
                     raise DatabaseError(f"foreign keys broken by the migration: {broken[:5]}")
     for step in cfg.attributes.get("after_commit", []):
         step()
+    if db.dialect == "sqlite":
+        import_beside(db)
     after = current(db)
     if before == after:
         return []
     scripts = script()
     applied = [s.revision for s in scripts.iterate_revisions(after, before)]
     return list(reversed(applied))
+
+
+def _beside(db: Database) -> list[Path]:
+    """An earlier release's files beside a SQLite project database (douyin.db, shop.db)."""
+    from xiaoer.core.migrations.baseline import EARLIER_FILES, is_earlier_file
+
+    path = db.sqlite_path
+    if path is None:
+        return []
+    return [path.parent / name for name in EARLIER_FILES if is_earlier_file(path.parent / name)]
+
+
+def import_beside(db: Database) -> list[Path]:
+    """Copy an earlier release's douyin.db / shop.db beside the SQLite project database into
+    it once every table of the file is declared by a store (the baseline does it when it
+    runs; this catches a file whose store was converted after the baseline ran)."""
+    from xiaoer.core.migrations.baseline import import_earlier_files
+
+    if not _beside(db):
+        return []
+    md = load_metadata()
+    db.ensure_tables()
+    steps: list[Any] = []
+    with db.begin() as conn:
+        imported = import_earlier_files(conn, md, steps)
+    for step in steps:
+        step()
+    return imported
 
 
 @contextmanager
@@ -143,7 +173,7 @@ def _file_lock(path: Path) -> Iterator[None]:
 def ensure_current(db: Database) -> None:
     """SQLite: upgrade to the newest revision (one process at a time). PostgreSQL: refuse
     a database that is not at the newest revision."""
-    if check(db):
+    if check(db) and not _beside(db):
         return
     if db.dialect == "sqlite":
         path = db.sqlite_path
@@ -152,8 +182,10 @@ def ensure_current(db: Database) -> None:
             return
         with _file_lock(path):
             if not check(db):
-                applied = upgrade(db)
+                applied = upgrade(db)  # and imports the files beside it
                 log.info("migrated %s: %s", path, ", ".join(applied) or "nothing to do")
+            else:
+                import_beside(db)
         return
     where = db.engine.url.render_as_string(hide_password=True)
     raise DatabaseError(

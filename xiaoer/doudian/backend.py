@@ -85,7 +85,8 @@ class DoudianShopBackend(ShopBackend):
         """From the ``backend.doudian`` section; the change log in ``db`` (default: the
         project database)."""
         config = DoudianConfig.from_settings(settings.doudian)
-        catalogue = SqliteShopBackend(settings.sqlite_path, policies)  # seeded if missing
+        # the local catalogue: the demo shop's tables (seeded if empty)
+        catalogue = SqliteShopBackend(settings.sqlite_path, policies)
         return cls(config, policies, catalogue, OrderChangeLog(db), **kwargs)
 
     def __repr__(self) -> str:

@@ -81,11 +81,8 @@ def pick_agent(
     pool = in_group or eligible
     if not pool:
         return None
-    key = f"rr:{group if in_group else '*'}"
-    last = int(store.kv_get(key) or 0)
-    chosen = next((a for a in pool if a.id > last), pool[0])
-    store.kv_set(key, str(chosen.id))
-    return chosen
+    chosen = store.rotate(f"rr:{group if in_group else '*'}", [a.id for a in pool])
+    return next(a for a in pool if a.id == chosen)
 
 
 def assign_lead(
@@ -98,11 +95,20 @@ def assign_lead(
     if lead.assignee_id is not None or lead.status not in ("new", "contacted"):
         return lead
     agents = current_agents() if agents is None else agents
-    agent = pick_agent(store, lead, agents, rules or AssignmentRules.from_settings())
+    rules = rules or AssignmentRules.from_settings()
+    agent = pick_agent(store, lead, agents, rules)
     if agent is None:
         return lead
-    log.info("lead %s assigned to agent %s", lead.id, agent.id)
-    return store.set_assignee(lead.id, agent.id, author="system")
+    # one conditional UPDATE: a lead taken meanwhile (another worker, the console) stays
+    # theirs, and the agent's cap is checked again in the same transaction
+    assigned = store.assign_if_unassigned(
+        lead.id, agent.id, author="system", max_open=rules.max_open_per_agent
+    )
+    if assigned is None:
+        return lead
+    if assigned.assignee_id == agent.id:
+        log.info("lead %s assigned to agent %s", lead.id, agent.id)
+    return assigned
 
 
 def assign_pending(

@@ -1,9 +1,13 @@
 """CRM webhook: every new or updated lead is POSTed to the merchant's URL.
 
-Each change is queued in ``crm_outbox`` (``xiaoer.db``) first, then delivered; a failed
+Each change is queued in ``crm_outbox`` (the project database) first, then delivered; a failed
 delivery (network error, timeout, non-2xx answer) is retried with exponential backoff
 (``retry_base_seconds`` doubling up to ``retry_max_seconds``) and stays in the outbox
-until the CRM accepts it: nothing is dropped, a restart loses nothing.
+until the CRM accepts it: nothing is dropped, a restart loses nothing. Several senders
+(workers on several machines) may run at once: a row is claimed by one of them with a
+conditional UPDATE (its ``next_attempt_at`` moved past the request's timeout) before it is
+posted, so a delivery is not posted twice by two senders; a sender that dies while posting
+leaves the row due again when the claim runs out.
 
 Request: ``POST <url>`` with the JSON body ``{"event": "lead.created" | "lead.updated",
 "delivery_id": n, "sent_at": ..., "lead": {...}}`` (``Lead.to_json``) and headers
@@ -20,35 +24,41 @@ import hmac
 import json
 import logging
 import os
-import sqlite3
 import urllib.error
 import urllib.request
-from contextlib import closing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Column, Index, Integer, Table, Text, select
+
 from xiaoer.core.clock import now_beijing
 from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 from xiaoer.leads.store import Lead
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS crm_outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  lead_id INTEGER NOT NULL,
-  event TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at TEXT NOT NULL,
-  delivered_at TEXT,
-  last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS crm_outbox_due ON crm_outbox (delivered_at, next_attempt_at);
-"""
+crm_outbox = Table(
+    "crm_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lead_id", Integer, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Text, nullable=False),
+    Column("delivered_at", Text),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Index("crm_outbox_due", "delivered_at", "next_attempt_at"),
+    sqlite_autoincrement=True,
+)
+
+# how long past the request's timeout a claimed row stays with its sender
+CLAIM_MARGIN_SECONDS = 30.0
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -103,63 +113,94 @@ def _iso(delta_seconds: float = 0.0) -> str:
 
 
 class CrmOutbox:
-    def __init__(self, path: Path, settings: CrmSettings | None = None) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, db: Database | str | Path | None = None, settings: CrmSettings | None = None
+    ) -> None:
+        self.db = database_for(db)
         self._settings = settings
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=10)) as conn, conn:
-            conn.executescript(SCHEMA)
 
     @property
     def settings(self) -> CrmSettings:
         return self._settings or CrmSettings.from_settings()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        return conn
 
     def enqueue(self, lead: Lead, created: bool) -> int | None:
         """Queue the lead's current state; None when no CRM is configured."""
         if not self.settings.url:
             return None
         event = "lead.created" if created else "lead.updated"
-        with closing(self._connect()) as conn, conn:
-            cur = conn.execute(
-                "INSERT INTO crm_outbox (lead_id, event, payload, created_at, next_attempt_at)"
-                " VALUES (?,?,?,?,?)",
-                (lead.id, event, json.dumps(lead.to_json(), ensure_ascii=False), _iso(), _iso()),
-            )
-            return int(cur.lastrowid or 0)
+        now = _iso()
+        with self.db.begin() as conn:
+            key = conn.execute(
+                crm_outbox.insert().values(
+                    lead_id=lead.id,
+                    event=event,
+                    payload=json.dumps(lead.to_json(), ensure_ascii=False),
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            ).inserted_primary_key[0]
+        return int(key)
 
     def rows(self, pending_only: bool = False) -> list[OutboxRow]:
-        where = "WHERE delivered_at IS NULL" if pending_only else ""
-        with closing(self._connect()) as conn:
+        query = select(crm_outbox).order_by(crm_outbox.c.id)
+        if pending_only:
+            query = query.where(crm_outbox.c.delivered_at.is_(None))
+        with self.db.connect() as conn:
             return [
                 OutboxRow(**{k: r[k] for k in OutboxRow.__dataclass_fields__})
-                for r in conn.execute(f"SELECT * FROM crm_outbox {where} ORDER BY id")
+                for r in conn.execute(query).mappings()
             ]
+
+    def _claim(self, row: Mapping[str, Any], seconds: float) -> bool:
+        """Take a due row for this sender: one conditional UPDATE (whoever moves its
+        ``next_attempt_at`` first posts it)."""
+        with self.db.begin() as conn:
+            claimed = conn.execute(
+                crm_outbox.update()
+                .where(
+                    crm_outbox.c.id == row["id"],
+                    crm_outbox.c.delivered_at.is_(None),
+                    crm_outbox.c.next_attempt_at == row["next_attempt_at"],
+                )
+                .values(next_attempt_at=_iso(seconds))
+            )
+            return bool(claimed.rowcount == 1)
 
     def deliver_due(self, limit: int = 50) -> int:
         """Try every row that is due, oldest first; the number delivered."""
         settings = self.settings
         if not settings.url:
             return 0
-        with closing(self._connect()) as conn:
-            due = conn.execute(
-                "SELECT * FROM crm_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ?"
-                " ORDER BY id LIMIT ?",
-                (_iso(), limit),
-            ).fetchall()
+        with self.db.connect() as conn:
+            due = (
+                conn.execute(
+                    select(crm_outbox)
+                    .where(
+                        crm_outbox.c.delivered_at.is_(None),
+                        crm_outbox.c.next_attempt_at <= _iso(),
+                    )
+                    .order_by(crm_outbox.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         delivered = 0
         for row in due:
+            if not self._claim(row, settings.timeout_seconds + CLAIM_MARGIN_SECONDS):
+                continue  # another sender has it
             error = self._post(settings, row)
-            with closing(self._connect()) as conn, conn:
+            mine = crm_outbox.update().where(
+                crm_outbox.c.id == row["id"], crm_outbox.c.delivered_at.is_(None)
+            )
+            with self.db.begin() as conn:
                 if error is None:
                     conn.execute(
-                        "UPDATE crm_outbox SET delivered_at = ?, attempts = attempts + 1,"
-                        " last_error = '' WHERE id = ?",
-                        (_iso(), row["id"]),
+                        mine.values(
+                            delivered_at=_iso(),
+                            attempts=crm_outbox.c.attempts + 1,
+                            last_error="",
+                        )
                     )
                     delivered += 1
                 else:
@@ -169,9 +210,9 @@ class CrmOutbox:
                         settings.retry_max_seconds,
                     )
                     conn.execute(
-                        "UPDATE crm_outbox SET attempts = ?, next_attempt_at = ?, last_error = ?"
-                        " WHERE id = ?",
-                        (attempts, _iso(wait), error[:500], row["id"]),
+                        mine.values(
+                            attempts=attempts, next_attempt_at=_iso(wait), last_error=error[:500]
+                        )
                     )
                     log.warning(
                         "CRM delivery %s failed (attempt %s, next in %.0fs): %s",
@@ -180,7 +221,7 @@ class CrmOutbox:
         return delivered
 
     @staticmethod
-    def _post(settings: CrmSettings, row: sqlite3.Row) -> str | None:
+    def _post(settings: CrmSettings, row: Mapping[str, Any]) -> str | None:
         secret = settings.secret
         if not secret:
             return f"签名密钥未配置（环境变量 {settings.secret_env}）"
@@ -215,4 +256,4 @@ class CrmOutbox:
 
 
 def get_crm_outbox() -> CrmOutbox:
-    return CrmOutbox(get_settings().data_dir / "xiaoer.db")
+    return CrmOutbox()

@@ -1,6 +1,6 @@
 """The lead store: one lead per customer, merged across conversations.
 
-Tables in ``xiaoer.db`` under the data folder:
+Tables in the project database (``xiaoer.core.db``; release 0.1 kept them in ``xiaoer.db``):
 
 * ``leads``: category, score, status, assignee, the conversation and message that
   created the lead; a lead merged into another keeps a pointer (``merged_into``) and is
@@ -12,90 +12,140 @@ Tables in ``xiaoer.db`` under the data folder:
   kept whether or not the customer is a lead yet, so that the score and category of a
   lead created later count what came before.
 * ``lead_notes``: status changes and notes by agents; ``lead_audit``: exports and other
-  actions that must be traceable; ``lead_kv``: the round-robin pointer.
+  actions that must be traceable; ``lead_kv``: the round-robin pointer (and the row
+  that serialises the writers on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    case,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
 from xiaoer.core.clock import BEIJING, now_beijing
-from xiaoer.core.config import get_settings
+from xiaoer.core.db import Database, database_for, metadata
 from xiaoer.leads.rules import CATEGORIES, SCORES, STATUSES, LeadRules
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leads (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL DEFAULT '',
-  category TEXT NOT NULL DEFAULT 'purchase',
-  score TEXT NOT NULL DEFAULT 'cold',
-  points REAL NOT NULL DEFAULT 0,
-  status TEXT NOT NULL DEFAULT 'new',
-  assignee_id INTEGER,
-  source_sender_id TEXT NOT NULL,
-  source_channel TEXT NOT NULL DEFAULT '',
-  source_message_id TEXT NOT NULL DEFAULT '',
-  source_message TEXT NOT NULL DEFAULT '',
-  has_lead_card INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  last_activity_at TEXT NOT NULL,
-  merged_into INTEGER
-);
-CREATE INDEX IF NOT EXISTS leads_list ON leads (merged_into, created_at);
-CREATE TABLE IF NOT EXISTS lead_contacts (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  lead_id INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  value TEXT NOT NULL,
-  sender_id TEXT NOT NULL,
-  message_id TEXT NOT NULL DEFAULT '',
-  source TEXT NOT NULL DEFAULT 'message',
-  created_at TEXT NOT NULL,
-  UNIQUE (kind, value)
-);
-CREATE INDEX IF NOT EXISTS lead_contacts_lead ON lead_contacts (lead_id);
-CREATE TABLE IF NOT EXISTS lead_senders (
-  sender_id TEXT PRIMARY KEY,
-  lead_id INTEGER NOT NULL,
-  created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS lead_senders_lead ON lead_senders (lead_id);
-CREATE TABLE IF NOT EXISTS lead_activity (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  sender_id TEXT NOT NULL,
-  message_id TEXT NOT NULL DEFAULT '',
-  intent TEXT NOT NULL DEFAULT '',
-  signals TEXT NOT NULL DEFAULT '',
-  text TEXT NOT NULL DEFAULT '',
-  at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS lead_activity_sender ON lead_activity (sender_id, at);
-CREATE TABLE IF NOT EXISTS lead_notes (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  lead_id INTEGER NOT NULL,
-  author TEXT NOT NULL DEFAULT '',
-  status TEXT NOT NULL DEFAULT '',
-  text TEXT NOT NULL DEFAULT '',
-  at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS lead_audit (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  at TEXT NOT NULL,
-  actor TEXT NOT NULL,
-  action TEXT NOT NULL,
-  detail TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS lead_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+# --- tables (names and columns of release 0.1's xiaoer.db) ---------------------------------
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("category", Text, nullable=False, server_default="purchase"),
+    Column("score", Text, nullable=False, server_default="cold"),
+    Column("points", Float, nullable=False, server_default="0"),
+    Column("status", Text, nullable=False, server_default="new"),
+    Column("assignee_id", Integer),
+    Column("source_sender_id", Text, nullable=False),
+    Column("source_channel", Text, nullable=False, server_default=""),
+    Column("source_message_id", Text, nullable=False, server_default=""),
+    Column("source_message", Text, nullable=False, server_default=""),
+    Column("has_lead_card", Integer, nullable=False, server_default="0"),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("last_activity_at", Text, nullable=False),
+    Column("merged_into", Integer),
+    Index("leads_list", "merged_into", "created_at"),
+    sqlite_autoincrement=True,
+)
+lead_contacts = Table(
+    "lead_contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lead_id", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    Column("sender_id", Text, nullable=False),
+    Column("message_id", Text, nullable=False, server_default=""),
+    Column("source", Text, nullable=False, server_default="message"),
+    Column("created_at", Text, nullable=False),
+    UniqueConstraint("kind", "value"),
+    Index("lead_contacts_lead", "lead_id"),
+    sqlite_autoincrement=True,
+)
+lead_senders = Table(
+    "lead_senders",
+    metadata,
+    Column("sender_id", Text, primary_key=True),
+    Column("lead_id", Integer, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Index("lead_senders_lead", "lead_id"),
+)
+lead_activity = Table(
+    "lead_activity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_id", Text, nullable=False),
+    Column("message_id", Text, nullable=False, server_default=""),
+    Column("intent", Text, nullable=False, server_default=""),
+    Column("signals", Text, nullable=False, server_default=""),
+    Column("text", Text, nullable=False, server_default=""),
+    Column("at", Text, nullable=False),
+    Index("lead_activity_sender", "sender_id", "at"),
+    # a message is counted once, also when two processes record it at the same time
+    Index(
+        "lead_activity_message",
+        "sender_id",
+        "message_id",
+        unique=True,
+        sqlite_where=text("message_id != ''"),
+        postgresql_where=text("message_id != ''"),
+    ),
+    sqlite_autoincrement=True,
+)
+lead_notes = Table(
+    "lead_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("lead_id", Integer, nullable=False),
+    Column("author", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default=""),
+    Column("text", Text, nullable=False, server_default=""),
+    Column("at", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+lead_audit = Table(
+    "lead_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    sqlite_autoincrement=True,
+)
+lead_kv = Table(
+    "lead_kv",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# the lead_kv row every write transaction locks (SELECT .. FOR UPDATE): capture, merge and
+# rescoring read several rows and write from what they read, so they run one at a time on
+# PostgreSQL as they do on SQLite (whose writers are serialised by BEGIN IMMEDIATE)
+_WRITE_LOCK = "lock:leads"
+_OPEN = ("new", "contacted")
 
 
 def mask_contact(kind: str, value: str) -> str:
@@ -194,40 +244,36 @@ def _parse(at: str) -> datetime:
 
 
 class LeadStore:
-    def __init__(self, path: Path, rules: LeadRules | None = None) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, db: Database | str | Path | None = None, rules: LeadRules | None = None
+    ) -> None:
+        self.db = database_for(db)
         self._rules = rules
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=10)) as conn, conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file of the store (None on PostgreSQL)."""
+        return self.db.sqlite_path
 
     @property
     def rules(self) -> LeadRules:
         return self._rules or LeadRules.from_settings()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction, serialised with every other writer of the lead tables."""
+        with self.db.begin() as conn:
+            if self.db.dialect != "sqlite":  # SQLite: BEGIN IMMEDIATE already serialises
+                self.db.upsert(conn, lead_kv, {"key": _WRITE_LOCK, "value": ""}, ["key"], [])
+                conn.execute(
+                    select(lead_kv.c.key).where(lead_kv.c.key == _WRITE_LOCK).with_for_update()
+                )
             yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
+    def _read(self) -> Iterator[Connection]:
+        with self.db.connect() as conn:
             yield conn
-        finally:
-            conn.close()
 
     # --- the interface other engineers use -----------------------------------------
     def contacts_for(self, sender_id: str) -> list[dict[str, str]]:
@@ -237,10 +283,13 @@ class LeadStore:
 
     def lead_for(self, sender_id: str) -> Lead | None:
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT lead_id FROM lead_senders WHERE sender_id = ?", (sender_id,)
-            ).fetchone()
-            return self._load(conn, self._resolve(conn, row["lead_id"])) if row else None
+            return self._lead_of_sender(conn, sender_id)
+
+    def _lead_of_sender(self, conn: Connection, sender_id: str) -> Lead | None:
+        lead_id = conn.execute(
+            select(lead_senders.c.lead_id).where(lead_senders.c.sender_id == sender_id)
+        ).scalar()
+        return self._load(conn, self._resolve(conn, lead_id)) if lead_id is not None else None
 
     def get(self, lead_id: int) -> Lead | None:
         with self._read() as conn:
@@ -270,23 +319,26 @@ class LeadStore:
         signals = rules.signals(intent, text)
         contacts = _dedupe(contacts or [])
         with self._tx() as conn:
-            if (
+            activity = {
+                "sender_id": sender_id,
+                "message_id": message_id,
+                "intent": intent or "",
+                "signals": ",".join(signals),
+                "text": text[:2000],
+                "at": when,
+            }
+            seen = (
                 message_id
                 and conn.execute(
-                    "SELECT 1 FROM lead_activity WHERE sender_id = ? AND message_id = ?",
-                    (sender_id, message_id),
-                ).fetchone()
-            ):
-                row = conn.execute(
-                    "SELECT lead_id FROM lead_senders WHERE sender_id = ?", (sender_id,)
-                ).fetchone()
-                lead = self._load(conn, self._resolve(conn, row["lead_id"])) if row else None
-                return CaptureResult(lead)  # the same message twice: nothing changes
-            conn.execute(
-                "INSERT INTO lead_activity (sender_id, message_id, intent, signals, text, at)"
-                " VALUES (?,?,?,?,?,?)",
-                (sender_id, message_id, intent or "", ",".join(signals), text[:2000], when),
+                    select(lead_activity.c.id).where(
+                        lead_activity.c.sender_id == sender_id,
+                        lead_activity.c.message_id == message_id,
+                    )
+                ).first()
             )
+            if seen or not self._insert_new(conn, lead_activity, activity):
+                # the same message twice: nothing changes
+                return CaptureResult(self._lead_of_sender(conn, sender_id))
             ids = [k for k in (sender_id, open_id) if k]
             found = self._leads_matching(conn, ids, contacts)
             if not found and not contacts:
@@ -297,111 +349,137 @@ class LeadStore:
                 for other in found[1:]:
                     self._merge(conn, lead_id, other)
             else:
-                cur = conn.execute(
-                    "INSERT INTO leads (name, source_sender_id, source_channel, source_message_id,"
-                    " source_message, created_at, updated_at, last_activity_at)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    (name, sender_id, channel, message_id, text[:2000], when, when, when),
-                )
-                lead_id = int(cur.lastrowid or 0)
+                lead_id = conn.execute(
+                    leads.insert().values(
+                        name=name,
+                        source_sender_id=sender_id,
+                        source_channel=channel,
+                        source_message_id=message_id,
+                        source_message=text[:2000],
+                        created_at=when,
+                        updated_at=when,
+                        last_activity_at=when,
+                    )
+                ).inserted_primary_key[0]
                 created = True
             before = self._load(conn, lead_id) if not created else None
             for key in ids:
-                conn.execute(
-                    "INSERT OR IGNORE INTO lead_senders (sender_id, lead_id, created_at)"
-                    " VALUES (?,?,?)",
-                    (key, lead_id, when),
+                self._insert_new(
+                    conn, lead_senders, {"sender_id": key, "lead_id": lead_id, "created_at": when}
                 )
             new: list[CapturedContact] = []
             for c in contacts:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO lead_contacts (lead_id, kind, value, sender_id,"
-                    " message_id, source, created_at) VALUES (?,?,?,?,?,?,?)",
-                    (lead_id, c.kind, c.value, sender_id, message_id, c.source, when),
-                )
-                if cur.rowcount:
+                row = {
+                    "lead_id": lead_id,
+                    "kind": c.kind,
+                    "value": c.value,
+                    "sender_id": sender_id,
+                    "message_id": message_id,
+                    "source": c.source,
+                    "created_at": when,
+                }
+                if self._insert_new(conn, lead_contacts, row):
                     new.append(c)
-            updates = "last_activity_at = MAX(last_activity_at, ?)"
-            params: list[Any] = [when]
+            values: dict[str, Any] = {
+                "last_activity_at": _later(leads.c.last_activity_at, when),
+            }
             if name:
-                updates += ", name = CASE WHEN name = '' THEN ? ELSE name END"
-                params.append(name)
+                values["name"] = case((leads.c.name == "", name), else_=leads.c.name)
             if lead_card:
-                updates += ", has_lead_card = 1"
-            conn.execute(f"UPDATE leads SET {updates} WHERE id = ?", (*params, lead_id))
+                values["has_lead_card"] = 1
+            conn.execute(leads.update().where(leads.c.id == lead_id).values(**values))
             self._rescore(conn, lead_id, rules)
             after = self._load(conn, lead_id)
             assert after is not None
             changed = created or bool(new) or _differs(before, after)
             if changed:
-                conn.execute("UPDATE leads SET updated_at = ? WHERE id = ?", (_now(), lead_id))
+                conn.execute(leads.update().where(leads.c.id == lead_id).values(updated_at=_now()))
                 after = self._load(conn, lead_id)
             return CaptureResult(after, created, changed, tuple(new))
 
+    def _insert_new(self, conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+        """INSERT .. ON CONFLICT DO NOTHING (any unique key) on ``conn``: whether it inserted."""
+        if self.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount == 1
+
     def _leads_matching(
-        self, conn: sqlite3.Connection, ids: list[str], contacts: list[CapturedContact]
+        self, conn: Connection, ids: list[str], contacts: list[CapturedContact]
     ) -> list[int]:
         """Leads of these sender / open ids or contacts, oldest first, merged ones resolved."""
         found: set[int] = set()
         for key in ids:
-            row = conn.execute(
-                "SELECT lead_id FROM lead_senders WHERE sender_id = ?", (key,)
-            ).fetchone()
-            if row:
-                found.add(self._resolve(conn, row["lead_id"]))
+            lead_id = conn.execute(
+                select(lead_senders.c.lead_id).where(lead_senders.c.sender_id == key)
+            ).scalar()
+            if lead_id is not None:
+                found.add(self._resolve(conn, lead_id))
         for c in contacts:
-            row = conn.execute(
-                "SELECT lead_id FROM lead_contacts WHERE kind = ? AND value = ?",
-                (c.kind, c.value),
-            ).fetchone()
-            if row:
-                found.add(self._resolve(conn, row["lead_id"]))
+            lead_id = conn.execute(
+                select(lead_contacts.c.lead_id).where(
+                    lead_contacts.c.kind == c.kind, lead_contacts.c.value == c.value
+                )
+            ).scalar()
+            if lead_id is not None:
+                found.add(self._resolve(conn, lead_id))
         return sorted(found)
 
-    def _resolve(self, conn: sqlite3.Connection, lead_id: int) -> int:
+    def _resolve(self, conn: Connection, lead_id: int) -> int:
         for _ in range(50):
-            row = conn.execute("SELECT merged_into FROM leads WHERE id = ?", (lead_id,)).fetchone()
-            if not row or row["merged_into"] is None:
+            row = conn.execute(select(leads.c.merged_into).where(leads.c.id == lead_id)).first()
+            if not row or row.merged_into is None:
                 return lead_id
-            lead_id = int(row["merged_into"])
+            lead_id = int(row.merged_into)
         return lead_id
 
-    def _merge(self, conn: sqlite3.Connection, into: int, other: int) -> None:
+    def _merge(self, conn: Connection, into: int, other: int) -> None:
         """Move everything of lead ``other`` into the older lead ``into``."""
-        for table in ("lead_contacts", "lead_senders", "lead_notes"):
-            conn.execute(f"UPDATE {table} SET lead_id = ? WHERE lead_id = ?", (into, other))
-        row = conn.execute("SELECT * FROM leads WHERE id = ?", (other,)).fetchone()
+        for table in (lead_contacts, lead_senders, lead_notes):
+            conn.execute(table.update().where(table.c.lead_id == other).values(lead_id=into))
+        row = conn.execute(select(leads).where(leads.c.id == other)).mappings().one()
         conn.execute(
-            "UPDATE leads SET last_activity_at = MAX(last_activity_at, ?),"
-            " has_lead_card = MAX(has_lead_card, ?),"
-            " assignee_id = COALESCE(assignee_id, ?),"
-            " name = CASE WHEN name = '' THEN ? ELSE name END WHERE id = ?",
-            (row["last_activity_at"], row["has_lead_card"], row["assignee_id"], row["name"], into),
+            leads.update()
+            .where(leads.c.id == into)
+            .values(
+                last_activity_at=_later(leads.c.last_activity_at, row["last_activity_at"]),
+                has_lead_card=case(
+                    (leads.c.has_lead_card < row["has_lead_card"], row["has_lead_card"]),
+                    else_=leads.c.has_lead_card,
+                ),
+                assignee_id=func.coalesce(leads.c.assignee_id, row["assignee_id"]),
+                name=case((leads.c.name == "", row["name"]), else_=leads.c.name),
+            )
         )
         conn.execute(
-            "UPDATE leads SET merged_into = ?, updated_at = ? WHERE id = ?", (into, _now(), other)
+            leads.update().where(leads.c.id == other).values(merged_into=into, updated_at=_now())
         )
+        self._note(conn, into, "system", "", f"合并了线索 #{other}")
+
+    @staticmethod
+    def _note(conn: Connection, lead_id: int, author: str, status: str, text: str) -> None:
         conn.execute(
-            "INSERT INTO lead_notes (lead_id, author, status, text, at) VALUES (?,?,?,?,?)",
-            (into, "system", "", f"合并了线索 #{other}", _now()),
+            lead_notes.insert().values(
+                lead_id=lead_id, author=author, status=status, text=text, at=_now()
+            )
         )
 
-    def _rescore(self, conn: sqlite3.Connection, lead_id: int, rules: LeadRules) -> None:
-        lead = conn.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
-        senders = [
-            r["sender_id"]
-            for r in conn.execute(
-                "SELECT sender_id FROM lead_senders WHERE lead_id = ?", (lead_id,)
-            )
-        ]
-        marks = ",".join("?" * len(senders))
+    def _rescore(self, conn: Connection, lead_id: int, rules: LeadRules) -> None:
+        lead = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().one()
+        senders = select(lead_senders.c.sender_id).where(lead_senders.c.lead_id == lead_id)
         rows = conn.execute(
-            f"SELECT intent, signals FROM lead_activity WHERE sender_id IN ({marks})", senders
-        ).fetchall()
-        intents = [r["intent"] for r in rows if r["intent"]]
-        signals = [s for r in rows for s in r["signals"].split(",") if s]
-        has_contact = bool(
-            conn.execute("SELECT 1 FROM lead_contacts WHERE lead_id = ?", (lead_id,)).fetchone()
+            select(lead_activity.c.intent, lead_activity.c.signals).where(
+                lead_activity.c.sender_id.in_(senders.scalar_subquery())
+            )
+        ).all()
+        intents = [r.intent for r in rows if r.intent]
+        signals = [s for r in rows for s in r.signals.split(",") if s]
+        has_contact = (
+            conn.execute(
+                select(lead_contacts.c.id).where(lead_contacts.c.lead_id == lead_id).limit(1)
+            ).first()
+            is not None
         )
         points = rules.points(
             intents=intents,
@@ -413,8 +491,9 @@ class LeadStore:
             now=now_beijing(),
         )
         conn.execute(
-            "UPDATE leads SET category = ?, points = ?, score = ? WHERE id = ?",
-            (rules.category(signals), points, rules.score(points), lead_id),
+            leads.update()
+            .where(leads.c.id == lead_id)
+            .values(category=rules.category(signals), points=points, score=rules.score(points))
         )
 
     def refresh_scores(self) -> list[int]:
@@ -423,45 +502,46 @@ class LeadStore:
         changed: list[int] = []
         with self._tx() as conn:
             rows = conn.execute(
-                "SELECT id, score FROM leads WHERE merged_into IS NULL"
-                " AND status IN ('new', 'contacted')"
-            ).fetchall()
+                select(leads.c.id, leads.c.score).where(
+                    leads.c.merged_into.is_(None), leads.c.status.in_(_OPEN)
+                )
+            ).all()
             for row in rows:
-                self._rescore(conn, row["id"], rules)
-                score = conn.execute(
-                    "SELECT score FROM leads WHERE id = ?", (row["id"],)
-                ).fetchone()
-                if score["score"] != row["score"]:
+                self._rescore(conn, row.id, rules)
+                score = conn.execute(select(leads.c.score).where(leads.c.id == row.id)).scalar()
+                if score != row.score:
                     conn.execute(
-                        "UPDATE leads SET updated_at = ? WHERE id = ?", (_now(), row["id"])
+                        leads.update().where(leads.c.id == row.id).values(updated_at=_now())
                     )
-                    changed.append(row["id"])
+                    changed.append(row.id)
         return changed
 
     # --- loading -----------------------------------------------------------------------
-    def _load(self, conn: sqlite3.Connection, lead_id: int) -> Lead | None:
-        row = conn.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
+    def _load(self, conn: Connection, lead_id: int) -> Lead | None:
+        row = conn.execute(select(leads).where(leads.c.id == lead_id)).mappings().first()
         if not row:
             return None
         contacts = [
-            {"kind": c["kind"], "value": c["value"], "masked": mask_contact(c["kind"], c["value"])}
+            {"kind": c.kind, "value": c.value, "masked": mask_contact(c.kind, c.value)}
             for c in conn.execute(
-                "SELECT kind, value FROM lead_contacts WHERE lead_id = ? ORDER BY id", (lead_id,)
+                select(lead_contacts.c.kind, lead_contacts.c.value)
+                .where(lead_contacts.c.lead_id == lead_id)
+                .order_by(lead_contacts.c.id)
             )
         ]
-        senders = [
-            s["sender_id"]
-            for s in conn.execute(
-                "SELECT sender_id FROM lead_senders WHERE lead_id = ? ORDER BY created_at, rowid",
-                (lead_id,),
-            )
-        ]
+        senders = list(
+            conn.execute(
+                select(lead_senders.c.sender_id)
+                .where(lead_senders.c.lead_id == lead_id)
+                .order_by(lead_senders.c.created_at, lead_senders.c.sender_id)
+            ).scalars()
+        )
         return Lead(
             id=row["id"],
             name=row["name"],
             category=row["category"],
             score=row["score"],
-            points=row["points"],
+            points=float(row["points"]),
             status=row["status"],
             assignee_id=row["assignee_id"],
             source_sender_id=row["source_sender_id"],
@@ -488,8 +568,7 @@ class LeadStore:
         limit: int = 1000,
     ) -> list[Lead]:
         """Leads, newest first. Dates are YYYY-MM-DD (Beijing), inclusive."""
-        where = ["merged_into IS NULL"]
-        params: list[Any] = []
+        query = select(leads.c.id).where(leads.c.merged_into.is_(None))
         for column, value, allowed in (
             ("category", category, CATEGORIES),
             ("score", score, SCORES),
@@ -498,127 +577,179 @@ class LeadStore:
             if value:
                 if value not in allowed:
                     raise ValueError(f"unknown {column}: {value}")
-                where.append(f"{column} = ?")
-                params.append(value)
+                query = query.where(leads.c[column] == value)
         if assignee_id is not None:
-            where.append("assignee_id = ?")
-            params.append(assignee_id)
+            query = query.where(leads.c.assignee_id == assignee_id)
         if unassigned:
-            where.append("assignee_id IS NULL")
+            query = query.where(leads.c.assignee_id.is_(None))
+        day = func.substr(leads.c.created_at, 1, 10)
         if date_from:
-            where.append("substr(created_at, 1, 10) >= ?")
-            params.append(_date(date_from))
+            query = query.where(day >= _date(date_from))
         if date_to:
-            where.append("substr(created_at, 1, 10) <= ?")
-            params.append(_date(date_to))
+            query = query.where(day <= _date(date_to))
+        query = query.order_by(leads.c.created_at.desc(), leads.c.id.desc()).limit(limit)
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT id FROM leads WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
-                " LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-            return [lead for r in rows if (lead := self._load(conn, r["id"]))]
+            ids = list(conn.execute(query).scalars())
+            return [lead for lead_id in ids if (lead := self._load(conn, lead_id))]
 
     def activity(self, lead_id: int) -> list[dict[str, str]]:
         """The customer messages of the lead's conversations, oldest first."""
+        a, s = lead_activity, lead_senders
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT a.sender_id, a.intent, a.text, a.at FROM lead_activity a"
-                " JOIN lead_senders s ON s.sender_id = a.sender_id WHERE s.lead_id = ?"
-                " ORDER BY a.at, a.id",
-                (self._resolve(conn, lead_id),),
-            ).fetchall()
+                select(a.c.sender_id, a.c.intent, a.c.text, a.c.at)
+                .join(s, s.c.sender_id == a.c.sender_id)
+                .where(s.c.lead_id == self._resolve(conn, lead_id))
+                .order_by(a.c.at, a.c.id)
+            ).mappings()
             return [dict(r) for r in rows]
 
     # --- agents' work ----------------------------------------------------------------
+    def _existing(self, conn: Connection, lead_id: int) -> int:
+        lead_id = self._resolve(conn, lead_id)
+        if conn.execute(select(leads.c.id).where(leads.c.id == lead_id)).first() is None:
+            raise KeyError(lead_id)
+        return lead_id
+
     def set_status(self, lead_id: int, status: str, author: str, note: str = "") -> Lead:
         if status not in STATUSES:
             raise ValueError(f"unknown status: {status}")
         with self._tx() as conn:
-            lead_id = self._resolve(conn, lead_id)
-            if not conn.execute("SELECT 1 FROM leads WHERE id = ?", (lead_id,)).fetchone():
-                raise KeyError(lead_id)
+            lead_id = self._existing(conn, lead_id)
             conn.execute(
-                "UPDATE leads SET status = ?, updated_at = ? WHERE id = ?",
-                (status, _now(), lead_id),
+                leads.update().where(leads.c.id == lead_id).values(status=status, updated_at=_now())
             )
-            conn.execute(
-                "INSERT INTO lead_notes (lead_id, author, status, text, at) VALUES (?,?,?,?,?)",
-                (lead_id, author, status, note, _now()),
-            )
+            self._note(conn, lead_id, author, status, note)
             lead = self._load(conn, lead_id)
         assert lead is not None
         return lead
 
     def add_note(self, lead_id: int, author: str, text: str) -> None:
         with self._tx() as conn:
-            lead_id = self._resolve(conn, lead_id)
-            if not conn.execute("SELECT 1 FROM leads WHERE id = ?", (lead_id,)).fetchone():
-                raise KeyError(lead_id)
-            conn.execute(
-                "INSERT INTO lead_notes (lead_id, author, status, text, at) VALUES (?,?,?,?,?)",
-                (lead_id, author, "", text, _now()),
-            )
+            self._note(conn, self._existing(conn, lead_id), author, "", text)
 
     def notes(self, lead_id: int) -> list[Note]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT * FROM lead_notes WHERE lead_id = ? ORDER BY at, id",
-                (self._resolve(conn, lead_id),),
-            ).fetchall()
+                select(lead_notes)
+                .where(lead_notes.c.lead_id == self._resolve(conn, lead_id))
+                .order_by(lead_notes.c.at, lead_notes.c.id)
+            ).mappings()
             return [Note(**dict(r)) for r in rows]
 
     def set_assignee(self, lead_id: int, agent_id: int | None, author: str) -> Lead:
+        """Give the lead to an agent (or to nobody), whoever had it (the console)."""
         with self._tx() as conn:
-            lead_id = self._resolve(conn, lead_id)
-            if not conn.execute("SELECT 1 FROM leads WHERE id = ?", (lead_id,)).fetchone():
-                raise KeyError(lead_id)
-            conn.execute(
-                "UPDATE leads SET assignee_id = ?, updated_at = ? WHERE id = ?",
-                (agent_id, _now(), lead_id),
-            )
-            text = f"分配给客服 #{agent_id}" if agent_id is not None else "取消分配"
-            conn.execute(
-                "INSERT INTO lead_notes (lead_id, author, status, text, at) VALUES (?,?,?,?,?)",
-                (lead_id, author, "", text, _now()),
-            )
+            lead_id = self._existing(conn, lead_id)
+            self._assign(conn, lead_id, agent_id, author, only_if_unassigned=False)
             lead = self._load(conn, lead_id)
         assert lead is not None
         return lead
+
+    def assign_if_unassigned(
+        self, lead_id: int, agent_id: int, author: str, max_open: int | None = None
+    ) -> Lead | None:
+        """Give an open, unassigned lead to an agent who holds fewer than ``max_open`` open
+        leads: one conditional UPDATE in a serialised transaction, so of two callers at once
+        exactly one assigns, and an agent's cap holds. The lead as it is now (unchanged when
+        it was taken or the agent is full), or None if there is no such lead."""
+        with self._tx() as conn:
+            lead_id = self._resolve(conn, lead_id)
+            if max_open is None or self._open_count(conn, agent_id) < max_open:
+                self._assign(conn, lead_id, agent_id, author, only_if_unassigned=True)
+            return self._load(conn, lead_id)
+
+    @staticmethod
+    def _open_count(conn: Connection, agent_id: int) -> int:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(leads)
+                .where(
+                    leads.c.merged_into.is_(None),
+                    leads.c.assignee_id == agent_id,
+                    leads.c.status.in_(_OPEN),
+                )
+            ).scalar_one()
+        )
+
+    def _assign(
+        self,
+        conn: Connection,
+        lead_id: int,
+        agent_id: int | None,
+        author: str,
+        *,
+        only_if_unassigned: bool,
+    ) -> bool:
+        update = leads.update().where(leads.c.id == lead_id)
+        if only_if_unassigned:
+            update = update.where(leads.c.assignee_id.is_(None), leads.c.status.in_(_OPEN))
+        if conn.execute(update.values(assignee_id=agent_id, updated_at=_now())).rowcount != 1:
+            return False
+        text = f"分配给客服 #{agent_id}" if agent_id is not None else "取消分配"
+        self._note(conn, lead_id, author, "", text)
+        return True
 
     def open_counts(self) -> dict[int, int]:
         """Open (new / contacted) leads per assignee."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT assignee_id, COUNT(*) AS n FROM leads WHERE merged_into IS NULL"
-                " AND assignee_id IS NOT NULL AND status IN ('new', 'contacted')"
-                " GROUP BY assignee_id"
-            ).fetchall()
-            return {int(r["assignee_id"]): int(r["n"]) for r in rows}
+                select(leads.c.assignee_id, func.count().label("n"))
+                .where(
+                    leads.c.merged_into.is_(None),
+                    leads.c.assignee_id.is_not(None),
+                    leads.c.status.in_(_OPEN),
+                )
+                .group_by(leads.c.assignee_id)
+            ).all()
+            return {int(r.assignee_id): int(r.n) for r in rows}
+
+    def rotate(self, key: str, ids: list[int]) -> int | None:
+        """Round robin: the first of ``ids`` (ascending) after the one stored under ``key``
+        (wrapping around), stored as the new pointer, in one serialised transaction."""
+        if not ids:
+            return None
+        ordered = sorted(ids)
+        with self._tx() as conn:
+            last = int(
+                conn.execute(select(lead_kv.c.value).where(lead_kv.c.key == key)).scalar() or 0
+            )
+            chosen = next((i for i in ordered if i > last), ordered[0])
+            self.db.upsert(conn, lead_kv, {"key": key, "value": str(chosen)}, ["key"], ["value"])
+        return chosen
 
     def kv_get(self, key: str) -> str | None:
         with self._read() as conn:
-            row = conn.execute("SELECT value FROM lead_kv WHERE key = ?", (key,)).fetchone()
-            return row["value"] if row else None
+            return conn.execute(select(lead_kv.c.value).where(lead_kv.c.key == key)).scalar()
 
     def kv_set(self, key: str, value: str) -> None:
-        with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO lead_kv (key, value) VALUES (?,?)", (key, value))
+        with self.db.begin() as conn:
+            self.db.upsert(conn, lead_kv, {"key": key, "value": value}, ["key"], ["value"])
 
     # --- audit -------------------------------------------------------------------------
     def audit(self, actor: str, action: str, detail: dict[str, Any]) -> None:
-        with self._tx() as conn:
+        with self.db.begin() as conn:
             conn.execute(
-                "INSERT INTO lead_audit (at, actor, action, detail) VALUES (?,?,?,?)",
-                (_now(), actor, action, json.dumps(detail, ensure_ascii=False, sort_keys=True)),
+                lead_audit.insert().values(
+                    at=_now(),
+                    actor=actor,
+                    action=action,
+                    detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+                )
             )
 
     def audit_log(self, limit: int = 200) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT * FROM lead_audit ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
+                select(lead_audit).order_by(lead_audit.c.id.desc()).limit(limit)
+            ).mappings()
             return [{**dict(r), "detail": json.loads(r["detail"] or "{}")} for r in rows]
+
+
+def _later(column: Any, value: str) -> Any:
+    """The later of a TEXT timestamp column and ``value`` (SQLite's MAX(a, b), portably)."""
+    return case((column < value, value), else_=column)
 
 
 def _dedupe(contacts: list[CapturedContact]) -> list[CapturedContact]:
@@ -647,10 +778,5 @@ def _date(value: str) -> str:
 
 
 def get_lead_store() -> LeadStore:
-    """The store of the configured data folder (its schema is created once per process)."""
-    return _store_at(get_settings().data_dir / "xiaoer.db")
-
-
-@lru_cache(maxsize=8)
-def _store_at(path: Path) -> LeadStore:
-    return LeadStore(path)
+    """The store on the project database."""
+    return LeadStore()

@@ -29,7 +29,10 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import conv
+
+from xiaoer.core.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,29 @@ def _adopt(bind: Connection, table: Table) -> None:
             op.drop_index(name, table_name=table.name)
     for ix in table.indexes:
         if str(ix.name) not in indexes:
-            ix.create(bind)
+            try:
+                with bind.begin_nested():
+                    ix.create(bind)
+            except IntegrityError as exc:  # rows the new unique index forbids
+                columns = ", ".join(c.name for c in ix.columns)
+                raise DatabaseError(
+                    f"{table.name}: rows of the earlier release have the same {columns}, which "
+                    f"the index {ix.name} forbids; nothing was changed. Correct those rows "
+                    f"(e.g. close duplicates) and start again."
+                ) from exc
+
+
+def is_earlier_file(path: Path) -> bool:
+    """A file of an earlier release: it exists and was never migrated itself. A file with an
+    ``alembic_version`` table is a database of this release in its own right (the demo shop
+    in a file of its own, ``backend.sqlite.path: shop.db``): it is in use, not imported."""
+    if not path.is_file():
+        return False
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).fetchone()
+    return found is None
 
 
 def import_earlier_files(
@@ -132,7 +157,7 @@ def import_earlier_files(
     imported = []
     for name in EARLIER_FILES:
         path = folder / name
-        if not path.is_file() or path.resolve() == Path(database).resolve():
+        if not is_earlier_file(path) or path.resolve() == Path(database).resolve():
             continue
         copied, left = copy_rows(bind, md, path)
         if left:
