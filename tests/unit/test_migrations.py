@@ -199,14 +199,10 @@ def test_previous_release_upgrades_in_place_and_loses_nothing(release_0_1: Path)
     assert order is not None and order.recipient is not None
     assert order.recipient.address == "浙江省杭州市西湖区文三路90号"  # changed by the buyer
 
-    # the old files are kept, renamed, once their tables live in the project database
-    md = migrate.load_metadata()
-    for name, table in (("douyin.db", "douyin_events"), ("shop.db", "orders")):
-        if table in md.tables:
-            assert not (data / name).exists()
-            assert (data / f"{name}.migrated").exists()
-        else:  # that store still keeps its own file
-            assert (data / name).exists()
+    # the old files are kept, renamed: their rows live in the project database now
+    for name in ("douyin.db", "shop.db"):
+        assert not (data / name).exists()
+        assert (data / f"{name}.migrated").exists()
 
     # a second migrate changes nothing
     assert migrate.upgrade(db) == []
@@ -270,9 +266,27 @@ def test_previous_release_folder_into_postgresql(
     assert [u.buyer_id for u in get_urge_store().for_order("DY20260518001")] == ["B1001"]
     inbox = get_rest_inbox()
     assert [m["text"] for m in inbox.since("buyer-zhang")][0] == "客服小美为您服务，请稍等。"
-    # importing again adds nothing
-    again = migrate.import_folder(empty_db, release_0_1)
-    assert [copied for copied, _ in again.values()] == [0] * len(again)
+    from xiaoer.douyin.store import get_douyin_store
+    from xiaoer.handoff.store import get_handoff_store
+    from xiaoer.leads.store import get_lead_store
+    from xiaoer.shop.factory import get_backend
+
+    handoff = get_handoff_store().get(1)
+    assert handoff is not None and handoff.summary["order_id"] == "DY20260518001"
+    lead = get_lead_store().lead_for("buyer-zhao")
+    assert lead is not None and "13812345678" in lead.phones
+    douyin = get_douyin_store()
+    assert [o.preview for o in douyin.outbox_pending("ou_buyer_zhang")] == ["您的订单已发货"]
+    order = asyncio.run(get_backend().get_order("6938271045123400001"))
+    assert order is not None and order.recipient is not None
+    assert order.recipient.address == "浙江省杭州市西湖区文三路90号"
+    assert sorted(p.name for p in release_0_1.glob("*.migrated")) == [
+        "douyin.db.migrated",
+        "shop.db.migrated",
+        "xiaoer.db.migrated",
+    ]
+    # the files are set aside: importing again finds nothing to add
+    assert migrate.import_folder(empty_db, release_0_1) == {}
     assert len(outbox.all()) == expected + 1
 
 
