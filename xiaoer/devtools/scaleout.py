@@ -47,6 +47,8 @@ class ScaleOut:
     database_url: str  # the project database (handoffs, leads, inboxes, …) in PostgreSQL
     console_url: str = ""
     rasa: list[subprocess.Popen] = field(default_factory=list)
+    # inbox tokens handed out by the first reply of each REST conversation
+    inbox_tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def actions_url(self) -> str:
@@ -60,7 +62,20 @@ class ScaleOut:
         url = f"{self.rasa_urls[replica]}/webhooks/rest/webhook"
         r = requests.post(url, json={"sender": sender, "message": text}, timeout=120)
         r.raise_for_status()
+        if token := r.headers.get("X-Xiaoer-Inbox-Token"):
+            self.inbox_tokens[sender] = token
         return r.json()
+
+    def inbox(self, replica: int, sender: str, after: int = 0) -> list[dict]:
+        """Messages for a REST conversation outside a request, read through one replica."""
+        r = requests.get(
+            f"{self.rasa_urls[replica]}/webhooks/rest/inbox",
+            params={"sender": sender, "after": str(after)},
+            headers={"X-Xiaoer-Inbox-Token": self.inbox_tokens.get(sender, "")},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return list(r.json()["messages"])
 
 
 ENDPOINTS = PROJECT_ROOT / "deploy" / "endpoints.scale-out.yml"
