@@ -407,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("migrate", help="upgrade the project database (--check, --new MESSAGE)")
     p.add_argument("--url", help="database URL without password (default: the project database)")
+    p.add_argument(
+        "--endpoints",
+        help="PostgreSQL: also create the tracker store's and event broker's databases and tables",
+    )
     what = p.add_mutually_exclusive_group()
     what.add_argument("--check", action="store_true", help="exit 1 unless at the newest schema")
     what.add_argument("--current", action="store_true", help="print the current revision")

@@ -37,7 +37,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from xiaoer.core.db import Database, DatabaseError, create_database, get_database, metadata
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
 PACKAGE = HERE.parent  # xiaoer/
+MIGRATE_LOCK = 0x5841_4F4D  # pg_advisory_xact_lock key of the upgrade ("XAOM")
 
 
 def config(db: Database | None = None, connection: Any = None) -> Config:
@@ -114,6 +115,9 @@ def upgrade(db: Database, revision: str = "head") -> list[str]:
         conn.execution_options(xiaoer_write=True)
         cfg = config(db, conn)
         with conn.begin():
+            if db.dialect == "postgresql":
+                # two `xiaoer migrate` at once (e.g. one per machine): one after the other
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK})
             command.upgrade(cfg, revision)
             if db.dialect == "sqlite":
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -274,9 +278,14 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
         else:
             print(f"wrote {path}: read it (renames look like drop + add), then commit it")
         return 0
+    from xiaoer.core.pgsetup import MissingDatabases
+
     db = db or create_database(_url(args))
     try:
         return _run(args, db)
+    except MissingDatabases as exc:
+        print(f"error: {exc}")
+        return 1
     except (SQLAlchemyError, DatabaseError) as exc:
         where = db.engine.url.render_as_string(hide_password=True)
         print(f"error: {where}: {exc}")
@@ -286,24 +295,47 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, db: Database) -> int:
+    from xiaoer.core import pgsetup
+
     where = db.engine.url.render_as_string(hide_password=True)
     if getattr(args, "current", False):
         print(current(db) or "none")
         return 0
+    endpoints = getattr(args, "endpoints", None)
+    needed = pgsetup.needed_databases(
+        Path(endpoints) if endpoints else None, db.url if db.dialect == "postgresql" else None
+    )
+    if getattr(args, "check", False):
+        missing = [n for n in needed if not pgsetup.exists(n)]
+        for n in missing:
+            print(f"{n.what} {n.where}: the database does not exist")
+        if missing:
+            return 1
+        tables = pgsetup.rasa_tables_missing(needed)
+        for line in tables:
+            print(f"{line}: table missing")
+        ok = check(db)
+        print(f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})")
+        return 0 if ok and not tables else 1
+    # the databases first (PostgreSQL: the project's, the tracker store's, the broker's)
+    for n in pgsetup.create_databases(needed):
+        print(f"{n.what} {n.where}: database created")
     if getattr(args, "from_sqlite", None):
         for name, (copied, left) in import_folder(db, Path(args.from_sqlite)).items():
             kept = f"; not copied, kept in the file: {', '.join(left)}" if left else ""
             print(f"{name}: {copied} rows copied into {where}{kept}")
         return 0
-    if getattr(args, "check", False):
-        ok = check(db)
-        print(f"{where}: {current(db) or 'none'} ({'newest' if ok else 'needs ' + str(head())})")
-        return 0 if ok else 1
     started = time.monotonic()
     applied = upgrade(db) if db.sqlite_path is None else _locked_upgrade(db)
     took = time.monotonic() - started
     done = f"{', '.join(applied)} applied" if applied else "up to date"
     print(f"{where}: {done} (at {current(db)}, {took:.2f} s)")
+    # Rasa's tables, once, before any replica starts (replicas never race to create them)
+    made = pgsetup.create_rasa_tables(needed)
+    for n in needed:
+        if n.metadata is not None:
+            state = "tables created" if n in made else "tables ready"
+            print(f"{n.what} {n.where}: {state} ({', '.join(sorted(n.metadata.tables))})")
     return 0
 
 

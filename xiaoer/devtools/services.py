@@ -75,11 +75,13 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 @contextmanager
 def running_postgres(
-    workdir: Path, db: str = "xiaoer", user: str = "xiaoer", extra_dbs: tuple[str, ...] = ()
+    workdir: Path, db: str | None = "xiaoer", user: str = "xiaoer", extra_dbs: tuple[str, ...] = ()
 ) -> Iterator[Postgres]:
-    """A fresh PostgreSQL cluster with one database and a password user.
+    """A fresh PostgreSQL cluster with one database and a password user (its superuser).
 
-    Its files live in a folder of their own owned by the server's user (as root that is
+    ``db=None`` creates no database (the result names ``postgres``, the maintenance
+    database): the scale-out profile then creates its user and databases as
+    docs/deployment.md says. Its files live in a folder of their own owned by the server's user (as root that is
     ``postgres``, which cannot enter root's private temporary folders); ``workdir`` gets
     a ``postgres.log`` link to the server log."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -118,14 +120,14 @@ def running_postgres(
             raise ServiceError(f"PostgreSQL did not start, see {log}: {start.stderr[-1000:]}")
         try:
             env = {**os.environ, "PGPASSWORD": password}
-            for name in (db, *extra_dbs):
+            for name in (*([db] if db else []), *extra_dbs):
                 created = run(
                     [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, name],
                     capture_output=True, text=True, env=env,
                 )  # fmt: skip
                 if created.returncode != 0:
                     raise ServiceError(f"createdb failed: {created.stderr[-1000:]}")
-            yield Postgres("127.0.0.1", port, db, user, password)
+            yield Postgres("127.0.0.1", port, db or "postgres", user, password)
         finally:
             run(
                 _as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
