@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from xiaoer.leads import get_lead_store
-from xiaoer.worker.events import EventFollower, broker_db
+from xiaoer.worker.events import EventFollower, broker_db, broker_identity, event_cursor
 
 
 def broker(path: Path) -> sqlite3.Connection:
@@ -88,3 +88,51 @@ def test_broker_db_is_read_from_endpoints(tmp_path):
     assert broker_db(endpoints) == Path("/data/events.db")
     endpoints.write_text("tracker_store:\n  type: SQL\n", encoding="utf-8")
     assert broker_db(endpoints) is None
+
+
+def test_each_broker_has_its_own_read_position(tmp_path, project_db):
+    """Pointed at another broker, the follower reads that broker from its own position:
+    a read position from another database would skip its first rows (earlier versions
+    kept one cursor for every broker)."""
+    first, second = tmp_path / "a" / "events.db", tmp_path / "b" / "events.db"
+    first.parent.mkdir(), second.parent.mkdir()
+    for i in range(3):
+        publish(first, user("s", f"a{i}", f"a{i}"))
+    for i in range(5):
+        publish(second, user("s", f"b{i}", f"b{i}"))
+    seen: list[str] = []
+
+    def follower(broker: Path) -> EventFollower:
+        return EventFollower(
+            broker, state_db=project_db, handlers=[lambda e: seen.append(e["text"])]
+        )
+
+    assert follower(first).poll() == 3
+    assert follower(second).poll() == 5  # all of them, none skipped
+    publish(first, user("s", "a3", "a3"))
+    assert follower(first).poll() == 1  # the first broker resumes where it stopped
+    assert seen == ["a0", "a1", "a2", "b0", "b1", "b2", "b3", "b4", "a3"]
+
+
+def test_the_broker_identity_has_no_password_and_ignores_the_login():
+    key = broker_identity("postgresql://xiaoer:s3cret@db.internal:5432/xiaoer_events")
+    assert key == "postgresql://db.internal:5432/xiaoer_events"
+    assert broker_identity("postgresql://other:pw@db.internal:5432/xiaoer_events") == key
+    assert broker_identity("postgresql://xiaoer:s3cret@db.internal:5432/xiaoer_events2") != key
+    assert broker_identity(Path("/srv/var/events.db")) == "sqlite:////srv/var/events.db"
+
+
+def test_an_earlier_versions_cursor_is_kept_only_where_it_belonged(tmp_path, project_db):
+    """Earlier versions' one cursor (``main``) is this broker's on the embedded default
+    upgraded in place (SQLite beside SQLite); copied into PostgreSQL it came from another
+    database and is not reused."""
+    events_db = tmp_path / "events.db"
+    for i in range(4):
+        publish(events_db, user("s", f"m{i}", str(i)))
+    with project_db.begin() as conn:
+        conn.execute(event_cursor.insert().values(name="main", last_id=2, updated_at=0.0))
+    follower = EventFollower(events_db, state_db=project_db, handlers=[])
+    if project_db.dialect == "sqlite":
+        assert (follower.last_id, follower.poll()) == (2, 2)
+    else:
+        assert (follower.last_id, follower.poll()) == (0, 4)

@@ -60,7 +60,9 @@ class Needed:
     @property
     def where(self) -> str:
         """The URL without password, for messages."""
-        return str(self.url.set(password=None).render_as_string(hide_password=True))
+        user = f"{self.url.username}@" if self.url.username else ""
+        port = f":{self.url.port}" if self.url.port else ""
+        return f"{self.url.get_backend_name()}://{user}{self.url.host or ''}{port}/{self.name}"
 
 
 class MissingDatabases(DatabaseError):
@@ -105,9 +107,13 @@ def missing_message(missing: list[Needed], reason: str) -> str:
 
 # --- what the endpoints file and the settings ask for ------------------------------------
 def _sql_endpoint(endpoints: Path, key: str) -> Any:
+    from rasa.shared.exceptions import RasaException
     from rasa.utils.endpoints import read_endpoint_config
 
-    cfg = read_endpoint_config(str(endpoints), key)
+    try:
+        cfg = read_endpoint_config(str(endpoints), key)
+    except RasaException as exc:  # e.g. a ${VAR} not set: the whole file is read
+        raise DatabaseError(f"{endpoints}: {exc}") from exc
     if cfg is None or str(cfg.type or "").lower() != "sql":
         return None
     return cfg
@@ -155,7 +161,7 @@ def needed_databases(endpoints: Path | None, project_url: str | None) -> list[Ne
     if broker is not None and (url := _endpoint_url(broker, "events.db", False)) is not None:
         needed.append(Needed("event broker", url, SQLEventBroker.Base.metadata, {}))
     same = {n.what for n in needed if n.metadata is not None}
-    urls = [n.url.set(password=None) for n in needed if n.metadata is not None]
+    urls = [(n.url.host, n.url.port, n.name) for n in needed if n.metadata is not None]
     if len(same) == 2 and urls[0] == urls[1]:
         raise DatabaseError(
             f"the tracker store and the event broker both use {needed[-1].where}: each "

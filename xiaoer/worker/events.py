@@ -5,7 +5,8 @@ database (``event_broker`` in endpoints.yml: ``type: SQL, dialect: sqlite, db: .
 columns ``id``, ``sender_id``, ``data`` = the event as JSON). ``EventFollower`` reads
 rows after the last processed id, hands each event to the handlers (lead capture; later
 analytics) and stores the id it reached in ``event_cursor`` of the project database,
-after every row: a restart resumes where it stopped, nothing is lost. A crash between a
+keyed by the broker's identity (:func:`broker_identity`), after every row: a restart
+resumes where it stopped, nothing is lost. A crash between a
 handler's work and the cursor update replays at most that one row, and the handlers
 are idempotent for it (lead capture ignores a message id it has seen).
 
@@ -82,6 +83,24 @@ def default_handlers() -> list[Handler]:
     return [handle_event]
 
 
+LEGACY_CURSOR = "main"  # the one cursor of earlier versions, whatever the broker
+
+
+def broker_identity(events_db: Path | str) -> str:
+    """The broker's identity, which keys its read position in ``event_cursor``: the
+    SQLite file's absolute path, or the URL without user and password
+    (``postgresql://db.internal:5432/xiaoer_events``). Pointing the follower at another
+    broker starts that broker's own position, never one read from another database."""
+    if not isinstance(events_db, str) or "://" not in events_db:
+        return f"sqlite:///{Path(events_db).resolve()}"
+    url = sa.engine.make_url(events_db)
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:///{Path(str(url.database)).resolve()}"
+    host = url.host or "localhost"
+    port = f":{url.port}" if url.port else ""
+    return f"{url.get_backend_name()}://{host}{port}/{url.database}"
+
+
 class EventFollower:
     def __init__(
         self,
@@ -89,7 +108,7 @@ class EventFollower:
         *,
         state_db: Database | Path | str | None = None,
         handlers: list[Handler] | None = None,
-        name: str = "main",
+        name: str | None = None,
         batch: int = 200,
     ) -> None:
         # a SQLite file (embedded default) or a SQLAlchemy URL (e.g. PostgreSQL)
@@ -97,8 +116,37 @@ class EventFollower:
         self._engine: sa.engine.Engine | None = None
         self.state = database_for(state_db)  # the project database (the cursor)
         self.handlers = default_handlers() if handlers is None else handlers
-        self.name = name
+        # the cursor's key: the broker's identity (a name given: that name)
+        self.name = name or broker_identity(self.events_db)
         self.batch = batch
+        if name is None:
+            self._adopt_legacy_cursor()
+
+    def _adopt_legacy_cursor(self) -> None:
+        """Earlier versions kept one cursor, ``main``, whatever the broker. On the embedded
+        default (a SQLite broker beside a SQLite project database, upgraded in place) it is
+        this broker's: it becomes this broker's cursor. Anywhere else (e.g. a data folder
+        copied into PostgreSQL) it belonged to another database and is left alone: this
+        broker is read from its own position (from the start; the handlers are
+        idempotent)."""
+        if isinstance(self.events_db, str) or self.state.dialect != "sqlite":
+            return
+        with self.state.begin() as conn:
+            rows = dict(
+                conn.execute(
+                    select(event_cursor.c.name, event_cursor.c.last_id).where(
+                        event_cursor.c.name.in_([LEGACY_CURSOR, self.name])
+                    )
+                ).all()
+            )
+            if LEGACY_CURSOR not in rows or self.name in rows:
+                return
+            conn.execute(
+                event_cursor.update()
+                .where(event_cursor.c.name == LEGACY_CURSOR)
+                .values(name=self.name, updated_at=time.time())
+            )
+        log.info("event cursor of an earlier version adopted for %s", self.name)
 
     def where(self) -> str:
         """The broker, for logs (never a password)."""
@@ -148,7 +196,9 @@ class EventFollower:
         with engine.connect() as c:
             top = c.execute(sa.text("SELECT MAX(id) FROM events")).scalar() or 0
             if top < after:
-                log.warning("event broker table was reset (max id %s < %s): from 0", top, after)
+                log.warning(
+                    "event broker %s was reset (max id %s < %s): from 0", self.where(), top, after
+                )
                 after = 0
                 self._save(0)
             rows = c.execute(
@@ -211,7 +261,12 @@ def follower() -> EventFollower | None:
                     _warned = True
                 return None
             _follower = EventFollower(db)
-            log.info("following %s from id %s", _follower.where(), _follower.last_id)
+            log.info(
+                "following %s from id %s (cursor %s)",
+                _follower.where(),
+                _follower.last_id,
+                _follower.name,
+            )
         return _follower
 
 
