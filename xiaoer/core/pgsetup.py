@@ -122,13 +122,13 @@ def _sql_endpoint(endpoints: Path, key: str) -> Any:
 def _endpoint_url(cfg: Any, default_db: str, tracker: bool) -> URL | None:
     from rasa.core.tracker_store import SQLTrackerStore
 
-    kwargs = dict(cfg.kwargs)
+    kwargs: dict[str, Any] = dict(cfg.kwargs)
     dialect = str(kwargs.get("dialect") or "sqlite")
     port = kwargs.get("port")
     url = SQLTrackerStore.get_db_url(
         dialect,
         cfg.url,
-        int(port) if port not in (None, "") else None,
+        int(str(port)) if port not in (None, "") else None,
         str(kwargs.get("db") or default_db),
         kwargs.get("username"),
         kwargs.get("password"),
