@@ -1,4 +1,6 @@
-"""End-to-end: the scale-out profile with real servers from Debian packages.
+"""End-to-end: the scale-out profile with real servers from Debian packages, started with
+the very commands of docs/deployment.md (xiaoer/devtools/scaleout.py runs its blocks: the
+database role, the environment, `xiaoer migrate --endpoints …`, the servers in order).
 
 Two Rasa servers, two action servers, the agent console and a worker, each with a data
 folder of its own as on separate machines, share nothing but PostgreSQL (tracker store,
@@ -31,6 +33,7 @@ from xiaoer.devtools.scaleout import ScaleOut, running_scale_out
 from xiaoer.devtools.stack import Stack
 from xiaoer.leads.store import LeadStore
 from xiaoer.shop.sqlite_backend import orders
+from xiaoer.worker.events import event_cursor
 
 pytestmark = [
     pytest.mark.e2e,
@@ -142,6 +145,28 @@ def test_contacts_become_leads_whichever_replica_answered(cluster: ScaleOut):
         time.sleep(0.2)
     assert lead is not None, "no lead from the PostgreSQL event broker"
     assert lead.phones == ["13812345678"] and lead.category == "wholesale"
+    # the worker's read position is this broker's own (keyed by its address, no password)
+    pg = cluster.postgres
+    with database_for(cluster.database_url).connect() as conn:
+        cursors = dict(conn.execute(select(event_cursor.c.name, event_cursor.c.last_id)).all())
+    assert list(cursors) == [f"postgresql://{pg.host}:{pg.port}/xiaoer_events"]
+    assert cursors[f"postgresql://{pg.host}:{pg.port}/xiaoer_events"] > 0
+
+
+def test_replicas_started_together_hit_no_database_error(cluster: ScaleOut):
+    """`xiaoer migrate --endpoints` created the databases and Rasa's tables before the
+    replicas started (at the same moment): none of them tried to create a table, none
+    fell back to an in-memory tracker store."""
+    problems = re.compile(
+        r"UniqueViolation|DuplicateTable|Could not create tables|does not exist|InMemoryTrackerStore"
+    )
+    for log in sorted(cluster.workdir.glob("rasa-*.log")):
+        found = [
+            line for line in log.read_text(errors="replace").splitlines() if problems.search(line)
+        ]
+        assert found == [], f"{log.name}: {found[:3]}"
+    migrated = (cluster.workdir / "migrate.log").read_text()
+    assert migrated.count("database created") == 3 and migrated.count("tables created") == 2
 
 
 def console_session(cluster: ScaleOut) -> requests.Session:
