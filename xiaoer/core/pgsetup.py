@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from xiaoer.core.db import TIMEOUT_SECONDS, DatabaseError
+from xiaoer.core.engine import TIMEOUT_SECONDS, DatabaseError
 
 log = logging.getLogger(__name__)
 
