@@ -75,7 +75,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 @contextmanager
 def running_postgres(
-    workdir: Path, db: str | None = "xiaoer", user: str = "xiaoer", extra_dbs: tuple[str, ...] = ()
+    workdir: Path, db: str | None = "xiaoer", user: str = "xiaoer"
 ) -> Iterator[Postgres]:
     """A fresh PostgreSQL cluster with one database and a password user (its superuser).
 
@@ -120,7 +120,7 @@ def running_postgres(
             raise ServiceError(f"PostgreSQL did not start, see {log}: {start.stderr[-1000:]}")
         try:
             env = {**os.environ, "PGPASSWORD": password}
-            for name in (*([db] if db else []), *extra_dbs):
+            for name in [db] if db else []:
                 created = run(
                     [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, name],
                     capture_output=True, text=True, env=env,
