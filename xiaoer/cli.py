@@ -141,18 +141,6 @@ def api_token() -> str:
     return token()
 
 
-def _port_busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return False
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -178,17 +166,34 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"readable by other users: chmod -R go-rwx {settings.data_dir}")  # fmt: skip
     private_dir(settings.data_dir)
     logs = private_dir(settings.data_dir / "logs")
+    from xiaoer.core import startup
+    from xiaoer.core.config import PROJECT_ROOT
+
+    endpoints = Path(args.endpoints) if args.endpoints else root / "endpoints.yml"
+    try:  # what the servers need, checked before anything starts (xiaoer/core/startup.py)
+        ports = {"Rasa server": args.port, "action server": args.actions_port,
+                 "agent console": args.console_port}  # fmt: skip
+        try:
+            startup.check_ports(ports)
+        except startup.StartupError as exc:
+            print(f"error: 端口已被占用（是否已有一个店小二在运行？）/ {exc}: stop that process "
+                  f"or choose other ports (--port, --actions-port, --console-port)")  # fmt: skip
+            return 1
+        backend = startup.check_backend(settings)
+        stores = startup.check_endpoint_stores(endpoints, base=PROJECT_ROOT)
+    except startup.StartupError as exc:
+        print(f"error: 启动检查未通过 / start-up check failed: {exc}")
+        return 1
     if cmd_migrate(argparse.Namespace()) != 0:
         return 1
     if settings.backend_type == "sqlite":
         cmd_seed(argparse.Namespace(reset=False))
-    busy = [p for p in (args.port, args.actions_port, args.console_port) if p and _port_busy(p)]
-    if busy:
-        print(f"error: 端口 {', '.join(map(str, busy))} 已被占用（是否已有一个店小二在运行？）/ "
-              f"port(s) in use: stop the other process or choose other ports (--port, "
-              f"--actions-port, --console-port)")  # fmt: skip
+    try:
+        project_db = startup.check_project_db()
+        model = startup.check_model(Path(args.model) if args.model else train())
+    except startup.StartupError as exc:
+        print(f"error: 启动检查未通过 / start-up check failed: {exc}")
         return 1
-    model = train()
     token = api_token()
     console_host = args.console_host or str(settings.section("console").get("host") or "127.0.0.1")
     os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
@@ -196,13 +201,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
     # servers as Ctrl-C does, never leave them running without us
     signal.signal(signal.SIGTERM, _interrupt)
+    since = startup.log_sizes(logs)
     try:
         print(f"==> starting the action server on :{args.actions_port}, then the Rasa server on "
               f":{args.port} (model {model.name}; logs in {logs})")  # fmt: skip
         try:
             start_servers(
                 model, rasa_port=args.port, actions_port=args.actions_port, token=token,
-                endpoints=root / "endpoints.yml", logs=logs, env=_env(), procs=procs,
+                endpoints=endpoints, logs=logs, env=_env(), procs=procs,
                 cors=f"http://localhost:{args.port}", action_token=os.environ[ACTION_TOKEN_ENV],
             )  # fmt: skip
             if args.console_port:
@@ -212,24 +218,34 @@ def cmd_up(args: argparse.Namespace) -> int:
                 )  # fmt: skip
             # every background job: leads, notifications, re-announcements, Douyin resends
             start_worker(
-                endpoints=root / "endpoints.yml", rasa_url=rasa_url, token=token,
+                endpoints=endpoints, rasa_url=rasa_url, token=token,
                 logs=logs, env=_env(), procs=procs,
             )  # fmt: skip
         except StartError as exc:
-            print(f"error: {exc}")
+            failed = startup.failed_check(logs, since)
+            print(
+                f"error: 启动检查未通过 / start-up check failed: {failed}"
+                if failed
+                else f"error: {exc}"
+            )
             return 1
-        if args.console_port:
-            print(f"  客服工作台 / agent console: http://{console_host}:{args.console_port}"
-                  "  (first admin: .venv/bin/xiaoer create-admin NAME)")  # fmt: skip
-        print(f"""
-店小二已启动 ✅  Xiaoer is running.
+        console = (f"  客服工作台 / agent console: http://{console_host}:{args.console_port}"
+                   "  (first admin: .venv/bin/xiaoer create-admin NAME)") if args.console_port else ""  # fmt: skip
+        print(startup.banner(
+            backend=backend, credentials=PROJECT_ROOT / "credentials.yml", project_db=project_db,
+            stores=stores, model=model, worker=f"running (logs: {logs / 'worker.log'})",
+            extra=console,
+        ))  # fmt: skip
+        print(f"""  就绪检查 / readiness: curl -s localhost:{args.port}/webhooks/health/ready
   聊天 / chat:     .venv/bin/xiaoer chat
   REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
   HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
 按 Ctrl-C 停止 / press Ctrl-C to stop.""")
         while all(p.poll() is None for p in procs):
             time.sleep(1)
-        print("error: a server stopped unexpectedly, see", logs)
+        failed = startup.failed_check(logs, since)
+        print(f"error: 启动检查未通过 / start-up check failed: {failed}" if failed else
+              f"error: a server stopped unexpectedly, see {logs}")  # fmt: skip
         return 1
     except KeyboardInterrupt:
         print("\n==> stopping…")
@@ -404,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions-port", type=int, default=5055)
     p.add_argument("--console-port", type=int, default=8000, help="agent console (0: off)")
     p.add_argument("--console-host", default=None, help="default: console.host of xiaoer.yml")
+    p.add_argument("--model", default=None, help="this model archive (default: train if needed)")
+    p.add_argument("--endpoints", default=None, help="default: endpoints.yml of the project")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("migrate", help="upgrade the project database (--check, --new MESSAGE)")
     p.add_argument("--url", help="database URL without password (default: the project database)")

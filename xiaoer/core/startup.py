@@ -437,3 +437,80 @@ def fail(error: StartupError, logger: logging.Logger | None = None) -> int:
     """Log the failed check (one line) and return the exit code."""
     (logger or log).error("start-up check failed: %s", error)
     return 3
+
+
+# --- xiaoer up ---------------------------------------------------------------------------
+# the environment variables a channel cannot work without (credentials.yml names them)
+CHANNEL_SECRETS = {
+    "douyin": ("client_key_env", "client_secret_env", "account_open_id_env", "access_token_env"),
+    "doudian_push": ("app_key_env", "app_secret_env"),
+}
+
+
+def channel_lines(credentials: Path) -> list[str]:
+    """Each input channel of ``credentials.yml``, with the variables it still misses
+    (such a channel answers 503 until they are set)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(credentials.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    lines = []
+    for key, name in zip(raw, channels(credentials), strict=True):
+        config = raw.get(key) or {}
+        missing = [
+            str(config[k]) for k in CHANNEL_SECRETS.get(name, ())
+            if isinstance(config, dict) and config.get(k)
+            and not os.environ.get(str(config[k]), "").strip()
+            and not config.get(k.removesuffix("_env"))
+        ]  # fmt: skip
+        lines.append(f"{name}（未配置 not configured: {', '.join(missing)}）" if missing else name)
+    return lines
+
+
+def banner(
+    *,
+    backend: str,
+    credentials: Path,
+    project_db: str,
+    stores: list[StoreInfo],
+    model: Path,
+    worker: str,
+    extra: str = "",
+) -> str:
+    """What ``xiaoer up`` prints once everything answers."""
+    names = {"tracker_store": "会话 tracker store", "event_broker": "事件 event broker",
+             "lock_store": "锁 lock store"}  # fmt: skip
+    lines = [
+        f"  店铺后台 backend:        {backend}",
+        f"  渠道 channels:           {', '.join(channel_lines(credentials)) or '—'}",
+        f"  项目数据库 project db:   {project_db}",
+        *(f"  {names.get(s.kind, s.kind) + ':':<24}{s.where}" for s in stores),
+        f"  模型 model:              {model.name}",
+        f"  后台任务 worker:         {worker}",
+    ]
+    if extra:
+        lines.append(extra)
+    return "\n".join(["", *lines, "店小二已启动 ✅  Xiaoer is running."])
+
+
+def log_sizes(logs: Path) -> dict[str, int]:
+    """Where each log of ``logs`` ends now (they are appended to across runs)."""
+    return {p.name: p.stat().st_size for p in logs.glob("*.log")}
+
+
+def failed_check(logs: Path, since: dict[str, int] | None = None) -> str | None:
+    """The start-up check a server's log in ``logs`` reports as failed (written after
+    ``since``), if any."""
+    lines: list[str] = []
+    for path in sorted(logs.glob("*.log")):
+        try:
+            with path.open("rb") as handle:
+                handle.seek((since or {}).get(path.name, 0))
+                lines += handle.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue
+    found = [line.split("start-up check failed: ", 1)[1] for line in lines
+             if "start-up check failed: " in line]  # fmt: skip
+    return found[-1] if found else None
