@@ -170,6 +170,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from xiaoer.core.config import PROJECT_ROOT
 
     endpoints = Path(args.endpoints) if args.endpoints else root / "endpoints.yml"
+    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
     try:  # what the servers need, checked before anything starts (xiaoer/core/startup.py)
         ports = {"Rasa server": args.port, "action server": args.actions_port,
                  "agent console": args.console_port}  # fmt: skip
@@ -179,7 +180,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"error: 端口已被占用（是否已有一个店小二在运行？）/ {exc}: stop that process "
                   f"or choose other ports (--port, --actions-port, --console-port)")  # fmt: skip
             return 1
-        backend = startup.check_backend(settings)
+        if settings.backend_type != "sqlite":  # credentials first (the demo shop: after seeding)
+            startup.build_backend(settings)
         stores = startup.check_endpoint_stores(endpoints, base=PROJECT_ROOT)
     except startup.StartupError as exc:
         print(f"error: 启动检查未通过 / start-up check failed: {exc}")
@@ -190,13 +192,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         cmd_seed(argparse.Namespace(reset=False))
     try:
         project_db = startup.check_project_db()
+        backend = startup.check_backend(settings)
         model = startup.check_model(Path(args.model) if args.model else train())
     except startup.StartupError as exc:
         print(f"error: 启动检查未通过 / start-up check failed: {exc}")
         return 1
     token = api_token()
     console_host = args.console_host or str(settings.section("console").get("host") or "127.0.0.1")
-    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
     procs: list[subprocess.Popen[bytes]] = []
     # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
     # servers as Ctrl-C does, never leave them running without us
@@ -217,10 +219,13 @@ def cmd_up(args: argparse.Namespace) -> int:
                     token=token, logs=logs, env=_env(), procs=procs, host=console_host,
                 )  # fmt: skip
             # every background job: leads, notifications, re-announcements, Douyin resends
-            start_worker(
+            worker = start_worker(
                 endpoints=endpoints, rasa_url=rasa_url, token=token,
                 logs=logs, env=_env(), procs=procs,
             )  # fmt: skip
+            log = logs / "worker.log"
+            if not startup.wait_logged(log, since.get(log.name, 0), "worker ready", worker, 120):
+                raise StartError(f"the worker did not start, see {log}")
         except StartError as exc:
             failed = startup.failed_check(logs, since)
             print(

@@ -39,7 +39,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _xiaoer(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def _xiaoer(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "xiaoer.cli", *args], cwd=PROJECT_ROOT, env=env,
         capture_output=True, text=True, timeout=timeout,
@@ -84,7 +86,9 @@ def test_rasa_server_with_a_tracker_database_that_does_not_exist_stops_with_the_
     assert done.returncode != 0, out[-3000:]
     assert "tracker store unreachable" in out
     assert 'database "xiaoer_missing" does not exist' in out
-    assert f"createdb -h {postgres.host} -p {postgres.port} -U {postgres.user} xiaoer_missing" in out
+    assert (
+        f"createdb -h {postgres.host} -p {postgres.port} -U {postgres.user} xiaoer_missing" in out
+    )
     assert "up and running" not in out  # Rasa never started (no in-memory fallback)
     assert postgres.password not in out
     assert time.monotonic() - started < 120  # it stops before loading the model

@@ -71,20 +71,26 @@ def rasa_sql_url(config: Any, base: Path | None = None) -> tuple[URL | str, str 
     """The SQLAlchemy URL Rasa builds for an SQL tracker store or event broker of an
     endpoints file (``SQLTrackerStore.get_db_url``), and its ``login_db`` (PostgreSQL:
     Rasa connects there and creates ``db`` itself)."""
-    from rasa.core.tracker_store import SQLTrackerStore
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from rasa.core.tracker_store import SQLTrackerStore
 
     kwargs = dict(config.kwargs)
     login_db = kwargs.get("login_db")
-    url = SQLTrackerStore.get_db_url(
-        kwargs.get("dialect", "sqlite"),
-        config.url,
-        kwargs.get("port"),
-        kwargs.get("db", "rasa.db"),
-        kwargs.get("username"),
-        kwargs.get("password"),
-        login_db,
-        kwargs.get("query"),
-    )
+    with warnings.catch_warnings():  # URL() called directly (SQLAlchemy 1.4)
+        warnings.simplefilter("ignore")
+        url = SQLTrackerStore.get_db_url(
+            kwargs.get("dialect", "sqlite"),
+            config.url,
+            kwargs.get("port"),
+            kwargs.get("db", "rasa.db"),
+            kwargs.get("username"),
+            kwargs.get("password"),
+            login_db,
+            kwargs.get("query"),
+        )
     if base is not None and isinstance(url, URL) and url.get_backend_name() == "sqlite":
         path = Path(str(url.database or ""))
         if url.database and not path.is_absolute():  # as seen from the server's folder
@@ -159,7 +165,11 @@ def check_redis(config: Any, endpoints: Path) -> str:
 
 
 def _read(endpoints: Path, name: str) -> Any:
-    from rasa.utils.endpoints import read_endpoint_config
+    import warnings
+
+    with warnings.catch_warnings():  # Rasa's imports warn about their own dependencies
+        warnings.simplefilter("ignore")
+        from rasa.utils.endpoints import read_endpoint_config
 
     try:
         return read_endpoint_config(str(endpoints), name)
@@ -514,3 +524,23 @@ def failed_check(logs: Path, since: dict[str, int] | None = None) -> str | None:
     found = [line.split("start-up check failed: ", 1)[1] for line in lines
              if "start-up check failed: " in line]  # fmt: skip
     return found[-1] if found else None
+
+
+def wait_logged(log: Path, since: int, marker: str, proc: Any, timeout: float) -> bool:
+    """Wait until ``log`` (from byte ``since``) has a line with ``marker``; False when the
+    process ``proc`` exits or ``timeout`` passes first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with log.open("rb") as handle:
+                handle.seek(since)
+                if marker.encode() in handle.read():
+                    return True
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
