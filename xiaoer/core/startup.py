@@ -164,19 +164,65 @@ def check_redis(config: Any, endpoints: Path) -> str:
     return where
 
 
+class _Unset(str):
+    """A ``${VAR}`` value whose variable is not set."""
+
+
+def _env_loader() -> type:
+    """A YAML loader that fills ``${VAR}`` in plain (unquoted) values as Rasa does, but
+    marks a missing variable instead of failing: only the sections checked must be whole
+    (the worker needs no action server secret to read the event broker)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def env_var(loader: Any, node: Any) -> str:
+        value = os.path.expandvars(loader.construct_scalar(node))
+        return _Unset(value) if "${" in value else value
+
+    Loader.add_implicit_resolver("!env_var", re.compile(r"^(.*)\$\{(.*)\}(.*)$"), None)
+    Loader.add_constructor("!env_var", env_var)
+    return Loader
+
+
+def _unset(value: Any) -> list[str]:
+    if isinstance(value, _Unset):
+        return re.findall(r"\$\{(\w+)\}", value)
+    if isinstance(value, dict):
+        return [name for v in value.values() for name in _unset(v)]
+    if isinstance(value, list):
+        return [name for v in value for name in _unset(v)]
+    return []
+
+
 def _read(endpoints: Path, name: str) -> Any:
+    """Section ``name`` of the endpoints file as Rasa reads it (an EndpointConfig)."""
     import warnings
+
+    import yaml
 
     with warnings.catch_warnings():  # Rasa's imports warn about their own dependencies
         warnings.simplefilter("ignore")
-        from rasa.utils.endpoints import read_endpoint_config
+        from rasa.utils.endpoints import EndpointConfig
 
     try:
-        return read_endpoint_config(str(endpoints), name)
-    except Exception as exc:  # noqa: BLE001 - e.g. a ${VAR} that is not set
+        raw = yaml.load(endpoints.read_text(encoding="utf-8"), Loader=_env_loader()) or {}
+    except (OSError, yaml.YAMLError) as exc:
         raise StartupError(
             f"endpoints file {endpoints}: {_one_line(exc)}", "bad endpoints"
         ) from exc
+    section = raw.get(name) if isinstance(raw, dict) else None
+    if not section:
+        return None
+    missing = _unset(section)
+    if missing:
+        raise StartupError(
+            f"endpoints file {endpoints}: {name} needs the environment variable(s) "
+            f"{', '.join(sorted(set(missing)))}",
+            "bad endpoints",
+        )
+    return EndpointConfig.from_dict(section)
 
 
 ALL_STORES = ("tracker_store", "event_broker", "lock_store")
