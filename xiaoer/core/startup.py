@@ -525,6 +525,14 @@ def channel_lines(credentials: Path) -> list[str]:
     return lines
 
 
+def _pad(label: str, width: int) -> str:
+    """``label`` padded to ``width`` terminal columns (Chinese characters take two)."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in label)
+    return label + " " * max(1, width - used)
+
+
 def banner(
     *,
     backend: str,
@@ -542,7 +550,7 @@ def banner(
         f"  店铺后台 backend:        {backend}",
         f"  渠道 channels:           {', '.join(channel_lines(credentials)) or '—'}",
         f"  项目数据库 project db:   {project_db}",
-        *(f"  {names.get(s.kind, s.kind) + ':':<24}{s.where}" for s in stores),
+        *(f"  {_pad(names.get(s.kind, s.kind) + ':', 25)}{s.where}" for s in stores),
         f"  模型 model:              {model.name}",
         f"  后台任务 worker:         {worker}",
     ]
