@@ -294,7 +294,7 @@ def check_project_db(url: str | None = None, upgrade_sqlite: bool = True, db: An
         except (SQLAlchemyError, OSError) as exc:
             message = _one_line(exc)
             hint, short = _sql_hint(
-                message, db.engine.url, "XIAOER_DATABASE_URL", Path("xiaoer.yml")
+                message, db.engine.url, "XIAOER_DATABASE_URL or database.url", Path("xiaoer.yml")
             )
             if short == "database missing":
                 hint += ", then `xiaoer migrate`"
