@@ -163,3 +163,31 @@ def test_the_banner_says_backend_channels_stores_model_and_worker(monkeypatch):
         backend="x", credentials=ROOT / "credentials.yml", project_db="x", stores=[],
         model=Path("m.tar.gz"), worker="running",
     )  # fmt: skip
+
+
+def test_doudian_probe_passes_with_valid_credentials_and_names_a_refused_token(
+    data_dir, monkeypatch
+):
+    from xiaoer.core.config import get_settings
+    from xiaoer.doudian.fake import running_fake_doudian
+
+    with running_fake_doudian() as fake:
+        monkeypatch.setenv("XIAOER_BACKEND", "doudian")
+        monkeypatch.setenv("XIAOER_DOUDIAN_BASE_URL", fake.base_url)
+        monkeypatch.setenv("XIAOER_DOUDIAN_APP_KEY", fake.app_key)
+        monkeypatch.setenv("XIAOER_DOUDIAN_APP_SECRET", fake.app_secret)
+        monkeypatch.setenv("XIAOER_DOUDIAN_ACCESS_TOKEN", fake.access_token)
+        get_settings.cache_clear()
+        host = fake.base_url.split("://", 1)[1]
+        assert startup.check_backend(get_settings()) == f"doudian ({host})"
+        assert fake.calls_of("order.orderDetail")  # a real call was made
+        # a business error still proves the credentials were accepted
+        fake.inject("order.orderDetail", error_code=50002, sub_msg="系统繁忙", times=1)
+        assert startup.check_backend(get_settings()) == f"doudian ({host})"
+        monkeypatch.setenv("XIAOER_DOUDIAN_ACCESS_TOKEN", "expired-token")
+        with pytest.raises(StartupError) as raised:
+            startup.check_backend(get_settings())
+        assert str(raised.value).startswith(
+            "shop backend doudian test call failed: DoudianApiError"
+        )
+        assert "expired-token" not in str(raised.value)

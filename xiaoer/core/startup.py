@@ -353,6 +353,14 @@ def build_backend(settings: Any) -> Any:
     return getattr(backend, "inner", backend)
 
 
+def _business_error(exc: BaseException) -> bool:
+    """A Doudian business error (5xxxx, e.g. "no such order" worded otherwise): the request
+    passed the signature and credential checks, which is all the probe asks."""
+    from xiaoer.doudian.protocol import DoudianApiError, as_int
+
+    return isinstance(exc, DoudianApiError) and 50000 <= (as_int(exc.code, 0) or 0) < 60000
+
+
 async def probe_backend(backend: Any, timeout: float, name: str = "") -> None:
     """One cheap read (an order that does not exist) within the backend timeout."""
     try:
@@ -363,6 +371,8 @@ async def probe_backend(backend: Any, timeout: float, name: str = "") -> None:
             "timeout",
         ) from exc
     except Exception as exc:  # noqa: BLE001 - whatever the backend raises
+        if _business_error(exc):
+            return  # the platform accepted the credentials and answered about the order
         raise StartupError(
             f"shop backend {name} test call failed: {type(exc).__name__}: {_one_line(exc)}",
             "failed",
