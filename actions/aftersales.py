@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
-from actions.forms import OrderFormValidation, backend_stop, form_reset
+from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
 from actions.handoff import backend_failed, hand_over
 from actions.messages import say
 from actions.order_access import (
@@ -198,6 +198,27 @@ class ValidateAfterSalesForm(OrderFormValidation):
         return slots
 
     # --- custom slot extraction -----------------------------------------------------
+    async def get_extraction_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """A photo is kept whenever it comes, also before the form asks for it (rasa-sdk
+        extracts only the slots required so far, and the photo is required only once the
+        reason is known): a photo sent as the first message ("[图片]", read as a quality
+        issue) starts the flow, is acknowledged and is not asked for again."""
+        events = await super().get_extraction_events(dispatcher, tracker, domain)
+        photo = photo_from(tracker)
+        if photo and not any(e.get("name") == "as_photo" for e in events):
+            events.append(SlotSet("as_photo", photo))
+        asked = tracker.get_slot("requested_slot") == "as_photo"  # the answer: no thanks
+        if (
+            photo
+            and not asked
+            and not tracker.get_slot("as_photo")
+            and first_time(tracker, "photo")
+        ):
+            say(dispatcher, "as_photo_received")
+        return events
+
     async def extract_as_type(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:

@@ -392,9 +392,9 @@ UPSET = re.compile(
 _apologised: OrderedDict[str, None] = OrderedDict()  # message ids (the form validates twice)
 
 
-def first_time(tracker: Tracker) -> bool:
+def first_time(tracker: Tracker, hook: str = "apology") -> bool:
     """False when this message was already seen by this hook (activation validates twice)."""
-    key = f"{tracker.sender_id}:{tracker.latest_message.get('message_id') or ''}"
+    key = f"{hook}:{tracker.sender_id}:{tracker.latest_message.get('message_id') or ''}"
     if key in _apologised:
         return False
     _apologised[key] = None
