@@ -478,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     if argv[:1] == ["worker"]:  # so do the worker's
         return cmd_worker(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] in (["shell"], ["interactive"]):  # Rasa's options (--debug...) pass through
+        args, rasa_options = parser.parse_known_args(argv)
+        args.rasa_args = [*rasa_options, *args.rasa_args]
+        return int(args.func(args) or 0)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -117,15 +117,18 @@ def test_the_export_proposals_are_the_projects_layout():
 
     from xiaoer.devtools.interactive import set_export_defaults
 
-    saved = dict(rasa_interactive.PATHS)
+    saved, port = dict(rasa_interactive.PATHS), rasa_interactive.DEFAULT_SERVER_PORT
     try:
-        paths = set_export_defaults()
+        paths = set_export_defaults(["--model", "m.tar.gz", "--port", "40123"])
         assert paths["stories"] == "data/stories/interactive.yml"
         assert paths["nlu"] == "data/nlu/interactive.yml"
         assert (PROJECT_ROOT / "data" / "stories").is_dir()
         assert (PROJECT_ROOT / "data" / "nlu").is_dir()
+        # the story graph's address Rasa prints follows the port (it said 5006)
+        assert rasa_interactive.DEFAULT_SERVER_PORT == 40123
     finally:
         rasa_interactive.PATHS.update(saved)
+        rasa_interactive.DEFAULT_SERVER_PORT = port
 
 
 def test_domain_additions_name_only_what_the_session_created():
@@ -152,3 +155,17 @@ def test_a_missing_action_server_is_a_clear_error(calls, monkeypatch, capsys):
     monkeypatch.setattr(designer, "wait_http", never)
     assert designer.run("shell", model=Path("m.tar.gz"), extra=[]) == 1
     assert "action server did not start" in capsys.readouterr().out and calls == []
+
+
+def test_rasas_own_options_pass_through_the_command(monkeypatch):
+    seen: dict[str, Any] = {}
+
+    def fake_run(kind: str, **kwargs: Any) -> int:
+        seen.update(kind=kind, **kwargs)
+        return 0
+
+    monkeypatch.setattr(designer, "run", fake_run)
+    argv = ["interactive", "--model", "m.tar.gz", "--skip-visualization", "--e2e"]
+    assert cli.main(argv) == 0
+    assert seen == {"kind": "interactive", "model": Path("m.tar.gz"), "actions_url": None,
+                    "extra": ["--skip-visualization", "--e2e"]}  # fmt: skip

@@ -16,11 +16,15 @@ import sys
 from xiaoer.devtools.designer import NLU_EXPORT, STORY_EXPORT
 
 
-def set_export_defaults() -> dict[str, str]:
-    """The export proposals of "Export & Quit": the project's layout."""
+def set_export_defaults(argv: list[str] | None = None) -> dict[str, str]:
+    """The export proposals of "Export & Quit": the project's layout. With the command
+    line, the port its help message names for the story graph (Rasa prints 5006 whatever
+    ``--port`` says)."""
     from rasa.core.training import interactive
 
     interactive.PATHS.update(stories=STORY_EXPORT, nlu=NLU_EXPORT)
+    if argv and "--port" in argv[:-1]:
+        interactive.DEFAULT_SERVER_PORT = int(argv[argv.index("--port") + 1])
     return interactive.PATHS
 
 
@@ -41,9 +45,10 @@ def listen_locally() -> None:
 def main(argv: list[str] | None = None) -> int:
     from rasa.__main__ import main as rasa_main
 
-    set_export_defaults()
+    args = sys.argv[1:] if argv is None else argv
+    set_export_defaults(args)
     listen_locally()
-    sys.argv = ["rasa", "interactive", *(sys.argv[1:] if argv is None else argv)]
+    sys.argv = ["rasa", "interactive", *args]
     try:
         rasa_main()
     except SystemExit as exc:
