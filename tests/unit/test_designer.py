@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> list[dict[str, Any
     endpoints file it was given, read while it exists); ``--actions-url``: no server."""
     seen: list[dict[str, Any]] = []
 
-    def call(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    def call(command: list[str], cwd: Path, env: dict[str, str]) -> int:  # as call_rasa
         endpoints = yaml.safe_load(Path(option(command, "--endpoints")).read_text())
         seen.append({"command": command, "cwd": cwd, "env": env, "endpoints": endpoints})
         if "--domain" in command:  # Rasa's export: the domain merged with a new response
@@ -47,7 +48,7 @@ def calls(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> list[dict[str, Any
             Path(option(command, "--domain")).write_text(yaml.safe_dump(exported))
         return 0
 
-    monkeypatch.setattr(designer.subprocess, "call", call)
+    monkeypatch.setattr(designer, "call_rasa", call)
     monkeypatch.setenv("XIAOER_ACTION_TOKEN", TOKEN)
     return seen
 
@@ -169,3 +170,45 @@ def test_rasas_own_options_pass_through_the_command(monkeypatch):
     assert cli.main(argv) == 0
     assert seen == {"kind": "interactive", "model": Path("m.tar.gz"), "actions_url": None,
                     "extra": ["--skip-visualization", "--e2e"]}  # fmt: skip
+
+
+WRAPPER = """
+import os, sys
+from pathlib import Path
+from xiaoer.devtools.designer import call_rasa
+child = [sys.executable, "-c",
+         "import os, time; print(os.getpid(), flush=True); time.sleep(60)"]
+sys.exit(call_rasa(child, Path.cwd(), dict(os.environ)))
+"""
+
+
+def test_ctrl_c_is_rasas_and_sigterm_stops_rasa_too(tmp_path):
+    import os
+    import signal
+    import time
+
+    wrapper = subprocess.Popen(
+        [sys.executable, "-c", WRAPPER], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
+    )
+    try:
+        assert wrapper.stdout is not None
+        rasa_pid = int(wrapper.stdout.readline())
+        # Ctrl-C reaches Rasa (rasa interactive's stop menu); the wrapper waits on
+        wrapper.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert wrapper.poll() is None
+        # a closed terminal or a supervisor: the wrapper stops Rasa and exits
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(10) == 143
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(rasa_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("Rasa's process survived the wrapper")
+    finally:
+        wrapper.kill()
+        wrapper.wait()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -182,13 +183,40 @@ def run(
                 copy.write_bytes(domain.read_bytes())
                 command = interactive_command(model, endpoints, free_port_pair(), copy, extra)
             print(f"==> rasa {kind} (model {model.name}, action server {server.url})", flush=True)
-            code = subprocess.call(command, cwd=root, env=env)
+            code = call_rasa(command, root, env)
             if kind == "interactive":
                 report_domain_export(domain, work / "domain.yml")
             return code
     except StartError as exc:
         print(f"error: {exc}")
         return 1
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP (a closed terminal, a supervisor): stop Rasa and our servers."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise Stopped
+
+
+def call_rasa(command: list[str], cwd: Path, env: dict[str, str]) -> int:
+    """Run Rasa's command in the foreground. Ctrl-C belongs to it (``rasa interactive``
+    opens its stop menu with it): a no-op handler here, reset to the default in the
+    child. SIGTERM / SIGHUP stop it, and the caller then stops the action server."""
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    signal.signal(signal.SIGTERM, _stopped)
+    signal.signal(signal.SIGHUP, _stopped)
+    try:
+        return subprocess.call(command, cwd=cwd, env=env)  # killed on Stopped
+    except Stopped:
+        return 143
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def report_domain_export(domain: Path, exported: Path) -> None:
