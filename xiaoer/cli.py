@@ -397,6 +397,16 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"店小二: [图片] {message['image']}")
 
 
+def cmd_designer(args: argparse.Namespace) -> int:
+    """``rasa shell`` / ``rasa interactive`` beside running servers (xiaoer/devtools/designer.py)."""
+    from xiaoer.devtools import designer
+
+    model = Path(args.model) if args.model else None
+    return designer.run(
+        args.command, model=model, actions_url=args.actions_url, extra=args.rasa_args
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     # commands that import Rasa (the worker's event follower) get the servers' quiet
     # environment, so the terminal shows Xiaoer's messages, not library deprecations
@@ -474,11 +484,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default="http://localhost:5005")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
+    for name, rasa_command in (
+        ("shell", "rasa shell"),
+        ("interactive", "rasa interactive (exports to data/stories/, data/nlu/)"),
+    ):
+        p = sub.add_parser(name, help=f"{rasa_command} on free ports, the current model")
+        p.add_argument("--model", default=None, help="default: the current one (xiaoer train)")
+        p.add_argument("--actions-url", default=None,
+                       help="a running action server (default: one of its own on a free port)")  # fmt: skip
+        p.add_argument(
+            "rasa_args", nargs=argparse.REMAINDER, help=f"more options of {rasa_command}"
+        )
+        p.set_defaults(func=cmd_designer)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:  # the simulator's own options (--help too) pass through
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     if argv[:1] == ["worker"]:  # so do the worker's
         return cmd_worker(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] in (["shell"], ["interactive"]):  # Rasa's options (--debug...) pass through
+        args, rasa_options = parser.parse_known_args(argv)
+        args.rasa_args = [*rasa_options, *args.rasa_args]
+        return int(args.func(args) or 0)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
