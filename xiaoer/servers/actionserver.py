@@ -11,15 +11,19 @@ from the same environment variable). ``GET /health`` stays open (it says only "o
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+from xiaoer.core import quiet
 
-from sanic import Sanic, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
 
-from xiaoer.core.security import (
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from sanic import Sanic, response  # noqa: E402
+from sanic.request import Request  # noqa: E402
+from sanic.response import HTTPResponse  # noqa: E402
+
+from xiaoer.core.security import (  # noqa: E402
     ACTION_TOKEN_HEADER,
     action_token,
     process_start,

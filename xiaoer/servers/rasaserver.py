@@ -9,9 +9,13 @@ again after Rasa has configured its logging).
 
 from __future__ import annotations
 
-import sys
+from xiaoer.core import quiet
 
-from xiaoer.core.security import api_token, process_start
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import sys  # noqa: E402
+
+from xiaoer.core.security import api_token, process_start  # noqa: E402
 
 
 def rasa_argv(args: list[str]) -> list[str]:
