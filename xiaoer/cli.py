@@ -397,7 +397,9 @@ def _rasa_url() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except BrokenPipeError:
         # `xiaoer queue | head`: the reader has gone, nothing left to say; stdout is
         # pointed at /dev/null so that the interpreter's final flush stays quiet too
