@@ -73,6 +73,6 @@ def test_runnable_block(block: Block, project: Path, request: pytest.FixtureRequ
         replace = {"localhost:5005": address, "127.0.0.1:5005": address}
     outcome = run_block(block, project, env, replace=replace)
     assert outcome.returncode == 0, f"{block.name} failed:\n{block.code}\n{outcome.output}"
-    assert not outcome.missing, (
-        f"{block.name}: promised output missing {outcome.missing}\n{outcome.output}"
-    )
+    assert (
+        not outcome.missing
+    ), f"{block.name}: promised output missing {outcome.missing}\n{outcome.output}"

@@ -55,7 +55,10 @@ def play(stack: Stack, row: TryIt) -> list[str]:
         replies = []
         for message in messages:
             said = stack.say(sender, message)
-            replies.append((message, "\n".join(r.get("text") or "" for r in said)))
+            # what the customer sees: the texts and the buttons' titles
+            shown = [r.get("text") or "" for r in said]
+            shown += [b.get("title") or "" for r in said for b in r.get("buttons") or []]
+            replies.append((message, "\n".join(shown)))
         text = "\n".join(reply for _, reply in replies)
         missing = [f for f in fragments if f not in text]
         fell_back = [m for m, reply in replies if FALLBACK.search(reply)]

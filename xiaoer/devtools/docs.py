@@ -11,7 +11,8 @@ tested").
 * The README's try-it table: each row's first cell holds the messages (in backticks;
   ``→`` continues the same conversation, ``/`` starts a new one), the second what the bot
   answers, with a hidden ``<!-- expect: A; B / C -->``: fragments the replies must
-  contain (``;`` all of them; ``/`` one group per conversation, or one group for all).
+  contain (``;`` all of them; ``/`` one group per conversation, or one group for all;
+  buttons count by their titles). Fragments must hold for every variation of a reply.
 """
 
 from __future__ import annotations
