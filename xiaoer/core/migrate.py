@@ -40,7 +40,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
-from xiaoer.core.db import Database, DatabaseError, create_database, get_database, metadata
+from xiaoer.core.engine import Database, DatabaseError, create_database, metadata
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _locked_upgrade(db: Database) -> list[str]:
 def _url(args: argparse.Namespace) -> str:
     from sqlalchemy.engine import make_url
 
-    from xiaoer.core.db import default_url
+    from xiaoer.core.engine import default_url
 
     given = getattr(args, "url", None)
     if given and make_url(given).password:
@@ -356,7 +356,6 @@ __all__ = [
     "check",
     "current",
     "ensure_current",
-    "get_database",
     "head",
     "load_metadata",
     "new_revision",

@@ -20,11 +20,14 @@ import re
 import time as clock
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from xiaoer.douyin.bridge import TurnBridge
     from xiaoer.douyin.protocol import Envelope
-    from xiaoer.douyin.service import DouyinService
+    from xiaoer.douyin.replies import ReplyTarget
+    from xiaoer.douyin.settings import ChannelSettings
+    from xiaoer.douyin.store import DouyinStore
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +200,24 @@ def greeting_settings() -> GreetingSettings:
     return replace(settings, scripts=scripts)
 
 
-async def greet(service: DouyinService, sender_id: str, envelope: Envelope) -> None:
+class GreetingService(Protocol):
+    """What a greeting needs of the channel's service."""
+
+    store: DouyinStore
+    greetings: GreetingSettings | None
+    settings: ChannelSettings
+
+    @property
+    def bridge(self) -> TurnBridge: ...
+
+    def output(self) -> Any: ...
+
+    async def send(
+        self, sender_id: str, messages: list[dict[str, Any]], target: ReplyTarget
+    ) -> None: ...
+
+
+async def greet(service: GreetingService, sender_id: str, envelope: Envelope) -> None:
     """Greet a new follower or a customer who opened the chat (unless quiet hours, the
     settings or a recent conversation say no)."""
     from xiaoer.core.clock import now_beijing

@@ -19,10 +19,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from xiaoer.douyin.service import DouyinService
+    from xiaoer.douyin.settings import ChannelSettings
+    from xiaoer.douyin.store import DouyinStore, StoredEvent
+
+
+class EventProcessor(Protocol):
+    """What the workers need of the channel's service: its store, settings and the
+    processing of one stored event."""
+
+    store: DouyinStore
+    settings: ChannelSettings
+
+    async def process(self, stored: StoredEvent) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +42,7 @@ RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by
 
 
 class CustomerWorkers:
-    def __init__(self, service: DouyinService) -> None:
+    def __init__(self, service: EventProcessor) -> None:
         self.service = service
         self._workers: dict[str, asyncio.Task[Any]] = {}
         self._dirty: set[str] = set()

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import conv
 
-from xiaoer.core.db import DatabaseError
+from xiaoer.core.engine import DatabaseError
 
 log = logging.getLogger(__name__)
 
