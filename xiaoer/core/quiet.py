@@ -5,10 +5,10 @@ TensorFlow, jax) print about fifteen lines of deprecation warnings on every star
 say nothing a merchant or a designer can act on and hide the project's own messages.
 ``install()`` runs first thing in ``xiaoer`` (cli.py) and in the servers
 (xiaoer/servers/*): the environment variables some of the libraries read when they are
-imported (hence before any of them is), ``PYTHONWARNINGS`` for the processes it starts,
-and a ``warnings.showwarning`` that drops the deprecation categories: a filter alone is
-not enough, Sanic puts ``once`` for DeprecationWarning in front of every filter when it is
-imported. Values already set are kept (``PYTHONWARNINGS=default`` shows everything again).
+imported (hence before any of them is), and a ``warnings.showwarning`` that drops the
+deprecation categories: a filter alone is not enough, Sanic puts ``once`` for
+DeprecationWarning in front of every filter when it is imported. Values already set are
+kept (``PYTHONWARNINGS=default`` shows everything again).
 
 Plain ``rasa`` commands outside ``make`` get the same from ``scripts/env.sh``
 (``source scripts/env.sh``: its ``scripts/site/sitecustomize.py`` calls ``install``;
@@ -25,8 +25,9 @@ ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
     "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::PendingDeprecationWarning",
 }
+# what scripts/env.sh exports; the servers ``xiaoer up`` starts get "ignore" (stack.RASA_ENV)
+QUIET_WARNINGS = ("ignore::DeprecationWarning,ignore::PendingDeprecationWarning", "ignore")
 
 
 QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
@@ -35,7 +36,7 @@ QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 def install() -> None:
     for key, value in ENV.items():
         os.environ.setdefault(key, value)
-    if os.environ["PYTHONWARNINGS"] != ENV["PYTHONWARNINGS"]:
+    if os.environ.get("PYTHONWARNINGS", QUIET_WARNINGS[0]) not in QUIET_WARNINGS:
         return  # the user asked for their own warning settings
     for category in QUIET:
         warnings.filterwarnings("ignore", category=category)
