@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import hashlib
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
+from xiaoer.core import quiet
 
-from xiaoer.core.config import get_settings
-from xiaoer.devtools.stack import (
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from xiaoer.core.config import get_settings  # noqa: E402
+from xiaoer.devtools.stack import (  # noqa: E402
     RASA_ENV,
     StartError,
     start_console,
@@ -39,11 +43,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
     settings = get_settings()
     created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
     if args.reset:
-        # urges of the old demo orders would count against the new ones (same order ids)
+        # what the README's try-it table touches, kept outside the shop's tables: urges,
+        # order lookups and phone checks (counted per order), Douyin greeting cooldowns
+        from xiaoer.douyin.store import get_douyin_store
+        from xiaoer.shop.access import get_order_check_store
         from xiaoer.shop.urges import get_urge_store
 
-        cleared = get_urge_store().clear()
-        print(f"已清除催发货记录：{cleared} 条")
+        print(f"已清除催发货记录：{get_urge_store().clear()} 条")
+        print(f"已清除订单查询和身份核实记录：{get_order_check_store().clear()} 条")
+        print(f"已清除抖音欢迎语记录：{get_douyin_store().forget_greetings()} 个会话")
     print(
         ("已创建演示店铺数据：" if created else "演示店铺数据已存在：")
         + shop_location(settings.sqlite_path)
@@ -271,6 +279,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     import getpass
 
     from xiaoer.agents import AgentError, get_agent_store
+    from xiaoer.agents.store import check_password_rules
 
     password = os.environ.get("XIAOER_ADMIN_PASSWORD") or ""
     if not password:
@@ -278,6 +287,11 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             print("error: 请在终端中运行，或通过环境变量 XIAOER_ADMIN_PASSWORD 提供密码")
             return 2
         password = getpass.getpass("新管理员密码（至少10位，含字母和数字）: ")
+        try:  # a password the rules refuse is said at once, not after typing it twice
+            check_password_rules(password)
+        except AgentError as exc:
+            print(f"error: {exc}")
+            return 1
         if getpass.getpass("再次输入密码: ") != password:
             print("error: 两次输入的密码不一致")
             return 2
@@ -397,6 +411,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"店小二: [图片] {message['image']}")
 
 
+def _rasa_url() -> str:
+    """The Rasa server the client commands talk to: $XIAOER_RASA_URL, else the local one."""
+    return os.environ.get("XIAOER_RASA_URL") or "http://localhost:5005"
+
+
 def cmd_designer(args: argparse.Namespace) -> int:
     """``rasa shell`` / ``rasa interactive`` beside running servers (xiaoer/devtools/designer.py)."""
     from xiaoer.devtools import designer
@@ -408,6 +427,19 @@ def cmd_designer(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # `xiaoer queue | head`: the reader has gone, nothing left to say; stdout is
+        # pointed at /dev/null so that the interpreter's final flush stays quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     # commands that import Rasa (the worker's event follower) get the servers' quiet
     # environment, so the terminal shows Xiaoer's messages, not library deprecations
     for key, value in RASA_ENV.items():
@@ -478,10 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
-    p.add_argument("--url", default="http://localhost:5005")
+    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
     p.set_defaults(func=cmd_notify)
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
-    p.add_argument("--url", default="http://localhost:5005")
+    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
     for name, rasa_command in (

@@ -15,16 +15,20 @@ a test call; a failure is one logged line and exit code 3.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+from xiaoer.core import quiet
 
-from sanic import Sanic, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
 
-from xiaoer.core.config import get_settings
-from xiaoer.core.security import (
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from sanic import Sanic, response  # noqa: E402
+from sanic.request import Request  # noqa: E402
+from sanic.response import HTTPResponse  # noqa: E402
+
+from xiaoer.core.config import get_settings  # noqa: E402
+from xiaoer.core.security import (  # noqa: E402
     ACTION_TOKEN_HEADER,
     action_token,
     process_start,

@@ -19,13 +19,17 @@ Every server also answers ``GET /webhooks/health/ready`` (xiaoer/servers/readine
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
-from pathlib import Path
-from typing import Any
+from xiaoer.core import quiet
 
-from xiaoer.core.security import api_token, process_start
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from xiaoer.core.security import api_token, process_start  # noqa: E402
 
 logger = logging.getLogger("xiaoer.servers.rasaserver")
 
