@@ -8,12 +8,16 @@ before it logs ``worker ready`` (a failure: one logged line, exit code 3).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import os
-import sys
-from pathlib import Path
+from xiaoer.core import quiet
+
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
