@@ -11,7 +11,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
 from actions.forms import OrderFormValidation, form_reset
-from actions.handoff import hand_over, offer_human
+from actions.handoff import backend_failed, hand_over
 from actions.messages import say
 from actions.order_flow import OrderFlowSubmit
 from actions.order_replies import order_values
@@ -196,8 +196,7 @@ class ActionChangeAddress(OrderFlowSubmit):
                 dispatcher, tracker, "change_address", "订单和新的收货信息", details
             )
         except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+            return RESET + backend_failed(dispatcher, tracker)
         log_event(
             "address_changed", tracker, order=mask_order_id(order.order_id), phone=mask_phone(phone)
         )

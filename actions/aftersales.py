@@ -12,8 +12,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
-from actions.forms import OrderFormValidation, form_reset
-from actions.handoff import hand_over, offer_human
+from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
+from actions.handoff import backend_failed, hand_over
 from actions.messages import say
 from actions.order_access import (
     FOCUS_ORDER_SLOT,
@@ -198,6 +198,27 @@ class ValidateAfterSalesForm(OrderFormValidation):
         return slots
 
     # --- custom slot extraction -----------------------------------------------------
+    async def get_extraction_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """A photo is kept whenever it comes, also before the form asks for it (rasa-sdk
+        extracts only the slots required so far, and the photo is required only once the
+        reason is known): a photo sent as the first message ("[图片]", read as a quality
+        issue) starts the flow, is acknowledged and is not asked for again."""
+        events = await super().get_extraction_events(dispatcher, tracker, domain)
+        photo = photo_from(tracker)
+        if photo and not any(e.get("name") == "as_photo" for e in events):
+            events.append(SlotSet("as_photo", photo))
+        asked = tracker.get_slot("requested_slot") == "as_photo"  # the answer: no thanks
+        if (
+            photo
+            and not asked
+            and not tracker.get_slot("as_photo")
+            and first_time(tracker, "photo")
+        ):
+            say(dispatcher, "as_photo_received")
+        return events
+
     async def extract_as_type(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
@@ -291,8 +312,7 @@ class ValidateAfterSalesForm(OrderFormValidation):
             order = await backend().get_order(tracker.get_slot("order_id") or "")
             product = await first_product(order) if order else None
         except BackendError:
-            say(dispatcher, "backend_error")
-            return self.fail(tracker, "wanted_variant")
+            return backend_stop("wanted_variant")
         if order is None or product is None:
             return self.fail(tracker, "wanted_variant")
         item = order.items[0]
@@ -353,8 +373,8 @@ def summary(tracker: Tracker, order: Order) -> dict[str, str]:
 
 async def ask_as_confirmed(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     order = await current_order(tracker)
-    if order is None:
-        say(dispatcher, "backend_error")
+    if order is None:  # the backend failed while the form waits: no yes/no buttons here
+        say(dispatcher, "backend_error_in_form")
         return []
     say(dispatcher, "as_confirm", **order_values(order), **summary(tracker, order))
     return []
@@ -411,8 +431,7 @@ class ActionSubmitAfterSales(OrderFlowSubmit):
             try:
                 cases = await backend().after_sales_for_order(order_id)
             except BackendError:
-                say(dispatcher, "backend_error")
-                return RESET + offer_human(dispatcher, tracker, "backend_error")
+                return RESET + backend_failed(dispatcher, tracker)
             if cases:
                 say_case(dispatcher, tracker, open_case(cases, case_id_named(tracker, recent=3)))
                 return RESET + [SlotSet(FOCUS_ORDER_SLOT, order_id)]
@@ -454,8 +473,7 @@ class ActionSubmitAfterSales(OrderFlowSubmit):
         except OperationRejected:
             return RESET + hand_over(dispatcher, tracker, "after_sales", "售后信息", details)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+            return RESET + backend_failed(dispatcher, tracker)
         log_event("after_sale_opened", tracker, order=mask_order_id(order_id), case=case.case_id)
         key = {
             AfterSaleType.EXCHANGE: "as_created_exchange",

@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import backend, log_event
 from actions.forms import OrderFormValidation, form_reset
-from actions.handoff import hand_over, offer_human
+from actions.handoff import backend_failed, hand_over
 from actions.messages import say
 from actions.order_access import current_order
 from actions.order_flow import OrderFlowSubmit
@@ -42,8 +42,8 @@ async def ask_cancel_confirmed(
     dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> list[EventType]:
     order = await current_order(tracker)
-    if order is None:
-        say(dispatcher, "backend_error")
+    if order is None:  # the backend failed while the form waits: no yes/no buttons here
+        say(dispatcher, "backend_error_in_form")
         return []
     say(dispatcher, "cancel_ask_confirm", **order_values(order))
     return []
@@ -96,8 +96,7 @@ class ActionCancelOrder(OrderFlowSubmit):
                 f"买家确认取消订单 {order.order_id}，系统未能自动取消",
             )
         except BackendError:
-            say(dispatcher, "backend_error")
-            return RESET + offer_human(dispatcher, tracker, "backend_error")
+            return RESET + backend_failed(dispatcher, tracker)
         log_event("order_cancelled", tracker, order=mask_order_id(order.order_id))
         key = "cancel_done_paid" if order.status == OrderStatus.PAID else "cancel_done_unpaid"
         say(dispatcher, key, **values)

@@ -17,7 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, log_event
-from actions.handoff import offer_human
+from actions.handoff import backend_failed, offer_human
 from actions.messages import say
 from actions.order_access import (
     ORDER_NOT_FOUND,
@@ -119,8 +119,7 @@ async def _order_follow_up(
     try:
         order = await accessible_order(tracker, order_id)
     except BackendError:
-        say(dispatcher, "backend_error")
-        return []
+        return backend_failed(dispatcher, tracker)
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
         if tracker.get_slot("handoff_reason") == ORDER_NOT_FOUND:

@@ -29,7 +29,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import latest_intent, log_event
 from actions.digressions import HOURS, answer_digression
-from actions.handoff import keyword_of
+from actions.handoff import BACKEND_ERROR, keyword_of
 from actions.messages import say
 from actions.order_access import (
     FOCUS_ORDER_SLOT,
@@ -63,6 +63,14 @@ def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
         + [SlotSet(f"{s}_failures", 0.0) for s in counted]
         + [SlotSet(MISSES_SLOT, 0.0)]
     )
+
+
+def backend_stop(slot: str = "order_id") -> dict[str, Any]:
+    """The slots that stop an order form when the shop backend failed or timed out: the
+    form asks nothing more and says nothing; its submit action answers the failure in one
+    message that offers a human (``order_for_submit``). Before, the validation said
+    "busy" and the submit, seeing no order, added "I did not understand" (issue 19)."""
+    return {slot: None, "flow_blocker": BACKEND_ERROR}
 
 
 class XiaoerFormValidationAction(FormValidationAction, abc.ABC):
@@ -196,8 +204,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         try:
             order = await accessible_order(tracker, order_id)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
+            return backend_stop()
         if order is None:  # unknown, or another buyer's: the same answer
             log_event("order_not_found", tracker, order=mask_order_id(order_id))
             say(dispatcher, "order_not_found", order_id=order_id)
@@ -216,8 +223,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         try:
             reason = await self.blocker(order, tracker)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return {"order_id": None, "order_id_failures": float(MAX_FAILURES)}
+            return backend_stop()
         found: dict[str, Any] = {"order_id": order_id, "flow_blocker": reason}
         found[FOCUS_ORDER_SLOT] = order_id
         if tracker.get_slot("handoff_reason") == "order_id_missing":
@@ -258,8 +264,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
         try:
             order = await accessible_order(tracker, order_id)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return stop
+            return backend_stop(VERIFY_SLOT)
         if order is None:
             say(dispatcher, "order_not_found", order_id=order_id)
             return stop
@@ -271,8 +276,7 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
             try:
                 reason = await self.blocker(order, tracker)
             except BackendError:
-                say(dispatcher, "backend_error")
-                return stop
+                return backend_stop(VERIFY_SLOT)
             say(dispatcher, "verify_ok")
             return {VERIFY_SLOT: "verified", "flow_blocker": reason}
         store.record_failure(tracker.sender_id, order_id)
@@ -388,9 +392,9 @@ UPSET = re.compile(
 _apologised: OrderedDict[str, None] = OrderedDict()  # message ids (the form validates twice)
 
 
-def first_time(tracker: Tracker) -> bool:
+def first_time(tracker: Tracker, hook: str = "apology") -> bool:
     """False when this message was already seen by this hook (activation validates twice)."""
-    key = f"{tracker.sender_id}:{tracker.latest_message.get('message_id') or ''}"
+    key = f"{hook}:{tracker.sender_id}:{tracker.latest_message.get('message_id') or ''}"
     if key in _apologised:
         return False
     _apologised[key] = None

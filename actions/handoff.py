@@ -32,6 +32,20 @@ def offer_human(
     return [SlotSet("handoff_offered", True), SlotSet("handoff_reason", reason)]
 
 
+BACKEND_ERROR = "backend_error"  # handoff reason, and an order form's ``flow_blocker``
+
+
+def backend_failed(
+    dispatcher: CollectingDispatcher, tracker: Tracker, what: str = "orders"
+) -> list[EventType]:
+    """The shop backend failed or timed out: one message naming the busy system (the
+    orders', or the products' with ``what="products"``) that offers a human itself. The
+    customer was understood; nothing else is said in this turn."""
+    say(dispatcher, "backend_error_products" if what == "products" else "backend_error")
+    log_event("handoff_offered", tracker, reason=BACKEND_ERROR)
+    return [SlotSet("handoff_offered", True), SlotSet("handoff_reason", BACKEND_ERROR)]
+
+
 def keyword_of(tracker: Tracker) -> str | None:
     """The merchant keyword that forced this message to a human (see xiaoer/nlu/keywords)."""
     value = (tracker.latest_message.get("intent") or {}).get(KEYWORD_FIELD)

@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent, shop_facts
+from actions.handoff import backend_failed
 from actions.messages import _Missing, say
 from actions.product_focus import latest_entity, link_product, links_text
 from xiaoer.shop.backend import BackendError
@@ -84,8 +85,7 @@ class ActionLiveRoom(Action):
                         return []
             links = await links_text()
         except BackendError:
-            say(dispatcher, "backend_error")
-            return []
+            return backend_failed(dispatcher, tracker, "products")
         template = random.choice(room.reply_variants(TOPICS.get(intent, "link_where")))
         dispatcher.utter_message(
             text=template.format_map(_Missing({**shop_facts(), "links": links}))

@@ -20,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import log_event
-from actions.handoff import offer_human
+from actions.handoff import BACKEND_ERROR, backend_failed, offer_human
 from actions.messages import say
 from actions.order_access import (
     LOOKUP_LIMITED,
@@ -45,8 +45,11 @@ async def order_for_submit(
     """The order a finished form collected, for its submit action.
 
     ``(None, events)`` means the action stops and returns ``events``: the id failed twice
-    (a human is offered), the backend failed (polite answer, human offered) or the order
+    (a human is offered), the backend failed, in the form or here (one message naming
+    it, a human offered: ``backend_failed``) or the order
     vanished. (For a change, ``unverified_stop`` checks the verification next.)"""
+    if tracker.get_slot("flow_blocker") == BACKEND_ERROR:  # the form's lookup failed
+        return None, reset + backend_failed(dispatcher, tracker)
     order_id = tracker.get_slot("order_id")
     if not order_id:
         if tracker.get_slot("flow_blocker") == LOOKUP_LIMITED:
@@ -60,8 +63,7 @@ async def order_for_submit(
     try:
         order = await accessible_order(tracker, order_id)
     except BackendError:
-        say(dispatcher, "backend_error")
-        return None, reset + offer_human(dispatcher, tracker, "backend_error")
+        return None, reset + backend_failed(dispatcher, tracker)
     if order is None:
         say(dispatcher, "order_not_found", order_id=order_id)
         return None, reset
@@ -128,8 +130,7 @@ class OrderFlowSubmit(Action, abc.ABC):
         try:
             blocker, values = await self.check(order, tracker)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return self.reset + offer_human(dispatcher, tracker, "backend_error")
+            return self.reset + backend_failed(dispatcher, tracker)
         if blocker not in self.reads:
             if self.changes:
                 unverified = unverified_stop(dispatcher, tracker, order.order_id, self.reset)

@@ -10,6 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import backend, buyer_id, log_event
 from actions.forms import MISSES_SLOT, OrderFormValidation, form_reset
+from actions.handoff import backend_failed
 from actions.messages import say, say_with_buttons
 from actions.order_access import FOCUS_ORDER_SLOT, accessible_order, is_public, lookup_allowed
 from actions.order_flow import OrderFlowSubmit
@@ -70,8 +71,7 @@ class ActionOrderStatus(OrderFlowSubmit):
                 try:
                     other = await accessible_order(tracker, order_id)
                 except BackendError:
-                    say(dispatcher, "backend_error")
-                    break
+                    return RESET + backend_failed(dispatcher, tracker)
                 if other is None:
                     say(dispatcher, "order_not_found", order_id=order_id)
                     continue

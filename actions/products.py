@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, latest_intent, shop_facts
-from actions.handoff import offer_human
+from actions.handoff import backend_failed, offer_human
 from actions.leads import offer_contact
 from actions.messages import render, say, say_with_buttons
 from actions.product_focus import (
@@ -174,8 +174,7 @@ class ActionProductQuestion(Action):
             restock = {"product_name": product.name, "variant": variant_words(color, size)}
             return events + offer_contact(dispatcher, tracker, restock=restock)
         except BackendError:
-            say(dispatcher, "backend_error")
-            return offer_human(dispatcher, tracker, "backend_error")
+            return backend_failed(dispatcher, tracker, "products")
 
     @staticmethod
     def attributes(

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import hashlib
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
+from xiaoer.core import quiet
 
-from xiaoer.core.config import get_settings
-from xiaoer.devtools.stack import (
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from xiaoer.core.config import get_settings  # noqa: E402
+from xiaoer.devtools.stack import (  # noqa: E402
     RASA_ENV,
     StartError,
     start_console,
@@ -39,11 +43,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
     settings = get_settings()
     created = seed_demo_shop(settings.sqlite_path, reset=args.reset)
     if args.reset:
-        # urges of the old demo orders would count against the new ones (same order ids)
+        # what the README's try-it table touches, kept outside the shop's tables: urges,
+        # order lookups and phone checks (counted per order), Douyin greeting cooldowns
+        from xiaoer.douyin.store import get_douyin_store
+        from xiaoer.shop.access import get_order_check_store
         from xiaoer.shop.urges import get_urge_store
 
-        cleared = get_urge_store().clear()
-        print(f"已清除催发货记录：{cleared} 条")
+        print(f"已清除催发货记录：{get_urge_store().clear()} 条")
+        print(f"已清除订单查询和身份核实记录：{get_order_check_store().clear()} 条")
+        print(f"已清除抖音欢迎语记录：{get_douyin_store().forget_greetings()} 个会话")
     print(
         ("已创建演示店铺数据：" if created else "演示店铺数据已存在：")
         + shop_location(settings.sqlite_path)
@@ -141,18 +149,6 @@ def api_token() -> str:
     return token()
 
 
-def _port_busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return False
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -178,31 +174,51 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"readable by other users: chmod -R go-rwx {settings.data_dir}")  # fmt: skip
     private_dir(settings.data_dir)
     logs = private_dir(settings.data_dir / "logs")
+    from xiaoer.core import startup
+    from xiaoer.core.config import PROJECT_ROOT
+
+    endpoints = Path(args.endpoints) if args.endpoints else root / "endpoints.yml"
+    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
+    try:  # what the servers need, checked before anything starts (xiaoer/core/startup.py)
+        ports = {"Rasa server": args.port, "action server": args.actions_port,
+                 "agent console": args.console_port}  # fmt: skip
+        try:
+            startup.check_ports(ports)
+        except startup.StartupError as exc:
+            print(f"error: 端口已被占用（是否已有一个店小二在运行？）/ {exc}: stop that process "
+                  f"or choose other ports (--port, --actions-port, --console-port)")  # fmt: skip
+            return 1
+        if settings.backend_type != "sqlite":  # credentials first (the demo shop: after seeding)
+            startup.build_backend(settings)
+        stores = startup.check_endpoint_stores(endpoints, base=PROJECT_ROOT)
+    except startup.StartupError as exc:
+        print(f"error: 启动检查未通过 / start-up check failed: {exc}")
+        return 1
     if cmd_migrate(argparse.Namespace()) != 0:
         return 1
     if settings.backend_type == "sqlite":
         cmd_seed(argparse.Namespace(reset=False))
-    busy = [p for p in (args.port, args.actions_port, args.console_port) if p and _port_busy(p)]
-    if busy:
-        print(f"error: 端口 {', '.join(map(str, busy))} 已被占用（是否已有一个店小二在运行？）/ "
-              f"port(s) in use: stop the other process or choose other ports (--port, "
-              f"--actions-port, --console-port)")  # fmt: skip
+    try:
+        project_db = startup.check_project_db()
+        backend = startup.check_backend(settings)
+        model = startup.check_model(Path(args.model) if args.model else train())
+    except startup.StartupError as exc:
+        print(f"error: 启动检查未通过 / start-up check failed: {exc}")
         return 1
-    model = train()
     token = api_token()
     console_host = args.console_host or str(settings.section("console").get("host") or "127.0.0.1")
-    os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
     procs: list[subprocess.Popen[bytes]] = []
     # a supervisor (systemd, docker, a terminal closing) stops us with SIGTERM: stop the
     # servers as Ctrl-C does, never leave them running without us
     signal.signal(signal.SIGTERM, _interrupt)
+    since = startup.log_sizes(logs)
     try:
         print(f"==> starting the action server on :{args.actions_port}, then the Rasa server on "
               f":{args.port} (model {model.name}; logs in {logs})")  # fmt: skip
         try:
             start_servers(
                 model, rasa_port=args.port, actions_port=args.actions_port, token=token,
-                endpoints=root / "endpoints.yml", logs=logs, env=_env(), procs=procs,
+                endpoints=endpoints, logs=logs, env=_env(), procs=procs,
                 cors=f"http://localhost:{args.port}", action_token=os.environ[ACTION_TOKEN_ENV],
             )  # fmt: skip
             if args.console_port:
@@ -211,25 +227,38 @@ def cmd_up(args: argparse.Namespace) -> int:
                     token=token, logs=logs, env=_env(), procs=procs, host=console_host,
                 )  # fmt: skip
             # every background job: leads, notifications, re-announcements, Douyin resends
-            start_worker(
-                endpoints=root / "endpoints.yml", rasa_url=rasa_url, token=token,
+            worker = start_worker(
+                endpoints=endpoints, rasa_url=rasa_url, token=token,
                 logs=logs, env=_env(), procs=procs,
             )  # fmt: skip
+            log = logs / "worker.log"
+            if not startup.wait_logged(log, since.get(log.name, 0), "worker ready", worker, 120):
+                raise StartError(f"the worker did not start, see {log}")
         except StartError as exc:
-            print(f"error: {exc}")
+            failed = startup.failed_check(logs, since)
+            print(
+                f"error: 启动检查未通过 / start-up check failed: {failed}"
+                if failed
+                else f"error: {exc}"
+            )
             return 1
-        if args.console_port:
-            print(f"  客服工作台 / agent console: http://{console_host}:{args.console_port}"
-                  "  (first admin: .venv/bin/xiaoer create-admin NAME)")  # fmt: skip
-        print(f"""
-店小二已启动 ✅  Xiaoer is running.
+        console = (f"  客服工作台 / agent console: http://{console_host}:{args.console_port}"
+                   "  (first admin: .venv/bin/xiaoer create-admin NAME)") if args.console_port else ""  # fmt: skip
+        print(startup.banner(
+            backend=backend, credentials=PROJECT_ROOT / "credentials.yml", project_db=project_db,
+            stores=stores, model=model, worker=f"running (logs: {logs / 'worker.log'})",
+            extra=console,
+        ))  # fmt: skip
+        print(f"""  就绪检查 / readiness: curl -s localhost:{args.port}/webhooks/health/ready
   聊天 / chat:     .venv/bin/xiaoer chat
   REST:            curl -s localhost:{args.port}/webhooks/rest/webhook -d '{{"sender":"me","message":"你好"}}'
   HTTP API token:  $XIAOER_API_TOKEN (or the file {settings.data_dir / 'api_token'})
 按 Ctrl-C 停止 / press Ctrl-C to stop.""")
         while all(p.poll() is None for p in procs):
             time.sleep(1)
-        print("error: a server stopped unexpectedly, see", logs)
+        failed = startup.failed_check(logs, since)
+        print(f"error: 启动检查未通过 / start-up check failed: {failed}" if failed else
+              f"error: a server stopped unexpectedly, see {logs}")  # fmt: skip
         return 1
     except KeyboardInterrupt:
         print("\n==> stopping…")
@@ -250,6 +279,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     import getpass
 
     from xiaoer.agents import AgentError, get_agent_store
+    from xiaoer.agents.store import check_password_rules
 
     password = os.environ.get("XIAOER_ADMIN_PASSWORD") or ""
     if not password:
@@ -257,6 +287,11 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             print("error: 请在终端中运行，或通过环境变量 XIAOER_ADMIN_PASSWORD 提供密码")
             return 2
         password = getpass.getpass("新管理员密码（至少10位，含字母和数字）: ")
+        try:  # a password the rules refuse is said at once, not after typing it twice
+            check_password_rules(password)
+        except AgentError as exc:
+            print(f"error: {exc}")
+            return 1
         if getpass.getpass("再次输入密码: ") != password:
             print("error: 两次输入的密码不一致")
             return 2
@@ -376,7 +411,35 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"店小二: [图片] {message['image']}")
 
 
+def _rasa_url() -> str:
+    """The Rasa server the client commands talk to: $XIAOER_RASA_URL, else the local one."""
+    return os.environ.get("XIAOER_RASA_URL") or "http://localhost:5005"
+
+
+def cmd_designer(args: argparse.Namespace) -> int:
+    """``rasa shell`` / ``rasa interactive`` beside running servers (xiaoer/devtools/designer.py)."""
+    from xiaoer.devtools import designer
+
+    model = Path(args.model) if args.model else None
+    return designer.run(
+        args.command, model=model, actions_url=args.actions_url, extra=args.rasa_args
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # `xiaoer queue | head`: the reader has gone, nothing left to say; stdout is
+        # pointed at /dev/null so that the interpreter's final flush stays quiet too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     # commands that import Rasa (the worker's event follower) get the servers' quiet
     # environment, so the terminal shows Xiaoer's messages, not library deprecations
     for key, value in RASA_ENV.items():
@@ -404,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions-port", type=int, default=5055)
     p.add_argument("--console-port", type=int, default=8000, help="agent console (0: off)")
     p.add_argument("--console-host", default=None, help="default: console.host of xiaoer.yml")
+    p.add_argument("--model", default=None, help="this model archive (default: train if needed)")
+    p.add_argument("--endpoints", default=None, help="default: endpoints.yml of the project")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("migrate", help="upgrade the project database (--check, --new MESSAGE)")
     p.add_argument("--url", help="database URL without password (default: the project database)")
@@ -449,17 +514,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
-    p.add_argument("--url", default="http://localhost:5005")
+    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
     p.set_defaults(func=cmd_notify)
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
-    p.add_argument("--url", default="http://localhost:5005")
+    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
+    for name, rasa_command in (
+        ("shell", "rasa shell"),
+        ("interactive", "rasa interactive (exports to data/stories/, data/nlu/)"),
+    ):
+        p = sub.add_parser(name, help=f"{rasa_command} on free ports, the current model")
+        p.add_argument("--model", default=None, help="default: the current one (xiaoer train)")
+        p.add_argument("--actions-url", default=None,
+                       help="a running action server (default: one of its own on a free port)")  # fmt: skip
+        p.add_argument(
+            "rasa_args", nargs=argparse.REMAINDER, help=f"more options of {rasa_command}"
+        )
+        p.set_defaults(func=cmd_designer)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:  # the simulator's own options (--help too) pass through
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     if argv[:1] == ["worker"]:  # so do the worker's
         return cmd_worker(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] in (["shell"], ["interactive"]):  # Rasa's options (--debug...) pass through
+        args, rasa_options = parser.parse_known_args(argv)
+        args.rasa_args = [*rasa_options, *args.rasa_args]
+        return int(args.func(args) or 0)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

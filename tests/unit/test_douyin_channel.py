@@ -591,4 +591,62 @@ async def test_a_scripted_conversation_is_played_and_printed(h: Harness, tmp_pat
     out = capsys.readouterr().out
     assert "顾客收到: 欢迎" in out and "1. T恤 · 待发货" in out
     assert "顾客收到: 收到：[图片]" in out
-    assert silent == 1  # the last step: the bot stays quiet after the merchant answered
+    # the last step: the bot stays quiet after the merchant answered, and the script says
+    # why (an explained silence is no failure of the script)
+    assert "（没有回复：机器人已暂停，商家正在接待）" in out
+    assert silent == 0
+
+
+# --- the simulator explains silence (issue 19) -------------------------------------------
+async def test_a_message_to_a_paused_bot_is_explained_at_once(h: Harness):
+    from xiaoer.douyin.simulator import play_step
+
+    await h.run(h.sim.say, "buyer_p", "你好")
+    await h.replies("buyer_p", 1)
+    await h.run(h.sim.merchant_says, "buyer_p", "我是店长，这单我来处理")
+    await h.channel.drain(5)
+    shown: list[tuple[float, str]] = []
+    started = time.monotonic()
+    result = await h.run(
+        play_step, h.sim, "buyer_p", {"say": "还在吗"}, 0.3,
+        show=lambda note: shown.append((time.monotonic() - started, note)),
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert result.replies == [] and result.silence == "（没有回复：机器人已暂停，商家正在接待）"
+    assert [note for _, note in shown] == [result.silence]
+    assert shown[0][0] < 1.0 and took < 2.0  # at once, not after the 30 s reply timeout
+
+
+async def test_a_follow_without_a_greeting_is_explained_at_once(h: Harness):
+    from xiaoer.douyin.simulator import play_step
+
+    h.channel.service.greetings = GreetingSettings(quiet_events=())
+    await h.run(h.sim.say, "fan_talked", "你好")
+    await h.replies("fan_talked", 1)
+    await h.channel.drain(5)
+    started = time.monotonic()
+    result = await h.run(play_step, h.sim, "fan_talked", {"follow": True}, 0.3)
+    assert result.silence == "（30 分钟内刚聊过，不再打招呼）" and result.replies == []
+    assert time.monotonic() - started < 2.0
+    # greeted once: entering the chat right after is not greeted again, and says so
+    greeted = await h.run(play_step, h.sim, "fan_new", {"follow": True}, 0.3)
+    assert greeted.silence == "" and greeted.replies[0].text.startswith("欢迎")
+    again = await h.run(play_step, h.sim, "fan_new", {"enter": True}, 0.3)
+    assert again.silence == "（30 分钟内已打过招呼，不再重复）" and again.replies == []
+
+
+async def test_a_message_to_an_active_bot_carries_no_explanation(h: Harness):
+    delivery = await h.run(h.sim.say, "buyer_q", "你好")
+    assert delivery.ok and delivery.no_reply == "" and delivery.answer == {
+        "err_no": 0, "err_msg": "success",
+    }  # fmt: skip
+
+
+def test_the_simulator_does_not_print_sanics_production_banner(monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # Sanic warns on a terminal
+    caplog.set_level("DEBUG")
+    with running_simulator() as simulator:
+        assert simulator.base_url
+    assert not [r for r in caplog.records if "PRODUCTION" in r.getMessage()]

@@ -311,6 +311,36 @@ async def test_quality_issue_asks_for_a_photo_and_files_it():
     assert "crack.jpg" in case.reason and case.case_id in texts(msgs)
 
 
+async def test_a_photo_as_the_first_message_is_acknowledged_and_kept_for_the_case():
+    """A Douyin customer's first message is a photo ("[图片]", read as a quality issue):
+    the after-sales form starts, says it got the photo, asks for the order only, and
+    the photo is filed with the case, not asked for again (issue 19)."""
+    photo = "https://img.example/first.jpg"
+    first = tracker(
+        intent="quality_issue",
+        text="[图片]",
+        metadata={"attachments": [{"type": "image", "url": photo}]},
+    )
+    first.latest_message["message_id"] = "photo-first-1"
+    first.active_loop = {"name": "after_sales_form"}  # activating: nothing asked yet
+    msgs, events = await run(ValidateAfterSalesForm(), first)
+    assert "照片" in texts(msgs) and len(msgs) == 1
+    assert slot_value(events, "as_photo") == photo
+    assert slot_value(events, "as_reason") == "质量问题"
+    # the customer picks the order: the form asks nothing more about the photo
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    pick = form_tracker("after_sales_form", "order_id", ORDER_NEW_DELIVERED, slots=slots)
+    pick.latest_message["message_id"] = "photo-first-2"
+    msgs, events = await run(ValidateAfterSalesForm(), pick)
+    assert "照片" not in texts(msgs)
+    assert slot_value(events, "requested_slot") != "as_photo"
+    filled = {**slots, **{e["name"]: e["value"] for e in events if e.get("event") == "slot"}}
+    done = tracker(intent="affirm", slots={**filled, "as_confirmed": True})
+    msgs, _ = await run(ActionSubmitAfterSales(), done)
+    (case,) = await get_backend().after_sales_for_order(ORDER_NEW_DELIVERED)
+    assert "first.jpg" in case.reason and case.case_id in texts(msgs)
+
+
 async def test_missing_photo_is_asked_again():
     t = form_tracker(
         "after_sales_form",

@@ -40,6 +40,7 @@ from xiaoer.douyin.outbox import ReplySender
 from xiaoer.douyin.protocol import (
     EVENT_VERIFY,
     MSG_ID_HEADER,
+    NO_REPLY_FIELD,
     SIGNATURE_HEADER,
     PayloadError,
     as_number,
@@ -210,8 +211,16 @@ class DouyinInput(InputChannel):
         if envelope.event not in HANDLED_EVENTS:
             logger.info("douyin event %s ignored", envelope.event)
             return response.json(ACK)
+        # why the event will get no reply (a paused bot, no greeting): read before it is
+        # queued, returned beside the acknowledgement (the platform ignores it; the
+        # simulator shows it instead of waiting for a reply that is not coming)
+        silent = await self.service.no_reply_reason(envelope)
         try:
-            await self.service.accept(envelope, (request.headers.get(MSG_ID_HEADER) or "").strip())
+            accepted = await self.service.accept(
+                envelope, (request.headers.get(MSG_ID_HEADER) or "").strip()
+            )
         except CustomerMissing as exc:
             return _error(400, "invalid_body", str(exc))
+        if accepted and silent:
+            return response.json({**ACK, NO_REPLY_FIELD: silent})
         return response.json(ACK)

@@ -5,12 +5,26 @@ that the caller knows the port at once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Awaitable, Callable
 
 from sanic import Sanic
+from sanic.log import error_logger
 from sanic.server.async_server import AsyncioServer
+
+
+class _NoProductionBanner(logging.Filter):
+    """Drops Sanic's "Sanic is running in PRODUCTION mode. Consider using '--debug'..."
+    (logged when stdout is a terminal): advice for Sanic developers, noise in the
+    terminal of a local fake platform (``xiaoer simulate``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "running in PRODUCTION mode" not in record.getMessage()
+
+
+_QUIET = _NoProductionBanner()
 
 
 class SanicThread:
@@ -59,10 +73,15 @@ class SanicThread:
         # original is kept: set for the process, so that fakes, Rasa channels under test
         # and other Sanic apps can start one after another.
         Sanic.test_mode = True
-        # no signal handlers: create_server leaves them to the caller
-        server = await self.make_app().create_server(
-            sock=self.sock, return_asyncio_server=True, access_log=False
-        )
+        # no signal handlers: create_server leaves them to the caller; its banner is
+        # silenced for these embedded servers only (the filter is removed right after)
+        error_logger.addFilter(_QUIET)
+        try:
+            server = await self.make_app().create_server(
+                sock=self.sock, return_asyncio_server=True, access_log=False
+            )
+        finally:
+            error_logger.removeFilter(_QUIET)
         if server is None:
             raise RuntimeError("Sanic returned no server")
         await server.startup()

@@ -79,16 +79,25 @@ class DoudianConfig:
         it names (``app_key_env``, ``app_secret_env``, ``access_token_env``); the base
         URL may be overridden by ``XIAOER_DOUDIAN_BASE_URL``."""
         env = os.environ if environ is None else environ
+        names = {
+            key: str(raw.get(f"{key}_env") or default)
+            for key, default in (
+                ("app_key", "XIAOER_DOUDIAN_APP_KEY"),
+                ("app_secret", "XIAOER_DOUDIAN_APP_SECRET"),
+                ("access_token", "XIAOER_DOUDIAN_ACCESS_TOKEN"),
+            )
+        }
+        missing = [key for key, name in names.items() if not env.get(name, "").strip()]
+        if missing:  # every missing one at once, so the operator fixes them in one go
+            raise DoudianConfigError(
+                f"environment variable{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(names[k] for k in missing)} "
+                f"{'are' if len(missing) > 1 else 'is'} not set "
+                f"(backend.doudian.{', '.join(k + '_env' for k in missing)} in xiaoer.yml)"
+            )
 
         def secret(key: str, default_env: str) -> str:
-            name = str(raw.get(f"{key}_env") or default_env)
-            value = env.get(name, "").strip()
-            if not value:
-                raise DoudianConfigError(
-                    f"environment variable {name} is not set "
-                    f"(backend.doudian.{key}_env in xiaoer.yml)"
-                )
-            return value
+            return env[names[key]].strip()
 
         return cls(
             base_url=str(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from xiaoer.douyin.protocol import Envelope
     from xiaoer.douyin.replies import ReplyTarget
     from xiaoer.douyin.settings import ChannelSettings
-    from xiaoer.douyin.store import DouyinStore
+    from xiaoer.douyin.store import Conversation, DouyinStore
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +200,30 @@ def greeting_settings() -> GreetingSettings:
     return replace(settings, scripts=scripts)
 
 
+def no_greeting_reason(
+    settings: GreetingSettings,
+    event: str,
+    moment: datetime,
+    conv: Conversation,
+    now: float | None = None,
+) -> str | None:
+    """Why ``event`` gets no greeting (None: it gets one), in the words the simulator
+    prints in place of a reply: the settings, quiet hours, or a customer who talked or
+    was greeted within the cooldown."""
+    if event not in settings.enabled_events:
+        return "（没有回复：店铺关闭了这类欢迎语）"
+    if not settings.allowed(event, moment):
+        return "（没有回复：免打扰时段不发欢迎语）"
+    now = clock.time() if now is None else now
+    minutes = f"{settings.cooldown_minutes:g}"
+    cooldown = settings.cooldown_minutes * 60
+    if conv.last_greeted_at and now - conv.last_greeted_at < cooldown:
+        return f"（{minutes} 分钟内已打过招呼，不再重复）"
+    if conv.last_customer_at and now - conv.last_customer_at < cooldown:
+        return f"（{minutes} 分钟内刚聊过，不再打招呼）"
+    return None
+
+
 class GreetingService(Protocol):
     """What a greeting needs of the channel's service."""
 
@@ -227,13 +251,10 @@ async def greet(service: GreetingService, sender_id: str, envelope: Envelope) ->
     store = service.store
     greetings = service.greetings or greeting_settings()
     event = envelope.event
-    if not greetings.allowed(event, now_beijing()):
-        logger.info("douyin: no %s greeting for %s (quiet hours / off)", event, sender_id)
-        return
     conv = await asyncio.to_thread(store.conversation, sender_id)
-    recent = max(conv.last_customer_at, conv.last_greeted_at)
-    if recent and clock.time() - recent < greetings.cooldown_minutes * 60:
-        logger.info("douyin: %s talked or was greeted recently: no greeting", sender_id)
+    skipped = no_greeting_reason(greetings, event, now_beijing(), conv)
+    if skipped is not None:
+        logger.info("douyin: no %s greeting for %s %s", event, sender_id, skipped)
         return
     content = envelope.content
     conversation_id = str(content.get("conversation_short_id") or conv.conversation_short_id)

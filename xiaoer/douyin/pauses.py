@@ -17,7 +17,7 @@ from rasa.shared.core.events import BotUttered, ConversationPaused, Conversation
 
 from xiaoer.douyin.bridge import Bridge
 from xiaoer.douyin.protocol import ChatMessage, Envelope
-from xiaoer.douyin.store import DouyinStore
+from xiaoer.douyin.store import Conversation, DouyinStore
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,16 @@ def handoff_active(sender_id: str) -> bool:
     except Exception:  # noqa: BLE001 - unknown means "do not resume"
         logger.exception("douyin: handoff state of %s unknown", sender_id)
         return True
+
+
+PAUSED_FOR_MERCHANT = "（没有回复：机器人已暂停，商家正在接待）"
+
+
+def no_reply_reason(conv: Conversation, now: float | None = None) -> str | None:
+    """Why a customer message now gets no reply from the bot (None: it gets one), in the
+    words the simulator prints: a human answered from the Douyin app within the pause."""
+    now = time.time() if now is None else now
+    return PAUSED_FOR_MERCHANT if conv.paused_until > now else None
 
 
 async def human_message(

@@ -22,6 +22,9 @@ from typing import Any
 
 SIGNATURE_HEADER = "X-Douyin-Signature"
 MSG_ID_HEADER = "Msg-Id"
+# beside the acknowledgement of a webhook: why Xiaoer will not reply to the event (a
+# paused bot, no greeting within the cooldown); Douyin ignores it, the simulator shows it
+NO_REPLY_FIELD = "xiaoer_no_reply"
 SEND_PATH = "/im/send/msg/"
 REFRESH_PATH = "/oauth/refresh_token/"
 SCENE_REPLY = "im_replay_msg"  # (sic) the platform's spelling

@@ -29,7 +29,7 @@ from xiaoer.core.logsafe import mask_pii
 from xiaoer.douyin import pauses
 from xiaoer.douyin.bridge import CHANNEL_NAME, RasaBridge, TurnBridge
 from xiaoer.douyin.client import DouyinClient, DouyinConfig
-from xiaoer.douyin.greetings import GreetingSettings, greet
+from xiaoer.douyin.greetings import GreetingSettings, greet, greeting_settings, no_greeting_reason
 from xiaoer.douyin.outbox import ReplySender
 from xiaoer.douyin.protocol import (
     CARD_TYPES,
@@ -168,6 +168,30 @@ class DouyinService:
         )
         self.workers.schedule(customer)
         return True
+
+    async def no_reply_reason(self, envelope: Envelope) -> str | None:
+        """Why the event will get no reply (None: it will), read before it is accepted
+        (its processing changes what it is read from): a paused bot for a customer
+        message, the greeting settings and cooldown for a follow or an opened chat. The
+        channel returns it with the acknowledgement for the simulator to show."""
+        customer = envelope.from_user_id
+        if envelope.event not in (EVENT_RECEIVE, EVENT_ENTER, EVENT_FOLLOW) or not customer:
+            return None
+
+        def read() -> str | None:
+            conv = self.store.conversation(customer)
+            if envelope.event == EVENT_RECEIVE:
+                return pauses.no_reply_reason(conv)
+            from xiaoer.core.clock import now_beijing
+
+            settings = self.greetings or greeting_settings()
+            return no_greeting_reason(settings, envelope.event, now_beijing(), conv)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._ack_pool, read)
+        except Exception:  # noqa: BLE001 - an explanation only: the event is still taken
+            logger.exception("douyin: why %s gets no reply is unknown", customer)
+            return None
 
     # --- processing -------------------------------------------------------------------
     async def process(self, stored: StoredEvent) -> None:

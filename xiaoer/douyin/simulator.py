@@ -58,6 +58,7 @@ from xiaoer.douyin.protocol import (
     EVENT_VERIFY,
     MSG_ID_HEADER,
     MSG_TEXT,
+    NO_REPLY_FIELD,
     REFRESH_PATH,
     SCENE_ENTER,
     SCENE_REPLY,
@@ -93,6 +94,14 @@ class Delivery:
     @property
     def ok(self) -> bool:
         return bool(self.statuses) and self.statuses[-1] == 200
+
+    @property
+    def no_reply(self) -> str:
+        """Why Xiaoer will not answer this event ("" when it will): its acknowledgement
+        says so (a paused bot, no greeting within the cooldown...)."""
+        if self.ok and isinstance(self.answer, dict):
+            return str(self.answer.get(NO_REPLY_FIELD) or "")
+        return ""
 
 
 @dataclass
@@ -649,28 +658,44 @@ HELP = """命令 / commands:
   /quit                 退出"""
 
 
+@dataclass
+class StepResult:
+    """What a step brought the customer, and why nothing when Xiaoer said it will not
+    answer (``silence``: printed at once instead of waiting for a reply)."""
+
+    replies: list[Received]
+    silence: str = ""
+
+
 def play_step(
-    sim: DouyinSimulator, customer: str, step: dict[str, Any], settle: float
-) -> list[Received]:
-    """One step of a scripted conversation; returns what the customer received."""
+    sim: DouyinSimulator,
+    customer: str,
+    step: dict[str, Any],
+    settle: float,
+    show: Callable[[str], None] | None = None,
+) -> StepResult:
+    """One step of a scripted conversation: what the customer received. When Xiaoer's
+    acknowledgement says no reply is coming, ``show`` gets the reason at once and the step
+    waits only ``settle`` seconds, not for the reply timeout."""
     before = len(sim.replies(customer))
     expect_reply = True
+    delivery: Delivery | None = None
     if "say" in step:
-        sim.say(
+        delivery = sim.say(
             customer, str(step["say"]), duplicate="same_msg_id" if step.get("duplicate") else ""
         )
     elif "image" in step:
-        sim.send_image(customer, str(step["image"]))
+        delivery = sim.send_image(customer, str(step["image"]))
     elif "video" in step:
-        sim.send_video(customer, str(step["video"]))
+        delivery = sim.send_video(customer, str(step["video"]))
     elif "card" in step:
-        sim.send_lead_card(customer, str(step["card"]))
+        delivery = sim.send_lead_card(customer, str(step["card"]))
     elif "other" in step:
-        sim.send_other(customer)
+        delivery = sim.send_other(customer)
     elif "follow" in step:
-        sim.follow(customer)
+        delivery = sim.follow(customer)
     elif "enter" in step:
-        sim.enter(customer)
+        delivery = sim.enter(customer)
     elif "merchant" in step:
         sim.merchant_says(customer, str(step["merchant"]))
         expect_reply = False
@@ -679,10 +704,14 @@ def play_step(
         expect_reply = False
     else:
         raise ValueError(f"unknown step {step!r}")
-    if not expect_reply:
+    silence = delivery.no_reply if delivery is not None else ""
+    if silence and show is not None:
+        show(silence)
+    if silence or not expect_reply:
         time.sleep(settle)
-        return sim.replies(customer)[before:]
-    return sim.wait_quiet(customer, before, settle=settle, timeout=float(step.get("timeout", 30)))
+        return StepResult(sim.replies(customer)[before:], silence)
+    timeout = float(step.get("timeout", 30))
+    return StepResult(sim.wait_quiet(customer, before, settle=settle, timeout=timeout))
 
 
 def play_script(sim: DouyinSimulator, path: Path, settle: float = 1.0) -> int:
@@ -693,11 +722,14 @@ def play_script(sim: DouyinSimulator, path: Path, settle: float = 1.0) -> int:
     sim.customer(customer, str(script.get("nickname") or ""))
     silent = 0
     for number, step in enumerate(script.get("steps") or [], 1):
-        got = play_step(sim, customer, step, settle)
+        result = play_step(sim, customer, step, settle)
+        got = result.replies
         print(f"--- 第{number}步 {json.dumps(step, ensure_ascii=False)}")
         for message in got:
             print(f"    顾客收到: {message.text}")
-        if not got and "merchant" not in step and "wait" not in step:
+        if not got and result.silence:  # explained: no reply was due
+            print(f"    {result.silence}")
+        elif not got and "merchant" not in step and "wait" not in step:
             silent += 1
             print("    （没有收到回复）")
     return silent
@@ -763,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
                 if command.startswith("/") and command not in steps:
                     print(HELP)
                     continue
-                got = play_step(sim, customer, step, args.settle)
+                show = lambda note: print(note, flush=True)  # noqa: E731
+                got = play_step(sim, customer, step, args.settle, show=show).replies
                 if not got and sim.deliveries and not sim.deliveries[-1].ok:
                     delivery = sim.deliveries[-1]
                     print(f"（投递失败：HTTP {delivery.statuses} {delivery.answer}）")

@@ -350,6 +350,18 @@ class DouyinStore:
                 update=list(fields),
             )
 
+    def forget_greetings(self) -> int:
+        """Let every customer be greeted again (``xiaoer seed --reset``): the greeting's
+        cooldown counts from the last greeting and from the customer's last message;
+        how many conversations had either."""
+        stmt = (
+            update(douyin_conversations)
+            .where(or_(_conv.last_greeted_at > 0, _conv.last_customer_at > 0))
+            .values(last_greeted_at=None, last_customer_at=None)
+        )
+        with self.db.begin() as conn:
+            return int(conn.execute(stmt).rowcount)
+
     def expired_pauses(self, now: float | None = None) -> list[str]:
         """Customers whose pause (after a human answered from the app) is over."""
         now = time.time() if now is None else now

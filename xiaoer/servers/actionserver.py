@@ -7,19 +7,28 @@ The secret is read from ``$XIAOER_ACTION_TOKEN`` or ``var/action_token`` (0600, 
 first start), never from the command line. The Rasa server sends it as the
 ``X-Xiaoer-Action-Token`` header (``action_endpoint.headers`` in endpoints.yml, filled
 from the same environment variable). ``GET /health`` stays open (it says only "ok").
+
+Before it listens, the start-up checks run (xiaoer/core/startup.py): the port is free, the
+project database is at the newest schema, the shop backend has its credentials and answers
+a test call; a failure is one logged line and exit code 3.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+from xiaoer.core import quiet
 
-from sanic import Sanic, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
 
-from xiaoer.core.security import (
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from sanic import Sanic, response  # noqa: E402
+from sanic.request import Request  # noqa: E402
+from sanic.response import HTTPResponse  # noqa: E402
+
+from xiaoer.core.config import get_settings  # noqa: E402
+from xiaoer.core.security import (  # noqa: E402
     ACTION_TOKEN_HEADER,
     action_token,
     process_start,
@@ -66,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     process_start()
+    from xiaoer.core import startup
+
+    try:  # before saying ready: the port, the project database, the shop backend
+        startup.check_ports({"action server": args.port}, args.host)
+        project = startup.check_project_db()
+        backend = startup.check_backend(get_settings())
+    except startup.StartupError as exc:
+        return startup.fail(exc, logger)
+    logger.info("start-up checks passed: project database %s, shop backend %s", project, backend)
     app = create_app(args.actions)
     logger.info("action server on http://%s:%s (shared secret required)", args.host, args.port)
     app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)

@@ -1,17 +1,37 @@
-"""``rasa run`` without the HTTP API token on the command line.
+"""``rasa run`` without the HTTP API token on the command line, and never without its stores.
 
 ``python -m xiaoer.servers.rasaserver <rasa run options>`` runs Rasa's own ``rasa run`` in this
 process; when ``--enable-api`` is given, the token comes from ``$XIAOER_API_TOKEN`` (or
 ``var/api_token``) and is handed to Rasa inside the process, so ``ps`` shows no secret.
 The process also gets the private umask and the log masking (the channels install it
 again after Rasa has configured its logging).
+
+Before Rasa starts, the start-up checks (xiaoer/core/startup.py) run: the model is a Rasa
+model archive, the port is free, the tracker store, the event broker and a Redis lock store
+of ``--endpoints`` answer (the URL Rasa itself builds) and the project database is at the
+newest schema. A failure is one line (``start-up check failed: tracker store unreachable:
+…``) and exit code 3. Rasa 3.6 would otherwise start, say "Rasa server is up and running"
+and keep every conversation in memory; the same fallback at run time (the database going
+away later) is turned into an error of the request (:func:`refuse_memory_fallback`).
+
+Every server also answers ``GET /webhooks/health/ready`` (xiaoer/servers/readiness.py).
 """
 
 from __future__ import annotations
 
-import sys
+from xiaoer.core import quiet
 
-from xiaoer.core.security import api_token, process_start
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from xiaoer.core.security import api_token, process_start  # noqa: E402
+
+logger = logging.getLogger("xiaoer.servers.rasaserver")
 
 
 def rasa_argv(args: list[str]) -> list[str]:
@@ -23,9 +43,83 @@ def rasa_argv(args: list[str]) -> list[str]:
     return argv
 
 
+def _options(args: list[str]) -> argparse.Namespace:
+    """The ``rasa run`` options the checks need (defaults as Rasa's)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-m", "--model", default="models")
+    parser.add_argument("--endpoints", default="endpoints.yml")
+    parser.add_argument("-i", "--interface", default="0.0.0.0")
+    parser.add_argument("-p", "--port", type=int, default=5005)
+    known, _ = parser.parse_known_args(args)
+    return known
+
+
+def preflight(args: list[str]) -> None:
+    """The start-up checks of a Rasa server (StartupError on the first failure)."""
+    from xiaoer.core import startup
+
+    options = _options(args)
+    model = startup.check_model(Path(options.model))
+    startup.check_ports({"Rasa server": options.port}, options.interface)
+    stores = startup.check_endpoint_stores(Path(options.endpoints))
+    project = startup.check_project_db()
+    logger.info(
+        "start-up checks passed: model %s, %s, project database %s",
+        model.name, ", ".join(f"{s.kind} {s.where}" for s in stores), project,
+    )  # fmt: skip
+
+
+def refuse_memory_fallback() -> None:
+    """Rasa's FailSafeTrackerStore answers a failing tracker store by keeping the
+    conversation in memory (and a failing read by starting it afresh): lost history,
+    silently. Make it an error of the request instead, logged as such."""
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    def on_error(self: Any, error: Exception) -> None:
+        logger.error(
+            "tracker store %s failed, the message is refused rather than kept in memory: %s",
+            type(self._tracker_store).__name__, error,
+        )  # fmt: skip
+        raise error
+
+    FailSafeTrackerStore.on_tracker_store_error = on_error
+    FailSafeTrackerStore.on_tracker_store_retrieve_error = on_error
+
+
+def add_readiness_route() -> None:
+    """``GET /webhooks/health/ready`` on the app ``rasa run`` builds."""
+    import rasa.core.run as rasa_run
+
+    from xiaoer.servers.readiness import blueprint
+
+    configure = rasa_run.configure_app
+
+    def configure_app(*args: Any, **kwargs: Any) -> Any:
+        app = configure(*args, **kwargs)
+        app.blueprint(blueprint())
+        return app
+
+    rasa_run.configure_app = configure_app
+
+
 def main(argv: list[str] | None = None) -> int:
+    from xiaoer.core.startup import StartupError, fail
+
+    args = sys.argv[1:] if argv is None else argv
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     process_start()
-    sys.argv = rasa_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        preflight(args)
+    except StartupError as exc:
+        return fail(exc, logger)
+    finally:  # Rasa configures its own logging: no line twice
+        for handler in set(root.handlers) - set(before):
+            root.removeHandler(handler)
+    refuse_memory_fallback()
+    add_readiness_route()
+    sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -181,6 +181,11 @@ class OrderCheckStore:
         with self.db.connect() as conn:
             return conn.execute(query).first() is not None
 
+    def clear(self) -> int:
+        """Forget every lookup and verification (``xiaoer seed --reset``); how many rows."""
+        with self.db.begin() as conn:
+            return int(conn.execute(delete(order_checks)).rowcount)
+
     def failures(self, order_id: str, sender_id: str | None = None) -> int:
         """Wrong answers in the last hour for the order (by this conversation, or by all)."""
         t = order_checks.c

@@ -2,17 +2,22 @@
 
 Several workers may run at once (on one machine or several sharing the project database):
 each exclusive job runs in one of them at a time (leases, :mod:`xiaoer.worker.leases`).
-Stops cleanly on SIGTERM / SIGINT.
+Stops cleanly on SIGTERM / SIGINT. Checks the project database and the event broker
+before it logs ``worker ready`` (a failure: one logged line, exit code 3).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
-import os
-import sys
-from pathlib import Path
+from xiaoer.core import quiet
+
+quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             print(f"{job.name:28} every {job.every:g}s{'' if job.exclusive else ' (every worker)'}")
         return 0
+    from xiaoer.core import startup
+    from xiaoer.core.config import PROJECT_ROOT
+    from xiaoer.worker.events import endpoints_file
+
+    log = logging.getLogger("xiaoer.worker")
+    try:  # before saying ready: the project database and the event broker it follows
+        project = startup.check_project_db()
+        stores = startup.check_endpoint_stores(
+            endpoints_file(), ("event_broker",), base=PROJECT_ROOT
+        )
+    except startup.StartupError as exc:
+        return startup.fail(exc, log)
+    log.info(
+        "worker ready: %d job(s), project database %s, event broker %s",
+        len(jobs), project, stores[0].where if stores else "none (leads are not captured)",
+    )  # fmt: skip
     asyncio.run(serve(Runner(jobs)))
     return 0
 
