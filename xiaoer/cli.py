@@ -179,6 +179,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     endpoints = Path(args.endpoints) if args.endpoints else root / "endpoints.yml"
     os.environ[ACTION_TOKEN_ENV] = action_token()  # endpoints.yml reads it
+    os.environ["XIAOER_ACTIONS_PORT"] = str(args.actions_port)  # and these
+    os.environ["XIAOER_DATA_DIR"] = str(settings.data_dir)
     try:  # what the servers need, checked before anything starts (xiaoer/core/startup.py)
         ports = {"Rasa server": args.port, "action server": args.actions_port,
                  "agent console": args.console_port}  # fmt: skip

@@ -66,3 +66,10 @@ def load_settings(path: Path | None = None) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def export_endpoint_defaults() -> None:
+    """The variables the project's endpoints.yml reads, when the caller did not set them:
+    the data folder (tracker store and event broker files) and the action server's port."""
+    os.environ.setdefault("XIAOER_DATA_DIR", str(get_settings().data_dir))
+    os.environ.setdefault("XIAOER_ACTIONS_PORT", "5055")

@@ -103,8 +103,10 @@ def add_readiness_route() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from xiaoer.core.config import export_endpoint_defaults
     from xiaoer.core.startup import StartupError, fail
 
+    export_endpoint_defaults()  # endpoints.yml reads them
     args = sys.argv[1:] if argv is None else argv
     root = logging.getLogger()
     before = list(root.handlers)

@@ -21,6 +21,9 @@ from pathlib import Path  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    from xiaoer.core.config import export_endpoint_defaults
+
+    export_endpoint_defaults()  # endpoints.yml reads them
     parser = argparse.ArgumentParser(
         prog="xiaoer worker", description="Run Xiaoer's background jobs."
     )
