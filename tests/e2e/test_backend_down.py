@@ -1,4 +1,5 @@
-"""End-to-end: the shop backend is down (Doudian at a closed port, dummy credentials).
+"""End-to-end: the shop backend goes down (a Doudian that answered the start-up check, then
+stopped: every call is refused).
 
 Every order flow and a product question get one reply over REST, the busy system named
 and a human offered, never "I did not understand" after it (issue 19); the offer accepted
@@ -14,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from xiaoer.devtools.stack import Stack, free_port, running_stack
+from xiaoer.devtools.stack import Stack, running_stack
+from xiaoer.doudian.fake import (
+    DEFAULT_ACCESS_TOKEN,
+    DEFAULT_APP_KEY,
+    DEFAULT_APP_SECRET,
+    running_fake_doudian,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -23,18 +30,28 @@ ORDER = "6938271045123400001"
 
 @pytest.fixture(scope="module")
 def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    closed = free_port()  # nothing listens there: every backend call is refused
-    env = {
-        "XIAOER_BACKEND": "doudian",
-        "XIAOER_DOUDIAN_BASE_URL": f"http://127.0.0.1:{closed}",
-        "XIAOER_DOUDIAN_APP_KEY": "dummy-key",
-        "XIAOER_DOUDIAN_APP_SECRET": "dummy-secret",
-        "XIAOER_DOUDIAN_ACCESS_TOKEN": "dummy-token",
-    }
-    with running_stack(
-        trained_model, tmp_path_factory.mktemp("backend-down"), env_extra=env, worker=False
-    ) as s:
-        yield s
+    # the servers refuse to start on a backend that does not answer (start-up checks), so
+    # the backend answers at start and goes down right after: every call is then refused
+    doudian = running_fake_doudian()
+    fake = doudian.__enter__()
+    up = True
+    try:
+        env = {
+            "XIAOER_BACKEND": "doudian",
+            "XIAOER_DOUDIAN_BASE_URL": fake.base_url,
+            "XIAOER_DOUDIAN_APP_KEY": DEFAULT_APP_KEY,
+            "XIAOER_DOUDIAN_APP_SECRET": DEFAULT_APP_SECRET,
+            "XIAOER_DOUDIAN_ACCESS_TOKEN": DEFAULT_ACCESS_TOKEN,
+        }
+        with running_stack(
+            trained_model, tmp_path_factory.mktemp("backend-down"), env_extra=env, worker=False
+        ) as s:
+            doudian.__exit__(None, None, None)  # the backend goes down
+            up = False
+            yield s
+    finally:
+        if up:
+            doudian.__exit__(None, None, None)
 
 
 def assert_busy_once(replies: list[dict], busy: str = "订单系统暂时有点忙") -> None:
