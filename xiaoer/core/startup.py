@@ -102,8 +102,9 @@ def _sql_hint(message: str, url: URL, what: str, endpoints: Path) -> tuple[str, 
     """(hint for the operator, short reason) for a failed connection."""
     if "does not exist" in message and "database" in message:
         return (
-            f"create the database with: createdb -h {url.host} -p {url.port or 5432} "
-            f"-U {url.username} {url.database} (docs/deployment.md)",
+            f"create it with: .venv/bin/xiaoer migrate --endpoints {endpoints}, or by hand: "
+            f"createdb -h {url.host} -p {url.port or 5432} -U {url.username} {url.database} "
+            "(docs/deployment.md)",
             "database missing",
         )
     if "password authentication failed" in message or "no password supplied" in message:
