@@ -70,6 +70,9 @@ def get_settings() -> Settings:
 
 def export_endpoint_defaults() -> None:
     """The variables the project's endpoints.yml reads, when the caller did not set them:
-    the data folder (tracker store and event broker files) and the action server's port."""
-    os.environ.setdefault("XIAOER_DATA_DIR", str(get_settings().data_dir))
+    the data folder (tracker store and event broker files; created, private, if missing)
+    and the action server's port."""
+    data_dir = get_settings().data_dir
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.setdefault("XIAOER_DATA_DIR", str(data_dir))
     os.environ.setdefault("XIAOER_ACTIONS_PORT", "5055")
