@@ -375,9 +375,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
+    from xiaoer.core.rasa_api import rasa_url
     from xiaoer.notifications.sender import RasaNotifier
 
-    delivered = RasaNotifier(args.url, api_token()).deliver_pending()
+    delivered = RasaNotifier(args.url or rasa_url(), api_token()).deliver_pending()
     print(f"delivered {delivered} notification(s)")
     return 0
 
@@ -385,7 +386,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     import requests
 
-    url = f"{args.url.rstrip('/')}/webhooks/rest/webhook"
+    from xiaoer.core.rasa_api import rasa_url
+
+    url = f"{(args.url or rasa_url()).rstrip('/')}/webhooks/rest/webhook"
     sender = args.sender or f"cli-{uuid.uuid4().hex[:8]}"
     print(f"与店小二聊天（会话 {sender}），输入 /quit 退出。")
     while True:
@@ -411,11 +414,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"   [{i}] {button.get('title')}  ({button.get('payload')})")
             if message.get("image"):
                 print(f"店小二: [图片] {message['image']}")
-
-
-def _rasa_url() -> str:
-    """The Rasa server the client commands talk to: $XIAOER_RASA_URL, else the local one."""
-    return os.environ.get("XIAOER_RASA_URL") or "http://localhost:5005"
 
 
 def cmd_designer(args: argparse.Namespace) -> int:
@@ -516,10 +514,10 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
-    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
+    p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.set_defaults(func=cmd_notify)
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
-    p.add_argument("--url", default=_rasa_url(), help="default: $XIAOER_RASA_URL or :5005")
+    p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
     for name, rasa_command in (

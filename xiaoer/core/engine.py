@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import MetaData, Table, create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool, StaticPool
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def masked_url(url: str | URL) -> str:
+    """A database URL fit for logs and messages: its password hidden."""
+    return make_url(str(url)).render_as_string(hide_password=True)
 
 
 # --- engines -------------------------------------------------------------------------------

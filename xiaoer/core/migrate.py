@@ -40,7 +40,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from xiaoer.core.engine import Database, DatabaseError, create_database, metadata
+from xiaoer.core.engine import Database, DatabaseError, create_database, masked_url, metadata
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def ensure_current(db: Database) -> None:
             else:
                 import_beside(db)
         return
-    where = db.engine.url.render_as_string(hide_password=True)
+    where = masked_url(db.engine.url)
     raise DatabaseError(
         f"the project database {where} is at revision {current(db) or 'none'}, this version "
         f"needs {head()}: run `xiaoer migrate` (once, before starting the servers)"
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
         print(f"error: {exc}")
         return 1
     except (SQLAlchemyError, DatabaseError) as exc:
-        where = db.engine.url.render_as_string(hide_password=True)
+        where = masked_url(db.engine.url)
         print(f"error: {where}: {exc}")
         return 1
     finally:
@@ -297,7 +297,7 @@ def run(args: argparse.Namespace, db: Database | None = None) -> int:
 def _run(args: argparse.Namespace, db: Database) -> int:
     from xiaoer.core import pgsetup
 
-    where = db.engine.url.render_as_string(hide_password=True)
+    where = masked_url(db.engine.url)
     if getattr(args, "current", False):
         print(current(db) or "none")
         return 0

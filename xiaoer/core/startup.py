@@ -32,6 +32,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from xiaoer.core.engine import masked_url
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -54,11 +56,6 @@ class StoreInfo:
 
     kind: str  # tracker_store, event_broker, lock_store
     where: str  # masked URL, or "in memory"
-
-
-def masked(url: str | URL) -> str:
-    """A database URL with its password hidden."""
-    return make_url(str(url) if isinstance(url, URL) else url).render_as_string(hide_password=True)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -136,7 +133,7 @@ def check_sql(url: URL | str, what: str, endpoints: Path, label: str) -> None:
         message = _one_line(exc)
         hint, short = _sql_hint(message, parsed, what, endpoints)
         raise StartupError(
-            f"{label} unreachable: {masked(parsed)}: {message} ({hint})", short
+            f"{label} unreachable: {masked_url(parsed)}: {message} ({hint})", short
         ) from exc
 
 
@@ -247,7 +244,7 @@ def check_endpoint_stores(
     elif str(tracker.type).lower() == "sql":
         url, login_db = rasa_sql_url(tracker, base)
         check_sql(url, "tracker_store", endpoints, "tracker store")
-        shown = masked(url)
+        shown = masked_url(url)
         if login_db:  # Rasa creates the database itself from login_db
             shown = shown.rsplit("/", 1)[0] + f"/{tracker.kwargs.get('db')}"
         found.append(StoreInfo("tracker_store", shown))
@@ -257,7 +254,7 @@ def check_endpoint_stores(
     if broker is not None and str(broker.type or "").lower() == "sql":
         url, _ = rasa_sql_url(broker, base)
         check_sql(url, "event_broker", endpoints, "event broker")
-        found.append(StoreInfo("event_broker", masked(url)))
+        found.append(StoreInfo("event_broker", masked_url(url)))
     lock = _read(endpoints, "lock_store") if "lock_store" in kinds else None
     if lock is not None and "redis" in str(lock.type or "").lower():
         found.append(StoreInfo("lock_store", check_redis(lock, endpoints)))
@@ -282,7 +279,7 @@ def check_project_db(url: str | None = None, upgrade_sqlite: bool = True, db: An
         url = url or (db.url if db is not None else default_url())
     except DatabaseError as exc:
         raise StartupError(f"project database: {exc}", "misconfigured") from exc
-    where = masked(url)
+    where = masked_url(url)
     own = db is None
     try:
         db = db or create_database(url)

@@ -119,7 +119,7 @@ class Readiness:
                     conn.execute(text("SELECT 1"))
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 raise StartupError(
-                    f"tracker store unreachable: {startup.masked(engine.url)}: "
+                    f"tracker store unreachable: {startup.masked_url(engine.url)}: "
                     f"{startup._one_line(exc)}",
                     "unreachable",
                 ) from exc

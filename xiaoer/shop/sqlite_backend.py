@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from xiaoer.core.db import Database, database_for, metadata
+from xiaoer.core.engine import masked_url
 from xiaoer.shop import demo_data
 from xiaoer.shop.backend import OperationRejected, ShopBackend
 from xiaoer.shop.models import (
@@ -228,7 +229,7 @@ def shop_location(target: Database | str | Path | None) -> str:
     password)."""
     db = database_for(target)
     path = db.sqlite_path
-    return str(path) if path else db.engine.url.render_as_string(hide_password=True)
+    return str(path) if path else masked_url(db.engine.url)
 
 
 def seed_demo_shop(

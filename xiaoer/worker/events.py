@@ -31,6 +31,7 @@ from sqlalchemy import Column, Float, Integer, Table, Text, select
 
 from xiaoer.core.config import PROJECT_ROOT
 from xiaoer.core.db import Database, database_for, metadata
+from xiaoer.core.engine import masked_url
 from xiaoer.worker.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class EventFollower:
     def where(self) -> str:
         """The broker, for logs (never a password)."""
         if isinstance(self.events_db, str):
-            return str(sa.engine.make_url(self.events_db).render_as_string(hide_password=True))
+            return masked_url(self.events_db)
         return str(self.events_db)
 
     # --- cursor ------------------------------------------------------------------------
