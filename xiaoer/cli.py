@@ -101,9 +101,16 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
 
     ``rasa train`` itself reuses unchanged components from its cache; skipping it when
     nothing changed saves the packaging of a new, identical model."""
+    from xiaoer.knowledge.store import get_knowledge_store
+    from xiaoer.training import trainer
+
     root = get_settings().root
     out = out or root / "models"
-    fingerprint = training_fingerprint(root)
+    kb = get_knowledge_store()
+    # the knowledge base is trained too (generated retrieval intents, docs/knowledge.md)
+    fingerprint = hashlib.sha256(
+        f"{training_fingerprint(root)}:{kb.fingerprint()}".encode()
+    ).hexdigest()[:16]
     marker = out / f"{fingerprint}.model"
     if marker.exists():
         model = out / marker.read_text().strip()
@@ -112,10 +119,10 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
                 f"==> model up to date ({model.name}): data/, domain.yml and config.yml unchanged"
             )
             return model
-    print("==> rasa train (data/, domain.yml or config.yml changed)")
+    print("==> rasa train (data/, domain.yml, config.yml or the knowledge base changed)")
     started = time.monotonic()
     subprocess.run(
-        [_rasa(), "train", "--out", str(out)],
+        trainer.rasa_train_args(trainer.prepare(store=kb), out),
         cwd=root,
         env=_env(),
         check=True,
@@ -426,6 +433,13 @@ def cmd_designer(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    """The knowledge base (docs/knowledge.md): import, export, list, retrain."""
+    from xiaoer.knowledge import cli as kb_cli
+
+    return kb_cli.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -520,6 +534,9 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
+    from xiaoer.knowledge.cli import add_parser as add_kb_parser
+
+    add_kb_parser(sub, cmd_kb)
     for name, rasa_command in (
         ("shell", "rasa shell"),
         ("interactive", "rasa interactive (exports to data/stories/, data/nlu/)"),

@@ -123,7 +123,9 @@ class Matcher:
                 choices: dict[str, tuple[int, str]] = {}
                 for entry in self.store.all(enabled_only=True):
                     for text in entry.examples():
-                        choices.setdefault(match_key(normalize_message_text(text)), (entry.id or 0, text))
+                        choices.setdefault(
+                            match_key(normalize_message_text(text)), (entry.id or 0, text)
+                        )
                 choices.pop("", None)
                 self._choices = choices
                 self._loaded = now

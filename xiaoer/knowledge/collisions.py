@@ -26,9 +26,9 @@ def strip_annotations(example: str) -> str:
 
 
 def nlu_dir() -> Path:
-    from xiaoer.core.config import get_settings
+    from xiaoer.core.config import PROJECT_ROOT
 
-    return get_settings().root / "data" / "nlu"
+    return PROJECT_ROOT / "data" / "nlu"
 
 
 @lru_cache(maxsize=4)
@@ -89,7 +89,9 @@ class CollisionIndex:
 
     def __init__(self, intents: dict[str, tuple[str, str]]) -> None:
         self.intents = intents
-        self.phrasings: dict[str, tuple[tuple[str, str], str, str]] = {}  # key -> ident, question, text
+        self.phrasings: dict[
+            str, tuple[tuple[str, str], str, str]
+        ] = {}  # key -> ident, question, text
 
     @staticmethod
     def ident(entry: Entry) -> tuple[str, str]:

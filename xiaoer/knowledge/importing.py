@@ -199,7 +199,9 @@ def import_table(
         return report
     store.write_many(to_write, by=by)
     report.written = True
-    for result, entry in zip([r for r in report.rows if r.status in (ADDED, UPDATED)], to_write):
+    for result, entry in zip(
+        [r for r in report.rows if r.status in (ADDED, UPDATED)], to_write, strict=False
+    ):
         result.entry_id = entry.id
     return report
 

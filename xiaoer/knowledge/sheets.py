@@ -76,7 +76,9 @@ class Table:
 def _header(cells: Iterable[object]) -> list[str]:
     out = []
     for cell in cells:
-        name = str(cell or "").strip().replace(" ", "").replace("（可选）", "").replace("(可选)", "")
+        name = (
+            str(cell or "").strip().replace(" ", "").replace("（可选）", "").replace("(可选)", "")
+        )
         out.append(ALIASES.get(name.lower(), ALIASES.get(name, name)))
     return out
 
@@ -96,7 +98,7 @@ def _table(raw: list[list[object]]) -> Table:
     rows = []
     for cells in raw[1:]:
         row = {}
-        for name, value in zip(header, cells):
+        for name, value in zip(header, cells, strict=False):
             if name in COLUMNS:
                 row[name] = "" if value is None else str(value).strip()
         rows.append(row)
@@ -149,7 +151,9 @@ def _read_csv(data: bytes) -> Table:
     except csv.Error:
         delimiter = ","
     try:
-        raw: list[list[object]] = [list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
+        raw: list[list[object]] = [
+            list(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter)
+        ]
     except csv.Error as exc:
         raise SheetError(f"文件不是有效的表格：{exc}") from exc
     return _table(raw)
@@ -168,7 +172,15 @@ def write_xlsx(rows: list[dict[str, str]], columns: list[str] | None = None) -> 
         cell.font = Font(bold=True)
     for row in rows:
         sheet.append([row.get(c, "") for c in columns])
-    widths = {"问题": 28, "相似问法": 36, "答案": 50, "商品": 10, "分类": 12, "图片": 24, "按钮": 20}
+    widths = {
+        "问题": 28,
+        "相似问法": 36,
+        "答案": 50,
+        "商品": 10,
+        "分类": 12,
+        "图片": 24,
+        "按钮": 20,
+    }
     for i, name in enumerate(columns):
         sheet.column_dimensions[chr(ord("A") + i)].width = widths.get(name, 8)
     for row in sheet.iter_rows(min_row=2):

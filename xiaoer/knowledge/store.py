@@ -172,7 +172,9 @@ def _row_to_entry(row: Any) -> Entry:
         product=row.product or "",
         category=row.category or "",
         image_url=row.image_url or "",
-        buttons=[Button(str(b["title"]), str(b["payload"])) for b in json.loads(row.buttons or "[]")],
+        buttons=[
+            Button(str(b["title"]), str(b["payload"])) for b in json.loads(row.buttons or "[]")
+        ],
         enabled=bool(row.enabled),
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -275,7 +277,9 @@ class KnowledgeStore:
         values = {**_values(entry), "updated_at": now, "updated_by": by}
         if entry.id is None:
             values["created_at"] = now
-            entry.id = int(conn.execute(kb_entries.insert().values(**values)).inserted_primary_key[0])
+            entry.id = int(
+                conn.execute(kb_entries.insert().values(**values)).inserted_primary_key[0]
+            )
             entry.created_at = now
         else:
             result = conn.execute(
@@ -303,7 +307,9 @@ class KnowledgeStore:
 
     def delete(self, entry_id: int) -> bool:
         with self.db.begin() as conn:
-            return bool(conn.execute(kb_entries.delete().where(kb_entries.c.id == entry_id)).rowcount)
+            return bool(
+                conn.execute(kb_entries.delete().where(kb_entries.c.id == entry_id)).rowcount
+            )
 
     def clear(self) -> int:
         with self.db.begin() as conn:

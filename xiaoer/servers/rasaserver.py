@@ -129,9 +129,11 @@ def load_models_in_thread() -> None:
             await asyncio.get_running_loop().run_in_executor(None, agent.load_model, model_path)
         except (ModelNotFound, OSError, ValueError) as exc:
             logger.warning("model %s could not be loaded: %s", model_path, exc)
-        except Exception:  # noqa: BLE001 - Rasa's own handler answers 500 for the same
+        except Exception as exc:  # noqa: BLE001 - Rasa's own handler answers 500 for the same
             logger.exception("model %s could not be loaded", model_path)
-            raise rasa_server.ErrorResponse(500, "LoadingError", "the model could not be loaded")
+            raise rasa_server.ErrorResponse(
+                500, "LoadingError", "the model could not be loaded"
+            ) from exc
         if not agent.is_ready():
             raise rasa_server.ErrorResponse(
                 400, "BadRequest", f"Agent with name '{model_path}' could not be loaded."

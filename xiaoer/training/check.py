@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from xiaoer.core.config import get_settings
+from xiaoer.core.config import PROJECT_ROOT
 from xiaoer.knowledge.answers import response_key
 from xiaoer.knowledge.collisions import intent_examples
 from xiaoer.knowledge.store import KnowledgeStore, get_knowledge_store
@@ -56,7 +56,7 @@ def probes(store: KnowledgeStore | None = None) -> list[Probe]:
 def failures(probes: list[Probe], answers: list[dict[str, Any]]) -> list[str]:
     """What the model got wrong, in words for the console."""
     wrong = []
-    for probe, parsed in zip(probes, answers):
+    for probe, parsed in zip(probes, answers, strict=False):
         intent = (parsed.get("intent") or {}).get("name")
         if intent != probe.intent:
             wrong.append(f"「{probe.text}」应识别为 {probe.intent}，实际为 {intent}")
@@ -80,7 +80,7 @@ def check_model(model: Path, probe_list: list[Probe], timeout: float = 600) -> l
             capture_output=True,
             text=True,
             timeout=timeout,
-            cwd=get_settings().root,
+            cwd=PROJECT_ROOT,
             env=env,
         )
     except subprocess.TimeoutExpired:
@@ -106,7 +106,9 @@ def main() -> int:
     items = json.loads(sys.stdin.read() or "[]")
     answers = asyncio.run(_parse_all(sys.argv[1], [i["text"] for i in items]))
     keep = ("intent", "response_selector", "text")
-    print(json.dumps([{k: a.get(k) for k in keep} for a in answers], ensure_ascii=False, default=str))
+    print(
+        json.dumps([{k: a.get(k) for k in keep} for a in answers], ensure_ascii=False, default=str)
+    )
     return 0
 
 

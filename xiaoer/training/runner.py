@@ -52,9 +52,7 @@ def execute(run_id: int, store: TrainingRunStore) -> None:
     try:
         logs = trainer.build_dir()
         logs.mkdir(parents=True, exist_ok=True)
-        trained = trainer.train(
-            name, training_progress, store=kb, log=logs / f"run{run_id}.log"
-        )
+        trained = trainer.train(name, training_progress, store=kb, log=logs / f"run{run_id}.log")
     except Exception as exc:  # noqa: BLE001 - any failure ends the run, visibly
         log.exception("training run %s failed", run_id)
         store.update(run_id, state=FAILED, error=str(exc)[-2000:], progress="训练失败")

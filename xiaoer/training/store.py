@@ -139,7 +139,9 @@ class TrainingRunStore:
         if values.get("state") in FINAL:
             values.setdefault("finished_at", time.time())
         with self.db.begin() as conn:
-            conn.execute(training_runs.update().where(training_runs.c.id == run_id).values(**values))
+            conn.execute(
+                training_runs.update().where(training_runs.c.id == run_id).values(**values)
+            )
 
     def fail_orphans(self, older_than: float) -> int:
         """Runs left in progress by a worker that died (no heartbeat for ``older_than`` s)."""

@@ -125,7 +125,9 @@ def swap_all(
         try:
             before = api.status(state.url)
             state.previous = str(before.get("model_file") or "")
-            state.previous_path = find_model(Path(state.previous).name, places) if state.previous else ""
+            state.previous_path = (
+                find_model(Path(state.previous).name, places) if state.previous else ""
+            )
             say(f"切换模型：第 {i}/{len(states)} 台机器人服务")
             api.load(state.url, model)
             state.swapped = True

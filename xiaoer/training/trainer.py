@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from xiaoer.core.config import get_settings
+from xiaoer.core.config import PROJECT_ROOT, get_settings
 from xiaoer.knowledge.store import KnowledgeStore, get_knowledge_store
 from xiaoer.knowledge.training_data import TrainingInputs, write_inputs
 
@@ -34,14 +34,14 @@ def training_settings() -> dict:
 
 
 def config_path() -> Path:
-    root = get_settings().root
+    root = PROJECT_ROOT
     configured = os.environ.get(CONFIG_ENV) or training_settings().get("config") or "config.yml"
     path = Path(configured)
     return path if path.is_absolute() else root / path
 
 
 def models_dir() -> Path:
-    root = get_settings().root
+    root = PROJECT_ROOT
     path = Path(training_settings().get("models_dir") or "models")
     return path if path.is_absolute() else root / path
 
@@ -50,14 +50,14 @@ def build_dir() -> Path:
     configured = training_settings().get("build_dir")
     if configured:
         path = Path(configured)
-        return path if path.is_absolute() else get_settings().root / path
+        return path if path.is_absolute() else PROJECT_ROOT / path
     return get_settings().data_dir / "training"
 
 
 def prepare(out: Path | None = None, store: KnowledgeStore | None = None) -> TrainingInputs:
     """Generate the knowledge base's training files beside the project's own."""
     store = store or get_knowledge_store()
-    return write_inputs(out or build_dir() / "build", store.all(), get_settings().root)
+    return write_inputs(out or build_dir() / "build", store.all(), PROJECT_ROOT)
 
 
 def rasa_train_args(inputs: TrainingInputs, out: Path, name: str | None = None) -> list[str]:
@@ -114,7 +114,7 @@ def train(
     timeout = timeout or float(training_settings().get("timeout_minutes") or 30) * 60
     proc = subprocess.Popen(
         rasa_train_args(inputs, out, name),
-        cwd=get_settings().root,
+        cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -128,7 +128,9 @@ def train(
     sink = open(log, "ab") if log else None  # noqa: SIM115 - closed below
     try:
         while True:
-            chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            chunk = (
+                proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            )
             if not chunk:
                 break
             if sink:
