@@ -89,6 +89,11 @@ def _table(raw: list[list[object]]) -> Table:
     if not raw:
         raise SheetError("表格是空的：第一行应是列名（问题、相似问法、答案）")
     header = _header(raw[0])
+    if not set(header) & set(COLUMNS):
+        raise SheetError(
+            "文件不是知识库表格：第一行应是列名 问题、相似问法、答案"
+            "（可选：商品、分类、图片、按钮、启用），请下载模板对照。"
+        )
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise SheetError(
