@@ -112,7 +112,7 @@ def load_models_in_thread() -> None:
 
     import rasa.core.agent as rasa_agent
     import rasa.server as rasa_server
-    from rasa.core.exceptions import ModelNotFound
+    from rasa.exceptions import ModelNotFound
 
     original = rasa_server._load_agent
 
