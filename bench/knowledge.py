@@ -48,7 +48,6 @@ KB_FILE = ROOT / "bench" / "data" / "knowledge" / "kb-200.csv"
 PARAPHRASES = ROOT / "bench" / "data" / "blind" / "kb-paraphrases.csv"
 HELDOUT = ROOT / "tests" / "nlu" / "heldout.yml"
 
-QUESTION_COLUMNS = ("问题", "标准问题", "standard_question", "question", "entry", "条目")
 TEXT_COLUMNS = ("说法", "改写", "相似问法", "paraphrase", "text", "问法", "用户问法", "message")
 
 
@@ -64,16 +63,31 @@ def heldout() -> list[tuple[str, str]]:
     return out
 
 
-def paraphrases(path: Path) -> list[tuple[str, str]]:
-    """(standard question, paraphrase) pairs of the blind set (column names guessed from
-    a few common ones: the author wrote it without seeing this code)."""
+def paraphrases(path: Path, questions: set[str]) -> list[tuple[str, str]]:
+    """(standard question, paraphrase) pairs of the blind set. Its author wrote it without
+    seeing this code, so the columns are found by their content: the question column is
+    the one whose cells are the spreadsheet's standard questions (``questions``: match
+    keys), the paraphrase column the other column with the most text."""
+    from xiaoer.knowledge.store import match_key
+
     text = path.read_bytes().decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     if not rows:
         return []
     columns = list(rows[0])
-    q = next((c for c in columns if c.strip().lower() in QUESTION_COLUMNS), columns[0])
-    t = next((c for c in columns if c.strip().lower() in TEXT_COLUMNS and c != q), columns[1])
+
+    def hits(column: str) -> int:
+        return sum(1 for r in rows if match_key(r.get(column) or "") in questions)
+
+    q = max(columns, key=hits)
+    others = [c for c in columns if c != q]
+    t = max(
+        others,
+        key=lambda c: sum(
+            1 for r in rows if (r.get(c) or "").strip() and match_key(r[c]) != match_key(r[q])
+        )
+        + (0.5 if c.strip().lower() in TEXT_COLUMNS else 0),
+    )
     return [(r[q].strip(), r[t].strip()) for r in rows if r.get(q) and r.get(t)]
 
 
@@ -217,7 +231,10 @@ def main() -> int:
         print(f"==> heldout accuracy after: {results['heldout_after']:.4f}", flush=True)
 
         if args.paraphrases.exists():
-            pairs = paraphrases(args.paraphrases)
+            from xiaoer.knowledge.sheets import read_table
+
+            sheet = read_table(args.kb.read_bytes(), args.kb.name)
+            pairs = paraphrases(args.paraphrases, {match_key(r["问题"]) for r in sheet.rows})
             known = {e.question_key for e in entries}
             right = wrong = 0
             misses = []

@@ -12,6 +12,7 @@ Where things are (``training`` in xiaoer.yml):
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from xiaoer.core.config import PROJECT_ROOT, get_settings
 from xiaoer.knowledge.store import KnowledgeStore, get_knowledge_store
 from xiaoer.knowledge.training_data import TrainingInputs, write_inputs
 
+log = logging.getLogger(__name__)
 CONFIG_ENV = "XIAOER_TRAINING_CONFIG"
 Progress = Callable[[str, int], None]  # (Chinese text, percent of the training step)
 
@@ -166,7 +168,10 @@ def train(
         if sink:
             sink.close()
     model = out / f"{name}.tar.gz"
-    if code != 0 or not model.exists():
-        raise TrainingError("训练失败：" + "\n".join(tail[-8:]))
+    saved = any("Your Rasa model is trained and saved" in line for line in tail)
+    if not model.exists() or not (code == 0 or saved):
+        raise TrainingError(f"训练失败（退出码 {code}）：" + "\n".join(tail[-8:]))
+    if code != 0:  # e.g. a library crashing at exit after the model was written
+        log.warning("rasa train exited with %s after saving %s", code, model.name)
     say("训练完成", 100)
     return Trained(model, time.monotonic() - started, inputs.entries)
