@@ -297,7 +297,8 @@ def test_training_data_is_generated_outside_data(store: KnowledgeStore, tmp_path
         }
     ]
     domain = yaml.safe_load((inputs.domain / "knowledge.yml").read_text("utf-8"))
-    assert domain["intents"] == ["faq"] and domain["actions"] == ["action_kb_answer"]
+    assert domain["intents"] == [{"faq": {"is_retrieval_intent": True}}]
+    assert domain["actions"] == ["action_kb_answer", "utter_faq"]
     assert (inputs.domain / "domain.yml").read_text("utf-8") == (ROOT / "domain.yml").read_text(
         "utf-8"
     )

@@ -62,7 +62,14 @@ def write_inputs(out: Path, entries: Iterable[Entry], root: Path) -> TrainingInp
     (out / "data").mkdir()
     shutil.copyfile(root / "domain.yml", out / "domain" / "domain.yml")
     header = "# generated from the knowledge base at training time: do not edit\n"
-    domain = {"version": "3.1", "intents": [RETRIEVAL_INTENT], "actions": [ANSWER_ACTION]}
+    # declared as Rasa declares a retrieval intent with entries (the intent's flag, the
+    # retrieval action utter_faq), so the dialogue policies see the same domain with or
+    # without entries: a knowledge-base change retrains the NLU only (Rasa's cache)
+    domain = {
+        "version": "3.1",
+        "intents": [{RETRIEVAL_INTENT: {"is_retrieval_intent": True}}],
+        "actions": [ANSWER_ACTION, f"utter_{RETRIEVAL_INTENT}"],
+    }
     (out / "domain" / "knowledge.yml").write_text(
         header + yaml.safe_dump(domain, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
