@@ -26,7 +26,7 @@ from xiaoer.core.config import PROJECT_ROOT, get_settings
 from xiaoer.knowledge.store import KnowledgeStore, get_knowledge_store
 from xiaoer.knowledge.training_data import TrainingInputs, write_inputs
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 CONFIG_ENV = "XIAOER_TRAINING_CONFIG"
 Progress = Callable[[str, int], None]  # (Chinese text, percent of the training step)
 
@@ -146,8 +146,8 @@ def train(
                 tail = (tail + [line])[-30:]
                 started_component = _COMPONENT.search(line)
                 if started_component:
-                    name = started_component.group(1)
-                    component = COMPONENT_LABELS.get(name, name)
+                    label = started_component.group(1)
+                    component = COMPONENT_LABELS.get(label, label)
                     last_percent = -1
                     say(f"训练中：{component}", 0)
                     continue
@@ -172,6 +172,6 @@ def train(
     if not model.exists() or not (code == 0 or saved):
         raise TrainingError(f"训练失败（退出码 {code}）：" + "\n".join(tail[-8:]))
     if code != 0:  # e.g. a library crashing at exit after the model was written
-        log.warning("rasa train exited with %s after saving %s", code, model.name)
+        logger.warning("rasa train exited with %s after saving %s", code, model.name)
     say("训练完成", 100)
     return Trained(model, time.monotonic() - started, inputs.entries)
