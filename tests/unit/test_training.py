@@ -159,3 +159,61 @@ def test_a_run_goes_live_or_fails_visibly(
     runner.run_next(runs)
     run = runs.get(run_id)
     assert run is not None and run["state"] == "failed" and "YAML" in run["error"]
+
+
+FAKE_RASA = """
+import sys, pathlib
+args = sys.argv[1:]
+out = pathlib.Path(args[args.index("--out") + 1])
+name = args[args.index("--fixed-model-name") + 1]
+print("INFO rasa.engine.training.hooks  - Starting to train component 'DIETClassifier'.", flush=True)
+sys.stdout.write("Epochs:  50%|#####     | 1/2\\rEpochs: 100%|##########| 2/2\\n")
+print("INFO rasa.engine.training.hooks  - Starting to train component 'ResponseSelector'.")
+(out / (name + ".tar.gz")).write_bytes(b"model")
+print(f"Your Rasa model is trained and saved at '{out / name}.tar.gz'.")
+"""
+
+
+def test_training_reports_progress_and_returns_the_model(
+    project_db: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rasa train`` as a child process: its components and epochs become the progress;
+    the model it saved is returned (a fake ``rasa`` script stands in for Rasa here)."""
+    import sys
+
+    from xiaoer.knowledge.store import KnowledgeStore
+    from xiaoer.training import trainer
+
+    script = tmp_path / "fake_rasa.py"
+    script.write_text(FAKE_RASA)
+    monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr(
+        trainer, "rasa_train_args",
+        lambda inputs, out, name: [sys.executable, str(script), "--out", str(out),
+                                   "--fixed-model-name", name],
+    )  # fmt: skip
+    heard: list[tuple[str, int]] = []
+    trained = trainer.train(
+        "run7", lambda text, p: heard.append((text, p)), store=KnowledgeStore(project_db)
+    )
+    assert trained.model == tmp_path / "models" / "run7.tar.gz" and trained.model.exists()
+    assert ("训练中：意图识别 50%", 50) in heard and ("训练中：意图识别 100%", 100) in heard
+    assert ("训练中：知识库问答", 0) in heard and heard[-1] == ("训练完成", 100)
+
+
+def test_a_failed_training_says_why(
+    project_db: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from xiaoer.knowledge.store import KnowledgeStore
+    from xiaoer.training import trainer
+
+    monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr(
+        trainer, "rasa_train_args",
+        lambda inputs, out, name: [sys.executable, "-c",
+                                   "print('InvalidDomain: duplicate intent'); raise SystemExit(1)"],
+    )  # fmt: skip
+    with pytest.raises(trainer.TrainingError, match="InvalidDomain: duplicate intent"):
+        trainer.train("run8", store=KnowledgeStore(project_db))
