@@ -78,6 +78,7 @@ TRAINING_INPUTS = (
     "data",
     "xiaoer/nlu",
     "xiaoer/text",
+    "xiaoer/knowledge/training_data.py",  # the knowledge base's generated training files
 )
 
 
