@@ -4,7 +4,10 @@ A retrain teaches the model a new entry (retrieval intent ``faq/kb<id>``, the
 ResponseSelector); until it is done, this component recognises the entry's question and
 phrasings as written (normalised text, rapidfuzz ratio >= ``threshold``; exact only for
 short texts) and makes the message ``faq`` with that entry selected, as the
-ResponseSelector would. The entries are read at run time from the project database (a
+ResponseSelector would. For a message the classifier took for ``faq`` (or did not
+understand), it also picks the entry whose example is most similar
+(:meth:`xiaoer.knowledge.answers.Matcher.nearest`), which generalises to unseen phrasings
+far better than the ResponseSelector trained on a few phrasings per entry. The entries are read at run time from the project database (a
 cache of a few seconds). It runs after the classifiers and the entity rule and before the
 handoff keywords, which still win. A phrasing is never an existing intent's example (the
 import refuses collisions), so a match overrides the classifier.
@@ -33,11 +36,23 @@ OFF_ENV = "XIAOER_KB_MATCHER_OFF"
 class KnowledgeMatcher(GraphComponent):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"threshold": 90.0, "min_fuzzy_length": 6, "refresh_seconds": 3.0}
+        return {
+            "threshold": 90.0,
+            "min_fuzzy_length": 6,
+            "refresh_seconds": 3.0,
+            # which entry a message classified as faq is about: the most similar example's
+            # entry when at least this similar (0-100), else the ResponseSelector's choice
+            "select_threshold": 20.0,
+            # a message the classifier did not understand (nlu_fallback) that is at least
+            # this similar to an entry's example is that entry's question
+            "rescue_threshold": 30.0,
+        }
 
     def __init__(self, config: dict[str, Any]) -> None:
         from xiaoer.knowledge.answers import Matcher
 
+        self.select_threshold = float(config.get("select_threshold", 20.0))
+        self.rescue_threshold = float(config.get("rescue_threshold", 30.0))
         self.matcher = Matcher(
             ttl=float(config.get("refresh_seconds", 3.0)),
             threshold=float(config.get("threshold", 90.0)),
@@ -60,8 +75,21 @@ class KnowledgeMatcher(GraphComponent):
         if os.environ.get(OFF_ENV) == "1":  # checking what the model itself learnt
             return messages
         for message in messages:
+            text = message.get(TEXT) or ""
+            intent = (message.get(INTENT) or {}).get("name")
             try:
-                found = self.matcher.match(message.get(TEXT) or "")
+                found = self.matcher.match(text)
+                how = "exact"
+                if found is None and intent in (RETRIEVAL_INTENT, "nlu_fallback"):
+                    found = self.matcher.nearest(text)
+                    how = "similar"
+                    needed = (
+                        self.select_threshold
+                        if intent == RETRIEVAL_INTENT
+                        else self.rescue_threshold
+                    )
+                    if found is not None and found.score < needed:
+                        found = None
             except Exception:  # noqa: BLE001 - the knowledge base must not stop the NLU
                 logger.exception("knowledge base matcher unavailable")
                 return messages
@@ -69,7 +97,14 @@ class KnowledgeMatcher(GraphComponent):
                 continue
             key = f"{RETRIEVAL_INTENT}/{found.key}"
             confidence = round(found.score / 100, 4)
-            forced = {"name": RETRIEVAL_INTENT, "confidence": confidence, MATCH_FIELD: found.key}
+            if how == "similar" and intent == RETRIEVAL_INTENT:  # the classifier's confidence
+                confidence = float((message.get(INTENT) or {}).get("confidence") or confidence)
+            forced = {
+                "name": RETRIEVAL_INTENT,
+                "confidence": confidence,
+                MATCH_FIELD: found.key,
+                "knowledge_match_kind": how,
+            }
             ranking = [
                 r
                 for r in (message.get(INTENT_RANKING_KEY) or [])
