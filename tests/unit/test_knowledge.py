@@ -304,3 +304,43 @@ def test_training_data_is_generated_outside_data(store: KnowledgeStore, tmp_path
     )
     assert inputs.data == [ROOT / "data", tmp_path / "build" / "data"]
     assert inputs.entries == 1
+
+
+def test_nearest_picks_the_entry_with_the_most_similar_example(store: KnowledgeStore) -> None:
+    cod = store.save(Entry(question="支持货到付款吗", answer="不支持", phrasings=["能到付吗"]))
+    store.save(Entry(question="可以开纸质收据吗", answer="可以", phrasings=["要一张收据"]))
+    matcher = Matcher(store, ttl=0)
+    near = matcher.nearest("货到了再付款行不行")
+    assert near is not None and near.key == cod.key and 0 < near.score < 100
+
+
+def test_the_nlu_component_answers_faq_and_rescues_close_misses(store: KnowledgeStore) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from xiaoer.nlu.knowledge import KnowledgeMatcher
+
+    cod = store.save(Entry(question="支持货到付款吗", answer="不支持", phrasings=["能到付吗"]))
+    receipt = store.save(
+        Entry(question="可以开纸质收据吗", answer="可以", phrasings=["要一张收据"])
+    )
+    component = KnowledgeMatcher({**KnowledgeMatcher.get_default_config(), "refresh_seconds": 0})
+
+    def parse(text: str, intent: str, confidence: float = 0.9) -> dict[str, Any]:
+        message = Message(data={"text": text})
+        message.set("intent", {"name": intent, "confidence": confidence})
+        message.set("intent_ranking", [{"name": intent, "confidence": confidence}])
+        component.process([message])
+        return {
+            "intent": message.get("intent"),
+            "response_selector": message.get("response_selector") or {},
+        }
+
+    exact = parse("支持貨到付款嗎？", "ask_discount", 0.4)  # before any retrain: the matcher
+    assert exact["intent"]["name"] == "faq" and describe(exact)["id"] == cod.id  # type: ignore[index]
+    similar = parse("纸质的收据能开一张吗", "faq", 0.8)  # the classifier knew it is an faq
+    assert describe(similar)["id"] == receipt.id  # type: ignore[index]
+    assert similar["intent"]["confidence"] == 0.8
+    rescued = parse("货到再付款行不", "nlu_fallback", 0.3)
+    assert rescued["intent"]["name"] == "faq" and describe(rescued)["id"] == cod.id  # type: ignore[index]
+    other = parse("我的快递到哪了", "order_status", 0.95)  # other intents are left alone
+    assert other["intent"]["name"] == "order_status" and other["response_selector"] == {}

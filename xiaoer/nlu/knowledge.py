@@ -42,7 +42,7 @@ class KnowledgeMatcher(GraphComponent):
             "refresh_seconds": 3.0,
             # which entry a message classified as faq is about: the most similar example's
             # entry when at least this similar (0-100), else the ResponseSelector's choice
-            "select_threshold": 20.0,
+            "select_threshold": 30.0,
             # a message the classifier did not understand (nlu_fallback) that is at least
             # this similar to an entry's example is that entry's question
             "rescue_threshold": 30.0,
@@ -51,7 +51,7 @@ class KnowledgeMatcher(GraphComponent):
     def __init__(self, config: dict[str, Any]) -> None:
         from xiaoer.knowledge.answers import Matcher
 
-        self.select_threshold = float(config.get("select_threshold", 20.0))
+        self.select_threshold = float(config.get("select_threshold", 30.0))
         self.rescue_threshold = float(config.get("rescue_threshold", 30.0))
         self.matcher = Matcher(
             ttl=float(config.get("refresh_seconds", 3.0)),
