@@ -9,15 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xiaoer.knowledge.importing import (
-    REJECTED,
-    STATUS_LABELS,
-    export_bytes,
-    import_bytes,
-    shop_products,
-)
-from xiaoer.knowledge.sheets import SheetError, template
-from xiaoer.knowledge.store import get_knowledge_store
+# the store and the importer are imported by the commands that use them, not by
+# ``add_parser``: other ``xiaoer`` commands do not load the knowledge base's tables
 
 
 def add_parser(sub: Any, func: Any) -> None:
@@ -46,6 +39,10 @@ def add_parser(sub: Any, func: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xiaoer.knowledge.importing import export_bytes
+    from xiaoer.knowledge.sheets import template
+    from xiaoer.knowledge.store import get_knowledge_store
+
     command = args.kb_command
     if command == "import":
         return _import(args)
@@ -84,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from xiaoer.knowledge.importing import REJECTED, STATUS_LABELS, import_bytes, shop_products
+    from xiaoer.knowledge.sheets import SheetError
+    from xiaoer.knowledge.store import get_knowledge_store
+
     path = Path(args.file)
     try:
         data = path.read_bytes()
