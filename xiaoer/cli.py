@@ -426,6 +426,31 @@ def cmd_designer(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from xiaoer.analytics.report import main as report
+
+    return report(args.rest)
+
+
+def cmd_analytics(args: argparse.Namespace) -> int:
+    if args.rest[:1] != ["rebuild"]:
+        print("usage: xiaoer analytics rebuild [--endpoints FILE]", file=sys.stderr)
+        return 2
+    from xiaoer.analytics.report import rebuild_main
+
+    return rebuild_main(args.rest[1:])
+
+
+def cmd_demo_traffic(args: argparse.Namespace) -> int:
+    from xiaoer.analytics.demo import main as demo
+
+    return demo(args.rest)
+
+
+# commands whose own options (--help too) pass through to their module
+PASS_THROUGH = {"report": cmd_report, "analytics": cmd_analytics, "demo-traffic": cmd_demo_traffic}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -516,6 +541,14 @@ def _main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.set_defaults(func=cmd_notify)
+    for name, text in (
+        ("report", "analytics of a date range: summary, --json, --png (docs/analytics.md)"),
+        ("analytics", "analytics rebuild: replay the event log into the analytics store"),
+        ("demo-traffic", "play a month of simulated customers through the assistant"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=PASS_THROUGH[name])
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.add_argument("--sender", default=None)
@@ -537,6 +570,8 @@ def _main(argv: list[str] | None = None) -> int:
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     if argv[:1] == ["worker"]:  # so do the worker's
         return cmd_worker(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] and argv[0] in PASS_THROUGH:
+        return PASS_THROUGH[argv[0]](argparse.Namespace(rest=argv[1:]))
     if argv[:1] in (["shell"], ["interactive"]):  # Rasa's options (--debug...) pass through
         args, rasa_options = parser.parse_known_args(argv)
         args.rasa_args = [*rasa_options, *args.rasa_args]
