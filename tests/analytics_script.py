@@ -82,12 +82,17 @@ def script() -> list[tuple[str, dict]]:
         (a, user(t("10:01:00"), "好的拜拜", "goodbye")),
         (a, action(t("10:01:00.3"), "utter_goodbye")),
         (a, bot(t("10:01:00.3"), "再见亲～")),
-        (a, simple(t("10:01:00.4"), "active_loop", name="csat_form")),
+        (a, action(t("10:01:00.4"), "action_csat_ask")),
         (a, bot(t("10:01:00.4"), "给这次服务打个分吧")),
+        (a, slot(t("10:01:00.4"), "csat_asked", True)),
         (a, user(t("10:01:20"), "5", "rate_service")),
+        (a, slot(t("10:01:20"), "csat_rating", "5")),
+        (a, action(t("10:01:20.1"), "csat_form")),
+        (a, simple(t("10:01:20.1"), "active_loop", name="csat_form")),
         (a, slot(t("10:01:20.1"), "csat_rating", "5")),
-        (a, bot(t("10:01:20.1"), "谢谢您的评价")),
         (a, simple(t("10:01:20.1"), "active_loop", name=None)),
+        (a, action(t("10:01:20.1"), "action_csat_thanks")),
+        (a, bot(t("10:01:20.1"), "谢谢您的评价")),
     ]
     # B: a fallback, then a human; the agent replies after 2 minutes and hands back
     # after 8 more; rated 2 with a comment -> handed over (reason requested)
@@ -105,12 +110,20 @@ def script() -> list[tuple[str, dict]]:
         (b, bot(t("11:04:00"), "已经在派送了", agent_id=1, agent_name="小美", handoff_id=7)),
         (b, simple(t("11:10:30"), "resume")),
         (b, bot(t("11:10:30"), "人工客服已处理完毕", handoff_id=7, handed_back=True)),
-        (b, simple(t("11:10:30.1"), "active_loop", name="csat_form")),
+        (b, user(t("11:10:30.1"), "/EXTERNAL_ask_csat", "EXTERNAL_ask_csat")),
+        (b, action(t("11:10:30.1"), "action_csat_ask")),
+        (b, bot(t("11:10:30.1"), "给这次服务打个分吧")),
+        (b, slot(t("11:10:30.1"), "csat_asked", True)),
         (b, user(t("11:11:00"), "2", "rate_service")),
-        (b, slot(t("11:11:00.1"), "csat_rating", 2)),
+        (b, slot(t("11:11:00.1"), "csat_rating", "2")),
+        (b, action(t("11:11:00.1"), "csat_form")),
+        (b, simple(t("11:11:00.1"), "active_loop", name="csat_form")),
+        (b, bot(t("11:11:00.1"), "能说说哪里做得不好吗")),
         (b, user(t("11:11:30"), "等太久了", "complain")),
         (b, slot(t("11:11:30.1"), "csat_comment", "等太久了")),
         (b, simple(t("11:11:30.1"), "active_loop", name=None)),
+        (b, action(t("11:11:30.1"), "action_csat_thanks")),
+        (b, bot(t("11:11:30.1"), "谢谢您的反馈")),
     ]
     # C (Douyin): leaves a phone number (a lead), then a message the bot cannot read
     events += [

@@ -70,11 +70,11 @@ def test_the_scripted_conversations_give_the_figures_computed_by_hand(scripted: 
         "ask_stock": 1,
     }
     assert f["top_products"] == [{"product": "P1001", "name": "纯棉短袖T恤", "count": 1}]
-    # bot replies: 1.0 0.5 0.3 0.1 | 0.2 0.4 | 0.6 0.2 | 0.5 (bob's message to the agent
-    # and his rating got no bot reply) -> sorted .1 .2 .2 .3 .4 .5 .5 .6 1.0
-    assert f["bot_response_seconds"]["count"] == 9
-    assert f["bot_response_seconds"]["p50"] == pytest.approx(0.4, abs=0.002)
-    assert f["bot_response_seconds"]["p90"] == pytest.approx(0.6 + 0.4 * 0.2, abs=0.002)
+    # bot replies: alice 1.0 0.5 0.3 0.1 | bob 0.2 0.4 (his message to the agent got
+    # none) 0.1 0.1 | carol 0.6 0.2 | alice 0.5 -> sorted .1 .1 .1 .2 .2 .3 .4 .5 .5 .6 1.0
+    assert f["bot_response_seconds"]["count"] == 11
+    assert f["bot_response_seconds"]["p50"] == pytest.approx(0.3, abs=0.002)
+    assert f["bot_response_seconds"]["p90"] == pytest.approx(0.6, abs=0.002)
     # handoff 11:00:30.4, the agent's first message 11:02:30, hand-back 11:10:30
     assert f["agent_first_response_seconds"]["p50"] == pytest.approx(119.6, abs=0.01)
     assert f["agent_handling_seconds"]["p50"] == pytest.approx(480, abs=0.01)

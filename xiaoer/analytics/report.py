@@ -125,7 +125,9 @@ def write_png(f: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="xiaoer report", description="analytics of a date range (docs/analytics.md)")
+    parser = argparse.ArgumentParser(
+        prog="xiaoer report", description="analytics of a date range (docs/analytics.md)"
+    )
     parser.add_argument("--from", dest="day_from", required=True, help="YYYY-MM-DD (Beijing)")
     parser.add_argument("--to", dest="day_to", required=True, help="YYYY-MM-DD, included")
     parser.add_argument("--channel", default=None, help="one channel (rest, douyin, …)")

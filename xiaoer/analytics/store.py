@@ -59,8 +59,9 @@ PLUMBING = frozenset(
         "action_unlikely_intent",
         "action_extract_slots",
         "action_default_fallback",
-        "action_csat_start",
-        "action_csat_end",
+        "action_csat_ask",
+        "action_csat_thanks",
+        "action_ask_csat_comment",
         "validate_csat_form",
         CSAT_FORM,
     }
@@ -404,16 +405,18 @@ class AnalyticsStore:
             return
         if kind == "active_loop":
             loop = event.get("name")
-            if loop == CSAT_FORM and conv is not None and not conv["csat_asked"]:
-                conv["csat_asked"] = 1
-                conv["csat_flow"] = conv["flow"]
-            elif loop and conv is not None:
+            if loop and loop != CSAT_FORM and conv is not None:
                 conv["flow"] = str(loop)
             return
         if kind == "slot":
             slot_name, value = event.get("name"), event.get("value")
             if slot_name in ("handoff_reason", "as_type", "as_reason"):
                 state[str(slot_name)] = value
+            elif (
+                conv is not None and slot_name == "csat_asked" and value and not conv["csat_asked"]
+            ):
+                conv["csat_asked"] = 1  # the rating question was asked (actions/satisfaction.py)
+                conv["csat_flow"] = conv["flow"]
             elif conv is not None and slot_name == "csat_rating" and value not in (None, ""):
                 try:
                     rating = int(float(str(value)))
@@ -422,7 +425,9 @@ class AnalyticsStore:
                 if 1 <= rating <= 5:
                     conv["csat_rating"] = rating
                     conv["csat_at"] = at
-                    conv["csat_asked"] = 1
+                    if not conv["csat_asked"]:
+                        conv["csat_asked"] = 1
+                        conv["csat_flow"] = conv["flow"]
             elif conv is not None and slot_name == "csat_comment" and value:
                 conv["csat_comment"] = str(value)[:1000]
             return
