@@ -156,7 +156,7 @@ class ActionCsatThanks(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         rating = rating_of(tracker.get_slot("csat_rating"))
-        if rating == SKIPPED or rating is None:
+        if not isinstance(rating, int):
             say(dispatcher, "csat_skipped")
         elif rating <= LOW_RATING:
             say(dispatcher, "csat_thanks_low")

@@ -31,6 +31,7 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
     """The dashboard's tables from :func:`xiaoer.analytics.metrics.compute`'s result."""
     series_cols = list(next(iter(f["series"].values()), {}).keys())
     csat = f["csat"]
+    top_intents = list(f["intents"])[:5]
     tables: dict[str, Table] = {
         "overview": (["metric", "value"], [[k, f[k]] for k in OVERVIEW_KEYS]),
         "series": (
@@ -44,6 +45,10 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
                 [k, v, round(v / f["customer_messages"], 4) if f["customer_messages"] else 0]
                 for k, v in f["intents"].items()
             ],
+        ),
+        "intent_trend": (
+            ["bucket", *top_intents],
+            [[k, *(v.get(i, 0) for i in top_intents)] for k, v in f["intent_trend"].items()],
         ),
         "products": (
             ["product", "name", "messages"],

@@ -435,7 +435,7 @@ def drill(
     """The conversations behind a number: ``what`` is ``all``, ``handoff``, ``automated``,
     ``unresolved``, ``fallback``, ``new``, ``returning``, ``csat``, ``lead``, ``greeted``,
     ``case``, or ``intent:<name>``, ``reason:<reason>``, ``product:<id>``,
-    ``rating:<1-5>``, ``agent:<id>``, ``bucket:<key>`` (with the day bucket)."""
+    ``rating:<1-5>``, ``agent:<id>``, ``channel:<name>``, ``bucket:<hour, day or week>``."""
     start, end = bounds(day_from, day_to)
     all_convs = conversation_rows(db, day_from, day_to, channel)
     convs = [c for c in all_convs if c["customer_messages"] > 0]
@@ -474,11 +474,9 @@ def drill(
         case_ids = {r["conversation_id"] for r in _cases(db, start, end, channel, {})}
         chosen = [c for c in convs if c["id"] in case_ids]
     elif kind == "bucket":
-        chosen = [
-            c
-            for c in convs
-            if bucket_of(c["started_at"], "day") == arg or bucket_of(c["started_at"], "hour") == arg
-        ]
+        chosen = [c for c in convs if arg in {bucket_of(c["started_at"], b) for b in BUCKETS}]
+    elif kind == "channel":
+        chosen = [c for c in convs if (c["channel"] or "?") == arg]
     elif kind == "all":
         chosen = convs
     else:
