@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -94,12 +95,29 @@ _follower: AnalyticsFollower | None = None
 _lock = threading.Lock()
 
 
+def configured_broker(endpoints: Path | None = None) -> Path | str | None:
+    """The event broker of ``endpoints`` (default: the worker's), also when read outside
+    the servers (``xiaoer report``, ``demo-traffic``): the variables endpoints.yml names
+    get their defaults; the action server's secret is not needed to find the broker."""
+    from xiaoer.core.config import export_endpoint_defaults
+    from xiaoer.core.security import ACTION_TOKEN_ENV
+
+    export_endpoint_defaults()
+    if ACTION_TOKEN_ENV not in os.environ:
+        os.environ[ACTION_TOKEN_ENV] = ""  # only for parsing; never used by this process
+        try:
+            return broker_db(endpoints or endpoints_file())
+        finally:
+            del os.environ[ACTION_TOKEN_ENV]
+    return broker_db(endpoints or endpoints_file())
+
+
 def follower(endpoints: Path | None = None) -> AnalyticsFollower | None:
     """The follower of the configured SQL event broker (None: no SQL broker)."""
     global _follower
     with _lock:
         if _follower is None or endpoints is not None:
-            db = broker_db(endpoints or endpoints_file())
+            db = configured_broker(endpoints)
             if db is None:
                 return None
             made = AnalyticsFollower(db)

@@ -308,6 +308,7 @@ class AnalyticsStore:
             intent = str((parse.get("intent") or {}).get("name") or "")
             if intent.startswith("EXTERNAL_"):
                 state["external"] = intent
+                state["external_channel"] = _channel_of(sender.sender_id, event)
                 return  # a trigger of the platform or the console, not the customer
             if conv is None:
                 conv = self._start(sender, at, _channel_of(sender.sender_id, event))
@@ -358,7 +359,8 @@ class AnalyticsStore:
             if conv is None:
                 if state.get("last_action") != GREET_ACTION:
                     return  # e.g. a notification to a buyer who has not written
-                conv = self._start(sender, at, _channel_of(sender.sender_id, event))
+                channel = str(state.get("external_channel") or "")
+                conv = self._start(sender, at, channel or _channel_of(sender.sender_id, event))
             if state.get("last_action") == GREET_ACTION and conv["customer_messages"] == 0:
                 conv["greeted"] = 1
             conv["bot_messages"] += 1

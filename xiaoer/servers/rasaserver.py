@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             root.removeHandler(handler)
     refuse_memory_fallback()
     add_readiness_route()
+    from xiaoer.core.clock import install_demo_clock
+
+    install_demo_clock()  # only with $XIAOER_DEMO_CLOCK (xiaoer demo-traffic)
     sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
 
