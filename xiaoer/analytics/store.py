@@ -219,40 +219,43 @@ class AnalyticsStore:
         if conn is None:
             with self.db.begin() as own:
                 return self.apply(rows, own)
-        senders: dict[str, _Sender] = {}
+        batch = [
+            (row_id, str(event.get("sender_id") or sender_id or ""), event)
+            for row_id, sender_id, event in rows
+        ]
+        batch = [b for b in batch if b[1] and not is_sandbox(b[1])]
+        senders = self._load_all(conn, {sender_id for _, sender_id, _ in batch})
         messages: dict[int, dict[str, Any]] = {}
         cases: list[dict[str, Any]] = []
-        done = 0
-        for row_id, sender_id, event in rows:
-            sender_id = str(event.get("sender_id") or sender_id or "")
-            if not sender_id or is_sandbox(sender_id):
-                continue
-            sender = senders.get(sender_id)
-            if sender is None:
-                sender = senders[sender_id] = self._load(conn, sender_id)
-            self._event(conn, sender, row_id, event, messages, cases)
-            done += 1
+        for row_id, sender_id, event in batch:
+            self._event(conn, senders[sender_id], row_id, event, messages, cases)
+        done = len(batch)
         self._flush(conn, senders, messages, cases)
         return done
 
-    def _load(self, conn: Connection, sender_id: str) -> _Sender:
-        row = conn.execute(
-            select(analytics_senders).where(analytics_senders.c.sender_id == sender_id)
-        ).first()
-        sender = _Sender(sender_id)
-        if row is None:
-            return sender
-        sender.first_seen = row.first_seen
-        sender.state = json.loads(row.state_json or "{}")
-        open_id = sender.state.get("conversation")
-        if open_id:
-            found = conn.execute(
-                select(analytics_conversations).where(analytics_conversations.c.id == open_id)
-            ).first()
-            sender.conversation = dict(found._mapping) if found else None
-            if sender.conversation is not None:
-                sender.touched[open_id] = sender.conversation
-        return sender
+    def _load_all(self, conn: Connection, ids: set[str]) -> dict[str, _Sender]:
+        """The senders of a batch with their open conversations: two queries per 500."""
+        senders = {i: _Sender(i) for i in ids}
+        wanted = sorted(ids)
+        open_ids: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for row in conn.execute(
+                select(analytics_senders).where(analytics_senders.c.sender_id.in_(part))
+            ):
+                sender = senders[row.sender_id]
+                sender.first_seen = row.first_seen
+                sender.state = json.loads(row.state_json or "{}")
+                if sender.state.get("conversation"):
+                    open_ids[str(sender.state["conversation"])] = row.sender_id
+        keys = sorted(open_ids)
+        for i in range(0, len(keys), 500):
+            t = analytics_conversations
+            for found in conn.execute(select(t).where(t.c.id.in_(keys[i : i + 500]))):
+                sender = senders[open_ids[found.id]]
+                sender.conversation = dict(found._mapping)
+                sender.touched[found.id] = sender.conversation
+        return senders
 
     @staticmethod
     def _message(
@@ -450,28 +453,27 @@ class AnalyticsStore:
         messages: dict[int, dict[str, Any]],
         cases: list[dict[str, Any]],
     ) -> None:
-        for sender in senders.values():
-            if not sender.dirty:
-                continue
-            for conv in sender.touched.values():
-                self.db.upsert(
-                    conn,
-                    analytics_conversations,
-                    conv,
-                    key=["id"],
-                    update=[c for c in CONVERSATION_COLUMNS if c != "id"],
-                )
-            self.db.upsert(
-                conn,
-                analytics_senders,
-                {
-                    "sender_id": sender.sender_id,
-                    "first_seen": sender.first_seen,
-                    "state_json": json.dumps(sender.state, ensure_ascii=False),
-                },
-                key=["sender_id"],
-                update=["first_seen", "state_json"],
-            )
+        # whole batches (a delete and an executemany insert per table, in the caller's
+        # transaction): per-row upserts cost a statement compilation each
+        convs = {c["id"]: c for x in senders.values() if x.dirty for c in x.touched.values()}
+        rows = [
+            {
+                "sender_id": x.sender_id,
+                "first_seen": x.first_seen,
+                "state_json": json.dumps(x.state, ensure_ascii=False),
+            }
+            for x in senders.values()
+            if x.dirty
+        ]
+        for table, key, values in (
+            (analytics_conversations, "id", list(convs.values())),
+            (analytics_senders, "sender_id", rows),
+        ):
+            keys = [v[key] for v in values]
+            for i in range(0, len(keys), 500):
+                conn.execute(delete(table).where(table.c[key].in_(keys[i : i + 500])))
+            if values:
+                conn.execute(table.insert(), values)
         new = [
             {k: v for k, v in m.items() if not k.startswith("_")}
             for m in messages.values()
@@ -486,14 +488,10 @@ class AnalyticsStore:
                     .where(analytics_messages.c.event_id == m["event_id"])
                     .values(fallback=m["fallback"], bot_response_seconds=m["bot_response_seconds"])
                 )
-        for case in cases:
-            self.db.upsert(
-                conn,
-                analytics_cases,
-                case,
-                key=["case_id"],
-                update=["conversation_id", "at", "case_type", "reason"],
-            )
+        if cases:
+            unique = {c["case_id"]: c for c in cases}
+            conn.execute(delete(analytics_cases).where(analytics_cases.c.case_id.in_(list(unique))))
+            conn.execute(analytics_cases.insert(), list(unique.values()))
 
     def clear(self, conn: Connection) -> None:
         """Empty every analytics table (a rebuild)."""
