@@ -72,8 +72,12 @@ def main() -> int:
         compute = time.perf_counter() - started
         per = 10_000 / len(stream)
         print(f"events: {len(stream)} ({figures['conversations']} conversations, {db.dialect})")
-        print(f"incremental follow: {incremental:.2f} s -> {incremental * per:.2f} s per 10,000 events")
-        print(f"rebuild:            {rebuild:.2f} s -> {rebuild * per:.2f} s per 10,000 events ({rows} rows)")
+        print(
+            f"incremental follow: {incremental:.2f} s -> {incremental * per:.2f} s per 10,000 events"
+        )
+        print(
+            f"rebuild:            {rebuild:.2f} s -> {rebuild * per:.2f} s per 10,000 events ({rows} rows)"
+        )
         print(f"dashboard figures over {days} days: {compute:.2f} s")
     return 0
 
