@@ -278,7 +278,12 @@ def plan(days: int, end: date, per_day: int, rng: random.Random) -> list[tuple[f
             moment = datetime(day.year, day.month, day.day, hour, tzinfo=BEIJING)
             moment += timedelta(seconds=rng.uniform(0, 3300))
             out.append((moment.timestamp(), rng.choices(names, weights=weights)[0]))
-    return sorted(out)
+    out.sort()
+    # every kind of conversation at least once (every chart of the dashboard has data)
+    spread = rng.sample(range(len(out)), min(len(out), len(names)))
+    for index, name in zip(sorted(spread), rng.sample(names, len(spread)), strict=True):
+        out[index] = (out[index][0], name)
+    return out
 
 
 def demo_settings(workdir: Path) -> Path:
