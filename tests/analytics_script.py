@@ -156,6 +156,15 @@ def script() -> list[tuple[str, dict]]:
         (a, simple(ts(NEXT_DAY, "09:00:00"), "session_started")),
         (a, user(ts(NEXT_DAY, "09:00:00"), "还有货吗", "ask_stock")),
         (a, bot(ts(NEXT_DAY, "09:00:00.5"), "有货的")),
+        # the return form's last steps: a case is opened (its reason from the form) ...
+        (a, slot(ts(NEXT_DAY, "09:02:00"), "as_type", "return_refund")),
+        (a, slot(ts(NEXT_DAY, "09:02:00"), "as_reason", "不想要了")),
+        (a, action(ts(NEXT_DAY, "09:02:10"), "action_submit_after_sales")),
+        (a, bot(ts(NEXT_DAY, "09:02:10"), "已为您提交退货申请，售后单号 AS20261103001")),
+        (a, slot(ts(NEXT_DAY, "09:02:10"), "as_reason", None)),
+        # ... and an existing case is only reported: not opened again
+        (a, action(ts(NEXT_DAY, "09:03:00"), "action_submit_after_sales")),
+        (a, bot(ts(NEXT_DAY, "09:03:00"), "您的售后单 AS20261101 退款处理中")),
     ]
     for sender, event in events:
         event["sender_id"] = sender

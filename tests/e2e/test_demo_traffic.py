@@ -51,7 +51,7 @@ def test_demo_traffic_fills_every_chart(trained_model: Path, tmp_path: Path) -> 
     assert f["agent_first_response_seconds"]["p50"] >= 40
     assert f["fallbacks"] >= 1 and f["leads"]["captured"] >= 1
     assert f["csat"]["responses"] >= 1 and f["greetings"]["greeted"] >= 1
-    assert f["after_sales"]["cases"] >= 1 or "AS" in played.stdout
+    assert f["after_sales"]["cases"] >= 1
     assert set(f["channels"]) == {"rest", "douyin"}
     days = {k for k, v in f["series"].items() if v["conversations"]}
     assert days == {"2026-11-18", "2026-11-19", "2026-11-20"}  # spread over the days

@@ -81,6 +81,11 @@ def test_the_scripted_conversations_give_the_figures_computed_by_hand(scripted: 
     assert f["agents"][0]["name"] == "小美" and f["agents"][0]["conversations"] == 1
     assert f["leads"] == {"captured": 1, "contacted": 1, "won": 0}
     assert f["greetings"] == {"greeted": 1, "replied": 1, "reply_rate": 1.0}
+    assert f["after_sales"] == {
+        "cases": 1,
+        "by_reason": {"不想要了": 1},
+        "by_type": {"return_refund": 1},
+    }
     csat = f["csat"]
     assert (csat["asked"], csat["responses"], csat["average"]) == (2, 2, 3.5)
     assert csat["distribution"] == {"1": 0, "2": 1, "3": 0, "4": 0, "5": 1}
@@ -121,6 +126,7 @@ def test_drill_down_names_the_conversations_behind_a_number(scripted: Any) -> No
     assert ids("rating:2") == {"rest:bob"}
     assert ids("intent:ask_stock") == {"rest:alice"}
     assert ids("returning") == {"rest:alice"}
+    assert ids("case") == {"rest:alice"}
     assert len(metrics.drill(db, DAY1, DAY2, "all")) == 4
     with pytest.raises(ValueError):
         metrics.drill(db, DAY1, DAY2, "nonsense")

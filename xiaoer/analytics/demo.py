@@ -231,11 +231,10 @@ def play_conversation(
     elif scenario in ("human", "complaint"):
         if scenario == "complaint":
             say(rng.choice(["你们家服务真烂", "我要投诉你们", "发错货了还不处理 我要去12315"]))
-        reply = say("转人工")
-        if "人工" in reply:
-            end = _agent_answers(player, who, agents)
-            player.rate(who, end, low=scenario == "complaint")
-            return
+        say("转人工")
+        end = _agent_answers(player, who, agents)  # when the bot queued it
+        player.rate(who, end, low=scenario == "complaint")
+        return
     elif scenario == "fallback":
         say(rng.choice(GIBBERISH))
         if rng.random() < 0.5:

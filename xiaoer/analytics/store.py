@@ -374,7 +374,9 @@ class AnalyticsStore:
                     message["bot_response_seconds"] = max(0.0, at - float(message["at"]))
                     message["_dirty"] = True
                 state["pending"] = None
-            if state.get("last_action") == AFTER_SALES_ACTION:
+            # a case the submit action opened (its form collected a reason); an existing
+            # case it only reports has none
+            if state.get("last_action") == AFTER_SALES_ACTION and state.get("as_reason"):
                 for case_id in CASE_RE.findall(str(event.get("text") or "")):
                     cases.append(
                         {
