@@ -174,3 +174,32 @@ def test_csv_export_round_trips_and_the_report_agrees(console: dict[str, Any], p
     assert report == api.json()
     assert f"{report['automation_rate'] * 100:.1f}%" == kpi(page, "automation_rate")
     assert str(report["conversations"]) == kpi(page, "conversations")
+
+
+def test_agents_do_not_see_the_shop_figures(console: dict[str, Any]) -> None:
+    import re
+
+    from xiaoer.agents.store import AgentStore
+
+    AgentStore(console["work"] / "var" / "xiaoer.db").create(
+        "agent-zhang", "agent-pass-2026", display_name="小张"
+    )
+    session = requests.Session()
+    form = session.get(f"{console['url']}/login", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    r = session.post(
+        f"{console['url']}/login",
+        data={"username": "agent-zhang", "password": "agent-pass-2026", "csrf_token": token[1]},
+        timeout=10,
+    )
+    assert r.status_code == 200 and "/login" not in r.url
+    for path in (
+        f"/analytics?{RANGE}",
+        f"/api/analytics?{RANGE}",
+        f"/analytics/export/intents.csv?{RANGE}",
+        f"/analytics/conversations?{RANGE}&what=all",
+    ):
+        assert session.get(f"{console['url']}{path}", timeout=10).status_code == 403, path
+    # and nobody without a login
+    assert requests.get(f"{console['url']}/api/analytics?{RANGE}", timeout=10).status_code == 401
