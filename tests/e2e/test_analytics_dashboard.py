@@ -154,14 +154,6 @@ def test_csv_export_round_trips_and_the_report_agrees(console: dict[str, Any], p
     header, rows = parse_csv(r.content.decode("utf-8"))
     assert header == ["intent", "messages", "share"]
     assert rows == shown
-    assert (
-        requests.get(f"{console['url']}/analytics/export/intents.csv", timeout=10).status_code
-        in (
-            302,
-            401,
-        )
-        or "login" in requests.get(f"{console['url']}/analytics/export/intents.csv", timeout=10).url
-    )
     # the command line prints the dictionary the dashboard shows
     api = requests.get(f"{console['url']}/api/analytics?{RANGE}", cookies=cookies, timeout=10)
     result = subprocess.run(
