@@ -105,6 +105,8 @@ def script() -> list[tuple[str, dict]]:
         (b, action(t("11:00:30.4"), "action_handoff")),
         (b, bot(t("11:00:30.4"), "正在为您转接人工客服")),
         (b, simple(t("11:00:30.4"), "pause")),
+        # the queue's re-announcement is a bot message: never an agent's first response
+        (b, bot(t("11:01:30"), "抱歉让您久等了，您的问题还在排队", handoff_id=7)),
         (b, bot(t("11:02:30"), "您好，我是客服小美", agent_id=1, agent_name="小美", handoff_id=7)),
         (b, user(t("11:03:00"), "我的快递到哪了", "order_status")),
         (b, bot(t("11:04:00"), "已经在派送了", agent_id=1, agent_name="小美", handoff_id=7)),
