@@ -22,6 +22,7 @@ import os
 import random
 import secrets
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -262,6 +263,47 @@ def play_conversation(
     player.rate(who, end)
 
 
+class Followers:
+    """The worker's two event followers (lead capture, analytics), in a thread while the
+    simulation plays, so that little is left to read at the end."""
+
+    def __init__(self, broker: Path | str | None) -> None:
+        self.broker = broker
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="demo-followers", daemon=True)
+        self.rows = [0, 0]
+
+    def _poll(self) -> None:
+        from xiaoer.analytics.jobs import AnalyticsFollower
+        from xiaoer.worker.events import EventFollower
+
+        if self.broker is None:
+            return
+        self.rows[0] += EventFollower(self.broker).poll(max_rows=2000)
+        self.rows[1] += AnalyticsFollower(self.broker).poll(max_rows=5000)
+
+    def _run(self) -> None:
+        while not self.done.wait(2.0):
+            self._poll()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def catch_up(self) -> tuple[int, int]:
+        from xiaoer.analytics.jobs import AnalyticsFollower
+        from xiaoer.worker.events import EventFollower
+
+        if self.broker is not None:
+            self.rows[0] += EventFollower(self.broker).poll()
+            self.rows[1] += AnalyticsFollower(self.broker).poll()
+        return self.rows[0], self.rows[1]
+
+
 def plan(days: int, end: date, per_day: int, rng: random.Random) -> list[tuple[float, str]]:
     """(moment, scenario) of every conversation, oldest first."""
     names = [name for _, name in SCENARIOS]
@@ -316,10 +358,9 @@ def run(
     end: date | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    from xiaoer.analytics.jobs import AnalyticsFollower, configured_broker
+    from xiaoer.analytics.jobs import configured_broker
     from xiaoer.devtools.stack import RASA_ENV, free_port, start_servers, stop
     from xiaoer.douyin.simulator import running_simulator
-    from xiaoer.worker.events import EventFollower
 
     started = time.monotonic()
     rng = random.Random(seed)
@@ -333,6 +374,7 @@ def run(
     set_demo_time(clock, conversations[0][0])
     agents = _agent_ids()
     token = secrets.token_urlsafe(24)
+    followers = Followers(configured_broker(PROJECT_ROOT / "endpoints.yml"))
     procs: list[Any] = []
     with running_simulator() as sim:
         actions_port, rasa_port = free_port(), free_port()
@@ -360,6 +402,7 @@ def run(
             rasa_url = f"http://127.0.0.1:{rasa_port}"
             sim.webhook_url = f"{rasa_url}/webhooks/douyin/webhook"
             player = Player(rasa_url, token, clock, sim, rng)
+            followers.start()  # as the worker: leads and analytics while the month plays
             pool: list[Customer] = []
             played_at = time.monotonic()
             for n, (moment, scenario) in enumerate(conversations, 1):
@@ -383,10 +426,9 @@ def run(
             played = time.monotonic() - played_at
         finally:
             stop(procs)
-    # what the worker does: leads from the customer messages, then analytics
-    broker = configured_broker(PROJECT_ROOT / "endpoints.yml")
-    leads = EventFollower(broker).poll() if broker else 0
-    rows = AnalyticsFollower(broker).poll() if broker else 0
+            followers.stop()
+    # what the worker does: leads from the customer messages, then analytics (the rest)
+    leads, rows = followers.catch_up()
     _merchant_follows_up(rng)
     took = time.monotonic() - started
     return {
