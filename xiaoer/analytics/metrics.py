@@ -10,6 +10,7 @@ Definitions (docs/analytics.md):
 * every conversation is exactly one of: *handed over* (the bot queued it for a human),
   *automated* (no human, and the customer's last message was understood), *unresolved*
   (no human, the last message fell back): the three rates add up to 100 %, never more;
+* *intents*: what customers asked about (answers to the rating question left out);
 * *fallback rate*: customer messages the bot did not understand / customer messages;
 * *bot response time*: from a customer message to the bot's first reply to it;
 * *agent first response*: from the handoff to the first message an agent wrote (bot
@@ -33,6 +34,8 @@ from xiaoer.core.senders import is_sandbox
 BUCKETS = ("hour", "day", "week")
 LOW_RATING = 2  # ratings at or below ask what went wrong
 FALLBACK_EXAMPLES = 50
+# answers to the rating question are customer messages, but not what customers asked about
+NOT_TOPICS = frozenset({"rate_service"})
 
 
 def parse_day(value: str) -> date:
@@ -226,7 +229,7 @@ def compute(
     outcomes = Counter(outcome(c) for c in convs)
     n = len(convs)
     reasons = Counter(c["handoff_reason"] or "requested" for c in convs if c["handed_over"])
-    intents = Counter(m["intent"] for m in msgs if m["intent"])
+    intents = Counter(m["intent"] for m in msgs if m["intent"] and m["intent"] not in NOT_TOPICS)
     products = Counter(m["product"] for m in msgs if m["product"])
     fallback_msgs = [m for m in msgs if m["fallback"]]
     names = _agent_names(db)
@@ -267,7 +270,7 @@ def compute(
         s = series.setdefault(key, dict.fromkeys(series[keys[0]], 0))
         s["customer_messages"] += 1
         s["fallbacks"] += int(bool(m["fallback"]))
-        if m["intent"]:
+        if m["intent"] and m["intent"] not in NOT_TOPICS:
             intent_trend[key][m["intent"]] += 1
 
     # customers: distinct senders, new when their first conversation is in the range
