@@ -30,6 +30,7 @@ from xiaoer.handoff.customers import CustomerProfile, customer_tags, get_custome
 from xiaoer.handoff.desk import ChatLine, RasaApiError, chat_lines
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store, parse_time
 from xiaoer.leads.export import mask_text
+from xiaoer.text.placeholders import fill
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("console_queue")
@@ -294,7 +295,7 @@ async def conversation_context(request: Request, me: Agent, handoff: HandoffRequ
             for k, v in (handoff.summary.get("slots") or {}).items()
             if k != "order_id"
         ],
-        "quick_replies": settings.quick_replies,
+        "quick_replies": [fill(q, reply_values(profile, settings)) for q in settings.quick_replies],
         "can_act": can_act(me, handoff),
         "holder": holder_of(handoff, names),
         "held_by_other": held_by_other(me, handoff),
@@ -302,6 +303,19 @@ async def conversation_context(request: Request, me: Agent, handoff: HandoffRequ
         "agents": [a for a in names.values() if a.active and a.id != me.id],
         "error": error,
         "max_reply": MAX_REPLY_CHARS,
+    }
+
+
+def reply_values(profile: CustomerProfile, settings: Any) -> dict[str, str]:
+    """What quick replies' placeholders stand for in this conversation."""
+    from xiaoer.core.config import get_settings
+
+    shop = get_settings().shop or {}
+    return {
+        "nickname": profile.nickname or "亲",
+        "shop_name": str(shop.get("name", "")),
+        "bot_name": str(shop.get("bot_name", "店小二")),
+        "service_hours": settings.hours_text,
     }
 
 
