@@ -23,6 +23,8 @@ REASONS = {
     "order_id_missing": "未提供订单号",
     "quality_issue": "质量问题",
     "lookup_limited": "查询次数过多",
+    "verify_failed": "身份核验未通过",
+    "attribute_unknown": "商品参数未知",
 }
 INTENTS = {
     "greet": "打招呼", "goodbye": "告别", "thank": "感谢", "affirm": "确认", "deny": "否定",

@@ -24,6 +24,7 @@ from xiaoer.console.web import (
     render,
     wants_json,
 )
+from xiaoer.core.clock import now_beijing
 from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.activity import Activity, LogEntry, get_activity_store, waiting_since
 from xiaoer.handoff.customers import CustomerProfile, customer_tags, get_customer_store
@@ -87,7 +88,7 @@ def item(
     )
     since = waiting_since(request, activity) if request.is_open else None
     started = parse_time(since)
-    waited = max(0, int((parse_time(now_iso()) - started).total_seconds())) if started else None
+    waited = max(0, int((now_beijing() - started).total_seconds())) if started else None
     return {
         "id": request.id,
         "customer": customer_name(request, profile),
@@ -113,12 +114,6 @@ def item(
         "preview": mask_text(latest)[:60],
         "order_id": request.summary.get("order_id") or "",
     }
-
-
-def now_iso() -> str:
-    from xiaoer.core.clock import now_beijing
-
-    return now_beijing().isoformat()
 
 
 def items_for(me: Agent, requests: list[HandoffRequest]) -> list[dict[str, Any]]:
@@ -266,9 +261,7 @@ async def conversation_context(request: Request, me: Agent, handoff: HandoffRequ
         nickname = nickname_in(events)
         if nickname:
             profile = replace(profile, nickname=nickname)
-    past = [
-        r for r in get_handoff_store().for_sender(handoff.sender_id) if r.id != handoff.id
-    ]
+    past = [r for r in get_handoff_store().for_sender(handoff.sender_id) if r.id != handoff.id]
     return {
         "h": handoff,
         "info": item(handoff, names, profile=profile),
@@ -472,9 +465,7 @@ async def messages_json(request: Request, request_id: int) -> HTTPResponse:
     except RasaApiError as exc:
         return response.json({"error": "rasa", "message": str(exc)}, status=502)
     names = agents_by_id()
-    lines = _ordered(
-        lines_for(me, tracker.get("events") or []) + log_lines(me, handoff.id, names)
-    )
+    lines = _ordered(lines_for(me, tracker.get("events") or []) + log_lines(me, handoff.id, names))
     unread = get_activity_store().unread(me.id, [handoff.id]).get(handoff.id, 0)
     return response.json(
         {
@@ -605,7 +596,11 @@ async def _act(
         return me, None, _not_found(request)
     if not can_act(me, handoff):
         holder = holder_of(handoff, agents_by_id())
-        return me, None, _error_page(request, f"该会话已由{holder}接待，您不能再接待或操作它。", 409)
+        return (
+            me,
+            None,
+            _error_page(request, f"该会话已由{holder}接待，您不能再接待或操作它。", 409),
+        )
     return me, handoff, None
 
 

@@ -16,6 +16,7 @@ leads, and images agents send.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -37,6 +38,7 @@ from xiaoer.console.queue_views import (
 )
 from xiaoer.console.web import console_settings, current_agent, login_required, render
 from xiaoer.core.config import get_settings
+from xiaoer.handoff.activity import get_activity_store
 from xiaoer.handoff.customers import get_customer_store
 from xiaoer.handoff.desk import RasaApiError
 from xiaoer.handoff.store import get_handoff_store
@@ -97,11 +99,16 @@ async def search_page(request: Request) -> HTTPResponse:
         store = get_handoff_store()
         found = [r for r in store.search(query) if can_see_handoff(me, r)]
         rows = items_for(me, found)
+        said = get_activity_store().search_texts([r.id for r in found])
         for r, row in zip(found, rows, strict=True):
-            import json
-
             text = "\n".join(
-                [r.details, json.dumps(r.summary, ensure_ascii=False), r.note, r.sender_id]
+                [
+                    said.get(r.id, ""),
+                    r.details,
+                    json.dumps(r.summary, ensure_ascii=False),
+                    r.note,
+                    r.sender_id,
+                ]
             )
             row["match"] = shown(me, snippet(text, query))
             row["customer"] = shown(me, row["customer"])

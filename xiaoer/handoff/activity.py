@@ -140,10 +140,20 @@ class ActivityStore:
         t = handoff_activity.c
         with self.db.connect() as conn:
             rows = conn.execute(
-                select(t.handoff_id, t.last_customer_at, t.last_customer_text, t.customer_count)
-                .where(t.handoff_id.in_(ids))
+                select(
+                    t.handoff_id, t.last_customer_at, t.last_customer_text, t.customer_count
+                ).where(t.handoff_id.in_(ids))
             ).all()
         return {r.handoff_id: Activity(*r) for r in rows}
+
+    def search_texts(self, ids: list[int]) -> dict[int, str]:
+        """The customer messages of each request since it opened (for search snippets)."""
+        if not ids:
+            return {}
+        t = handoff_activity.c
+        with self.db.connect() as conn:
+            rows = conn.execute(select(t.handoff_id, t.search_text).where(t.handoff_id.in_(ids)))
+            return {int(r.handoff_id): str(r.search_text) for r in rows}
 
     # --- reads ---------------------------------------------------------------------------
     def mark_read(self, handoff_id: int, agent_id: int) -> int:
@@ -277,7 +287,9 @@ def get_activity_store() -> ActivityStore:
     return ActivityStore()
 
 
-def record_customer_message(sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> None:
+def record_customer_message(
+    sender_id: str, text: str, metadata: dict[str, Any] | None = None
+) -> None:
     """A customer wrote (called by the channels for every message): counted for the open
     request of the conversation, if any; a Douyin nickname is remembered for the console.
     Never raises (a channel must answer the customer whatever happens here)."""

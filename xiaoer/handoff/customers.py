@@ -101,7 +101,9 @@ class CustomerStore:
         with self.db.connect() as conn:
             rows = conn.execute(
                 select(_t)
-                .where(or_(_t.c.nickname.like(like), _t.c.note.like(like), _t.c.tags_json.like(like)))
+                .where(
+                    or_(_t.c.nickname.like(like), _t.c.note.like(like), _t.c.tags_json.like(like))
+                )
                 .limit(limit)
             ).all()
         return [self._profile(r) for r in rows]

@@ -307,7 +307,13 @@ class HandoffStore:
                 .where(_IS_OPEN)
                 .order_by(_t.c.id)
             ).all()
-        state = (tuple(totals), [tuple(r) for r in open_rows])
+            # customer messages and the chats' log (notes, transfers) change it too, also
+            # within the second of the last update
+            from xiaoer.handoff.activity import handoff_activity, handoff_log
+
+            messages = conn.execute(select(func.sum(handoff_activity.c.customer_count))).scalar()
+            log_id = conn.execute(select(func.max(handoff_log.c.id))).scalar()
+        state = (tuple(totals), [tuple(r) for r in open_rows], messages, log_id)
         return hashlib.sha1(repr(state).encode()).hexdigest()[:16]
 
     # --- the agents' side ------------------------------------------------------------
