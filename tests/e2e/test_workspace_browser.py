@@ -51,13 +51,20 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     settings.save("working_hours", {"start": "00:00", "end": "00:00"})  # any time of day
     settings.save(
         "quick_replies",
-        ["{nickname}您好，这边帮您查询一下订单物流，请稍等一两分钟，马上回复您～", "好的，已为您登记"],
+        [
+            "{nickname}您好，这边帮您查询一下订单物流，请稍等一两分钟，马上回复您～",
+            "好的，已为您登记",
+        ],
     )
     agents = AgentStore(db)
     agents.create("agent_li", PASSWORD, display_name="李客服", groups=["售前", "售后"])
     agents.create("agent_zhang", PASSWORD, display_name="张客服", groups=["售前", "售后"])
     with running_stack(trained_model, workdir, console=True) as s:
-        env = {**os.environ, "XIAOER_DATA_DIR": str(workdir / "var"), "XIAOER_ADMIN_PASSWORD": PASSWORD}
+        env = {
+            **os.environ,
+            "XIAOER_DATA_DIR": str(workdir / "var"),
+            "XIAOER_ADMIN_PASSWORD": PASSWORD,
+        }
         result = subprocess.run(
             [sys.executable, "-m", "xiaoer.cli", "create-admin", "boss", "--display-name", "王主管"],
             env=env, capture_output=True, text=True, timeout=60, cwd=ROOT,
@@ -164,14 +171,14 @@ def test_a_days_queue_from_the_workspace(stack: Stack, browser) -> None:
     li.select_option("#transfer-agent", label="张客服")
     li.fill("#transfer-note", "客户要开发票，请跟进")
     li.click("#transfer-btn")
-    expect(zhang.locator("#toasts .toast.transfer")).to_contain_text(
-        "李客服 把会话", timeout=LIVE
-    )
+    expect(zhang.locator("#toasts .toast.transfer")).to_contain_text("李客服 把会话", timeout=LIVE)
     expect(zhang.locator("#toasts .toast.transfer")).to_contain_text("客户要开发票")
     expect(zhang.locator(f'#my-chats .chat-item[data-id="{a_id}"]')).to_be_visible(timeout=LIVE)
     expect(li.locator(f'#my-chats .chat-item[data-id="{a_id}"]')).to_have_count(0, timeout=LIVE)
     open_chat(zhang, a_id)
-    expect(zhang.locator("#chat")).to_contain_text("把会话转给了 张客服：客户要开发票", timeout=LIVE)
+    expect(zhang.locator("#chat")).to_contain_text(
+        "把会话转给了 张客服：客户要开发票", timeout=LIVE
+    )
 
     # search: by order number, and by phone (masked for agents, full for the admin)
     zhang.goto(f"{stack.console_url}/search?q={ORDER}")
