@@ -468,3 +468,13 @@ def test_a_failed_new_agent_keeps_what_was_typed(console):
 def test_workspace_pages_need_login(console, path):
     r = requests.get(f"{console['url']}{path}", allow_redirects=False, timeout=10)
     assert r.status_code == 302 and r.headers["Location"].startswith("/login")
+
+
+def test_an_agents_uploaded_image_reaches_a_douyin_customer_as_a_link():
+    from xiaoer.douyin.settings import ChannelSettings
+    from xiaoer.douyin.replies import render_parts
+
+    url = "https://shop.example.com/media/abc.png"
+    parts, _ = render_parts([{"image": url}], ChannelSettings())
+    assert [p.content["msg_type"] for p in parts] == [1]
+    assert url in parts[0].content["text"]["text"]
