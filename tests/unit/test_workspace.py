@@ -471,8 +471,8 @@ def test_workspace_pages_need_login(console, path):
 
 
 def test_an_agents_uploaded_image_reaches_a_douyin_customer_as_a_link():
-    from xiaoer.douyin.settings import ChannelSettings
     from xiaoer.douyin.replies import render_parts
+    from xiaoer.douyin.settings import ChannelSettings
 
     url = "https://shop.example.com/media/abc.png"
     parts, _ = render_parts([{"image": url}], ChannelSettings())
