@@ -19,6 +19,7 @@ JOB_MODULES: list[str] = [
     "xiaoer.notifications.jobs",  # proactive notifications (shipped, refunded) to buyers
     "xiaoer.handoff.jobs",  # customers left waiting for an agent are told they still wait
     "xiaoer.douyin.jobs",  # Douyin replies the platform did not take: resend; pause expiry
+    "xiaoer.learning.jobs",  # the inbox of misunderstood messages; reply variants' outcomes
 ]
 
 
