@@ -36,7 +36,14 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
-from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
+from xiaoer.console import (
+    admin_views,
+    auth_views,
+    leads_views,
+    learning_views,
+    outbox_views,
+    queue_views,
+)
 from xiaoer.console.web import (
     HERE,
     SAFE_METHODS,
@@ -60,6 +67,7 @@ BLUEPRINTS: list[Blueprint] = [
     admin_views.bp,
     leads_views.bp,
     outbox_views.bp,
+    learning_views.bp,
 ]
 
 _names = itertools.count(1)

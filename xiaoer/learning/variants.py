@@ -604,3 +604,15 @@ def report(response: str, catalogue: list[dict[str, Any]], store: VariantStore |
 
 def tag_json(tag: dict[str, str]) -> str:
     return json.dumps(tag, ensure_ascii=False, sort_keys=True)
+
+
+def message_catalogue(root: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The variations of actions/messages.yml (read as a file: the console and the worker
+    never import ``actions``)."""
+    import yaml
+
+    from xiaoer.core.config import get_settings
+
+    path = (root or Path(get_settings().root)) / "actions" / "messages.yml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {str(k): list(v or []) for k, v in (raw.get("messages") or {}).items()}
