@@ -408,6 +408,13 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The designer's check of the training data (xiaoer/devtools/check.py)."""
+    from xiaoer.devtools import check
+
+    return check.main(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """A local fake Douyin platform (docs/douyin.md); its options follow the command."""
     from xiaoer.douyin.simulator import main as simulate
@@ -563,6 +570,20 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("queue", help="list waiting handoffs and urge requests").set_defaults(
         func=cmd_queue
     )
+    p = sub.add_parser("check", help="check the training data: validate, test stories, NLU confusions")
+    p.add_argument("--skip", default="", help="comma-separated steps to skip: validate,stories,nlu")
+    p.add_argument("--model", default=None, help="for the test stories (default: the newest)")
+    p.add_argument("--stories", default="tests/test_stories.yml")
+    p.add_argument("--min-examples", type=int, default=20)
+    p.add_argument("--confusion", type=float, default=0.1, help="flag pairs confused above this share")
+    p.add_argument("--per-intent", type=int, default=40, help="cross-validation sample per intent")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--nlu-pipeline", choices=["fast", "rasa"], default="fast")
+    p.add_argument("--root", default=None, help="another project folder (default: this one)")
+    p.add_argument("--html-dir", default=None, help="default: <data folder>/reports")
+    p.add_argument("--no-fail", action="store_true", help="exit 0 even when something is flagged")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("inbox", help="messages the assistant did not understand (待学习)")
     inbox = p.add_subparsers(dest="inbox_command", required=True)
     q = inbox.add_parser("list", help="open messages, grouped by similarity")
