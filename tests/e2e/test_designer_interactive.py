@@ -5,13 +5,16 @@ confirmed, the bot's answer from the action server), then stopped without export
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -28,6 +31,9 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]|\x1b[()][A-Z0-9]|\r")
 class Terminal:
     def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
         self.master, slave = pty.openpty()
+        # a real terminal's size (a new pty has 0 x 0, and Rasa's history table would
+        # divide its width by it)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
         self.proc = subprocess.Popen(
             command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
             start_new_session=True, close_fds=True,
