@@ -366,10 +366,10 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         groups = group_items(items)
         if args.json:
             data = [g.as_dict() for g in groups]
-            for g in data:
-                for item in g["items"]:
+            for entry in data:
+                for item in entry["items"]:
                     item["text"] = mask_pii(item["text"])
-                g["label"] = mask_pii(g["label"])
+                entry["label"] = mask_pii(entry["label"])
             print(json.dumps({"groups": data}, ensure_ascii=False, indent=2))
             return 0
         print(f"待学习（{len(items)} 条，{len(groups)} 组）")
@@ -570,12 +570,16 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("queue", help="list waiting handoffs and urge requests").set_defaults(
         func=cmd_queue
     )
-    p = sub.add_parser("check", help="check the training data: validate, test stories, NLU confusions")
+    p = sub.add_parser(
+        "check", help="check the training data: validate, test stories, NLU confusions"
+    )
     p.add_argument("--skip", default="", help="comma-separated steps to skip: validate,stories,nlu")
     p.add_argument("--model", default=None, help="for the test stories (default: the newest)")
     p.add_argument("--stories", default="tests/test_stories.yml")
     p.add_argument("--min-examples", type=int, default=20)
-    p.add_argument("--confusion", type=float, default=0.1, help="flag pairs confused above this share")
+    p.add_argument(
+        "--confusion", type=float, default=0.1, help="flag pairs confused above this share"
+    )
     p.add_argument("--per-intent", type=int, default=40, help="cross-validation sample per intent")
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--seed", type=int, default=42)

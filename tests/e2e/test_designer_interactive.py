@@ -97,7 +97,9 @@ def test_interactive_drives_one_turn_with_the_projects_action_server(
         env, PROJECT_ROOT,
     )  # fmt: skip
     try:
-        term.expect(r"==> rasa interactive \(model .*action server http://127\.0\.0\.1:\d+/webhook\)", 300)
+        term.expect(
+            r"==> rasa interactive \(model .*action server http://127\.0\.0\.1:\d+/webhook\)", 300
+        )
         term.expect(r"Your input", 300)
         term.send("你好\r")
         term.expect(r"intent 'greet'.*correct", 120)

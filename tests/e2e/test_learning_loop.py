@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.model]
 training = pytest.importorskip("xiaoer.training", reason="needs the retrain and hot swap")
 
 PASSWORD = "learning-e2e-pass-1"
-MESSAGE = "呼叫小二本尊出来说话"  # not in the data; the shipped model does not read it as a human request
+MESSAGE = (
+    "呼叫小二本尊出来说话"  # not in the data; the shipped model does not read it as a human request
+)
 RETRAIN_SECONDS = 1800
 
 
@@ -76,7 +78,8 @@ def login(stack: Stack) -> requests.Session:
                data={"username": "boss", "password": PASSWORD, "csrf_token": token}, timeout=10)  # fmt: skip
     assert r.status_code == 200
     s.headers["X-CSRF-Token"] = re.search(  # type: ignore[union-attr]
-        r'<meta name="csrf-token" content="([^"]+)"', s.get(f"{stack.console_url}/learning", timeout=10).text
+        r'<meta name="csrf-token" content="([^"]+)"',
+        s.get(f"{stack.console_url}/learning", timeout=10).text,
     ).group(1)
     return s
 
@@ -107,7 +110,9 @@ def test_a_misunderstood_message_is_learned_and_understood_after_the_swap(stack:
     assert accepted.status_code == 200, accepted.text[:2000]
     body = accepted.json()
     assert body["written"] and body["run_id"]
-    assert f"    - {MESSAGE}\n" in (stack.workdir / "data/nlu/service.yml").read_text(encoding="utf-8")
+    assert f"    - {MESSAGE}\n" in (stack.workdir / "data/nlu/service.yml").read_text(
+        encoding="utf-8"
+    )
     run = training.wait_live(body["run_id"], timeout=RETRAIN_SECONDS)
     assert run["state"] == "live", run
     assert parse(stack, MESSAGE) == "request_human"

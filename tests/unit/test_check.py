@@ -26,7 +26,9 @@ def test_check_flags_the_planted_confusion_and_few_examples() -> None:
     assert "结论：有问题需要处理" in text
 
 
-def test_check_command_writes_html_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_writes_html_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = argparse.Namespace(
         root=str(FIXTURE), skip="validate,stories", model=None, stories="tests/test_stories.yml",
         min_examples=20, confusion=0.1, per_intent=40, folds=3, seed=42, nlu_pipeline="fast",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.unit.test_console import PASSWORD, TOKEN, FakeRasa, csrf_of, login
+from tests.unit.test_console import PASSWORD, TOKEN, FakeRasa, login
 from xiaoer.agents import AgentStore
 from xiaoer.devtools.stack import free_port, stop, wait_http
 from xiaoer.learning.inbox import InboxStore
@@ -76,10 +76,15 @@ def test_only_admins_reach_the_learning_pages(console: dict[str, Any]) -> None:
     agent = login(console, "after")
     for path in ("/learning", "/learning/variants"):
         assert agent.get(console["url"] + path, timeout=10).status_code == 403
-    assert requests.get(console["url"] + "/learning", allow_redirects=False, timeout=10).status_code == 302
+    assert (
+        requests.get(console["url"] + "/learning", allow_redirects=False, timeout=10).status_code
+        == 302
+    )
     boss = login(console, "boss")
     del boss.headers["X-CSRF-Token"]
-    r = boss.post(console["url"] + "/learning/dismiss", data={"ids": "1", "as": "ignored"}, timeout=10)
+    r = boss.post(
+        console["url"] + "/learning/dismiss", data={"ids": "1", "as": "ignored"}, timeout=10
+    )
     assert r.status_code == 403
 
 
@@ -149,12 +154,24 @@ def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     store: VariantStore = console["variants"]
     added = {v.key: v for v in store.variants("greet_intro")}
     assert added[key].daypart == "night"
-    assert boss.post(url, data={"action": "pin", "variant": key}, allow_redirects=False, timeout=10).status_code == 303
+    assert (
+        boss.post(
+            url, data={"action": "pin", "variant": key}, allow_redirects=False, timeout=10
+        ).status_code
+        == 303
+    )
     assert [v.key for v in store.variants("greet_intro") if v.pinned] == [key]
-    assert boss.post(url, data={"action": "off", "variant": key}, allow_redirects=False, timeout=10).status_code == 303
+    assert (
+        boss.post(
+            url, data={"action": "off", "variant": key}, allow_redirects=False, timeout=10
+        ).status_code
+        == 303
+    )
     off = {v.key: v for v in store.variants("greet_intro")}[key]
     assert not off.active and not off.pinned
     r = boss.post(url, data={"action": "pin", "variant": "nope"}, timeout=10)
     assert r.status_code == 400 and "未知" in r.text
-    r = boss.post(console["url"] + "/learning/variants/utter_nothing", data={"action": "unpin"}, timeout=10)
+    r = boss.post(
+        console["url"] + "/learning/variants/utter_nothing", data={"action": "unpin"}, timeout=10
+    )
     assert r.status_code == 404

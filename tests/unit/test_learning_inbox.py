@@ -3,11 +3,10 @@ suggestions, and writing accepted examples into the NLU data."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
-
-import itertools
 
 import pytest
 import yaml
@@ -79,7 +78,12 @@ def test_collects_fallback_low_confidence_handoff_and_correction(store: InboxSto
         ],
     )
     items = {i.text: i for i in store.items()}
-    assert set(items) == {"能帮我包成礼物吗", "衣服洗了会缩水不", "你们家有实体店吗", "这个跟我想的不一样"}
+    assert set(items) == {
+        "能帮我包成礼物吗",
+        "衣服洗了会缩水不",
+        "你们家有实体店吗",
+        "这个跟我想的不一样",
+    }
     assert items["能帮我包成礼物吗"].reasons == ["fallback"]
     assert items["能帮我包成礼物吗"].suggestions()[0][0] == "ask_invoice"
     assert items["衣服洗了会缩水不"].reasons == ["low_confidence"]
@@ -97,7 +101,9 @@ def test_duplicates_counted_replays_ignored_sandbox_and_payloads_skipped(store: 
         [
             first,
             first,  # a replayed row
-            user("b", "m2", "能开专票吗", "nlu_fallback", 0.3),  # later, same text, another customer
+            user(
+                "b", "m2", "能开专票吗", "nlu_fallback", 0.3
+            ),  # later, same text, another customer
             user("test-chat:1", "m3", "沙盒里的奇怪问题", "nlu_fallback", 0.2),
             user("f", "m4", "/affirm", "affirm", 0.1),
         ],
@@ -138,7 +144,11 @@ def test_plan_appends_to_the_intents_own_file_keeping_everything_else(project: P
     assert change.skipped == ["转人工"]  # already an example
     assert [c.path.name for c in change.changes] == ["service.yml"]
     assert "+    - 帮我 叫个 活人" in change.diff and "+    - ［坏］的(订单)" in change.diff
-    assert [line for line in change.diff.splitlines() if line.startswith("-") and not line.startswith("---")] == []
+    assert [
+        line
+        for line in change.diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ] == []
     ok, _ = nludata.apply(change, check=False)
     after = (project / "data/nlu/service.yml").read_text(encoding="utf-8")
     assert ok and after.startswith(before.split("- 转人工")[0])

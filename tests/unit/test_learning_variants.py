@@ -49,7 +49,9 @@ def test_bandit_keeps_exploring_a_new_variant(seed: int) -> None:
 def test_pinned_variant_is_always_chosen() -> None:
     rng = random.Random(1)
     stats = {"a": variants.ArmStats(100, 90, 10), "b": variants.ArmStats(100, 5, 95)}
-    assert {variants.thompson_choice(["a", "b"], stats, rng, pinned="b") for _ in range(50)} == {"b"}
+    assert {variants.thompson_choice(["a", "b"], stats, rng, pinned="b") for _ in range(50)} == {
+        "b"
+    }
 
 
 def test_wilson_interval() -> None:
@@ -65,7 +67,10 @@ def store(project_db: Any) -> VariantStore:
     return VariantStore(project_db)
 
 
-CATALOGUE = [{"text": "您好，欢迎光临～"}, {"text": "亲，晚上好，有什么可以帮您？", "daypart": "night"}]
+CATALOGUE = [
+    {"text": "您好，欢迎光临～"},
+    {"text": "亲，晚上好，有什么可以帮您？", "daypart": "night"},
+]
 
 
 def bot_event(sender: str, tag: dict[str, str], at: float) -> dict[str, Any]:
@@ -83,18 +88,27 @@ def test_choice_respects_daypart_switch_off_and_pin(
 ) -> None:
     monkeypatch.setattr(variants, "daypart", lambda at=None: "day")
     rng = random.Random(3)
-    shown = {choose("greet_intro", CATALOGUE, f"s{i}", store=store, rng=rng)[0].text for i in range(30)}  # type: ignore[index]
+    shown = {
+        choose("greet_intro", CATALOGUE, f"s{i}", store=store, rng=rng)[0].text for i in range(30)
+    }  # type: ignore[index]
     assert shown == {"您好，欢迎光临～"}  # the night variant is not shown by day
     added = store.add("greet_intro", "您好呀，今天想看点什么？", by="admin")
-    shown = {choose("greet_intro", CATALOGUE, f"t{i}", store=store, rng=rng)[0].text for i in range(40)}  # type: ignore[index]
+    shown = {
+        choose("greet_intro", CATALOGUE, f"t{i}", store=store, rng=rng)[0].text for i in range(40)
+    }  # type: ignore[index]
     assert shown == {"您好，欢迎光临～", "您好呀，今天想看点什么？"}
     first = variants.variant_key("您好，欢迎光临～")
     store.set_active("greet_intro", first, False)
-    shown = {choose("greet_intro", CATALOGUE, f"u{i}", store=store, rng=rng)[0].text for i in range(20)}  # type: ignore[index]
+    shown = {
+        choose("greet_intro", CATALOGUE, f"u{i}", store=store, rng=rng)[0].text for i in range(20)
+    }  # type: ignore[index]
     assert shown == {"您好呀，今天想看点什么？"}
     store.set_active("greet_intro", first, True)
     store.pin("greet_intro", first)
-    picks = {choose("greet_intro", CATALOGUE, f"v{i}", store=store, rng=rng)[1]["variant"] for i in range(20)}  # type: ignore[index]
+    picks = {
+        choose("greet_intro", CATALOGUE, f"v{i}", store=store, rng=rng)[1]["variant"]
+        for i in range(20)
+    }  # type: ignore[index]
     assert picks == {first}
     assert added != first
     with pytest.raises(ValueError, match="相同"):
@@ -106,7 +120,12 @@ def test_choice_respects_daypart_switch_off_and_pin(
 def test_outcomes_from_the_event_stream(store: VariantStore) -> None:
     tracker = OutcomeTracker(store)
     tag = {"response": "greet_intro", "variant": "k1", "segment": "new", "daypart": "day"}
-    contact = {"response": "ask_contact_ask_price", "variant": "c1", "segment": "new", "daypart": "day"}
+    contact = {
+        "response": "ask_contact_ask_price",
+        "variant": "c1",
+        "segment": "new",
+        "daypart": "day",
+    }
     events = [
         bot_event("thanks", tag, 10.0),
         user_event("thanks", "谢谢", "thank", 11.0),

@@ -54,7 +54,9 @@ def _digest(diff: str) -> str:
     return hashlib.sha256(diff.encode("utf-8")).hexdigest()[:16]
 
 
-def _inbox_page(request: Request, error: str = "", notice: str = "", status: int = 200) -> HTTPResponse:
+def _inbox_page(
+    request: Request, error: str = "", notice: str = "", status: int = 200
+) -> HTTPResponse:
     me = current_agent(request)
     state = request.args.get("status", "open")
     if state not in (*STATUS_LABELS, "all"):

@@ -235,11 +235,15 @@ def run_check(
     say = echo or (lambda line: None)
     report = Report(root=root, min_examples=min_examples, threshold=threshold, pipeline=pipeline)
     if "validate" in skip:
-        report.steps.append(StepResult("validate", "rasa data validate", True, "跳过", skipped=True))
+        report.steps.append(
+            StepResult("validate", "rasa data validate", True, "跳过", skipped=True)
+        )
     else:
         say("==> rasa data validate --fail-on-warnings")
         code, output = _run([_rasa(), "data", "validate", "--fail-on-warnings"], root)
-        warnings = [line for line in output.splitlines() if "UserWarning" in line or "WARNING" in line]
+        warnings = [
+            line for line in output.splitlines() if "UserWarning" in line or "WARNING" in line
+        ]
         report.steps.append(
             StepResult("validate", "rasa data validate --fail-on-warnings", code == 0,
                        "通过" if code == 0 else f"未通过（{len(warnings)} 条警告或错误）",
@@ -251,7 +255,9 @@ def run_check(
         found = current_model(root, model)
         if found is None or not found.exists():
             report.steps.append(
-                StepResult("stories", "测试故事", False, "没有模型：先运行 xiaoer train 或用 --model")
+                StepResult(
+                    "stories", "测试故事", False, "没有模型：先运行 xiaoer train 或用 --model"
+                )
             )
         else:
             say(f"==> rasa test core --stories {stories} (model {found.name})")
@@ -353,7 +359,9 @@ def render_html(report: Report) -> str:
     conf = ""
     for a, b, share, n, of in report.confusions:
         ex = "<br>".join(e(t) for t, i, p in report.errors if i == a and p == b)
-        conf += f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{share:.0%}（{n}/{of}）</td><td>{ex}</td></tr>"
+        conf += (
+            f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{share:.0%}（{n}/{of}）</td><td>{ex}</td></tr>"
+        )
     counts = "".join(
         f"<tr><td>{e(n)}</td><td>{c}</td></tr>" for n, c in sorted(report.examples.items())
     )

@@ -43,7 +43,12 @@ REASON_LABELS = {
     "corrected": "顾客纠正",
 }
 STATUSES = ("open", "accepted", "out_of_scope", "ignored")
-STATUS_LABELS = {"open": "待处理", "accepted": "已学习", "out_of_scope": "超出范围", "ignored": "已忽略"}
+STATUS_LABELS = {
+    "open": "待处理",
+    "accepted": "已学习",
+    "out_of_scope": "超出范围",
+    "ignored": "已忽略",
+}
 DEFAULT_LOW_CONFIDENCE = 0.7
 FALLBACK_INTENT = "nlu_fallback"
 FALLBACK_ACTION = "action_default_fallback"
@@ -139,7 +144,9 @@ class InboxItem:
             "last_seen": self.last_seen,
             "status": self.status,
             "resolution": self.resolution,
-            "suggestions": [{"intent": n, "confidence": round(c, 3)} for n, c in self.suggestions()],
+            "suggestions": [
+                {"intent": n, "confidence": round(c, 3)} for n, c in self.suggestions()
+            ],
         }
 
 
@@ -329,7 +336,9 @@ class InboxStore:
             result = conn.execute(
                 inbox_items.update()
                 .where(t.id.in_(item_ids), t.status == "open")
-                .values(status=status, resolution=resolution, resolved_by=by, resolved_at=time.time())
+                .values(
+                    status=status, resolution=resolution, resolved_by=by, resolved_at=time.time()
+                )
             )
         return int(result.rowcount or 0)
 
@@ -400,7 +409,9 @@ class InboxCollector:
         self.low_confidence = low_confidence
 
     def threshold(self) -> float:
-        return self.low_confidence if self.low_confidence is not None else low_confidence_threshold()
+        return (
+            self.low_confidence if self.low_confidence is not None else low_confidence_threshold()
+        )
 
     def _collect(self, sender: str, message: dict[str, Any], reason: str) -> None:
         if not message.get("message_id") or not message.get("text"):
@@ -447,9 +458,10 @@ class InboxCollector:
         if name == FALLBACK_ACTION and last.get("intent") != FALLBACK_INTENT:
             self._collect(sender, last, "fallback")
         elif name == HANDOFF_ACTION:
-            clear = last.get("intent") in ASKED_FOR_HUMAN and float(
-                last.get("confidence") or 0
-            ) >= self.threshold()
+            clear = (
+                last.get("intent") in ASKED_FOR_HUMAN
+                and float(last.get("confidence") or 0) >= self.threshold()
+            )
             if not clear:
                 self._collect(sender, last, "handoff")
 

@@ -43,8 +43,8 @@ class NluDataError(ValueError):
 
 def _yaml() -> YAML:
     y = YAML()
-    y.preserve_quotes = True
-    y.width = 4096
+    y.preserve_quotes = True  # type: ignore[assignment]
+    y.width = 4096  # type: ignore[assignment]
     y.indent(mapping=2, sequence=2, offset=0)
     return y
 
@@ -240,9 +240,9 @@ def plan(root: Path, intent: str, texts: list[str], topic: str | None = None) ->
 def validate(root: Path, timeout: float = 600) -> tuple[bool, str]:
     """``rasa data validate`` on the project at ``root``: (passed, its output)."""
     rasa = str(Path(sys.executable).with_name("rasa"))
-    from xiaoer.devtools.stack import RASA_ENV
-
     import os
+
+    from xiaoer.devtools.stack import RASA_ENV
 
     proc = subprocess.run(
         [rasa, "data", "validate", "--data", "data", "--domain", "domain.yml",

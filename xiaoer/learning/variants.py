@@ -343,7 +343,9 @@ class VariantStore:
             rows = conn.execute(query).all()
         return {str(k): ArmStats(int(n), int(s or 0), int(f or 0)) for k, n, s, f in rows}
 
-    def outcome_counts(self, response: str, segment: str | None = None) -> dict[str, dict[str, int]]:
+    def outcome_counts(
+        self, response: str, segment: str | None = None
+    ) -> dict[str, dict[str, int]]:
         e = variant_exposures.c
         query = (
             select(e.variant_key, e.outcome, func.count())
@@ -570,7 +572,9 @@ def backend_paid_check(buyer_id: str, since: float) -> bool:
     return False
 
 
-def report(response: str, catalogue: list[dict[str, Any]], store: VariantStore | None = None) -> dict[str, Any]:
+def report(
+    response: str, catalogue: list[dict[str, Any]], store: VariantStore | None = None
+) -> dict[str, Any]:
     """The console's figures: per segment and variant, exposures, outcome counts, the
     success rate and its 95 % interval."""
     store = store or get_variant_store()
