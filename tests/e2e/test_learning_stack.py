@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from xiaoer.devtools.stack import Stack, running_stack
 from xiaoer.learning.inbox import InboxStore
@@ -49,7 +50,14 @@ def test_a_misunderstood_message_lands_in_the_inbox_once(stack: Stack) -> None:
     sender = f"inbox-{uuid.uuid4().hex[:6]}"
     assert stack.say(sender, GIBBERISH)  # the bot answered (asks to rephrase)
     stack.say(sender, GIBBERISH)
-    stack.say(f"test-chat:{sender}", "稀里哗啦咕噜咕噜")  # a sandboxed test chat
+    # the console's test chat talks to Rasa's API as test-chat:<agent>: never collected
+    r = requests.post(
+        f"{stack.rasa_url}/conversations/test-chat:{sender}/messages",
+        params={"token": stack.token},
+        json={"text": "稀里哗啦咕噜咕噜", "sender": "user"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
 
     def found() -> Any:
         return [i for i in inbox.items() if i.text == GIBBERISH]
