@@ -59,12 +59,12 @@ def test_a_misunderstood_message_lands_in_the_inbox_once(stack: Stack) -> None:
     )
     assert r.status_code == 200, r.text
 
-    def found() -> Any:
-        return [i for i in inbox.items() if i.text == GIBBERISH]
+    def found() -> Any:  # both messages read
+        return [i for i in inbox.items() if i.text == GIBBERISH and i.count == 2]
 
     items = eventually(found)
     assert items, stack.log("worker")[-3000:]
-    assert items[0].count == 2 and "fallback" in items[0].reasons
+    assert "fallback" in items[0].reasons
     assert items[0].last_sender == stack.conversation(sender)
     time.sleep(1.5)
     assert not [i for i in inbox.items() if "咕噜咕噜" in i.text]
@@ -77,7 +77,7 @@ def test_the_greeting_variant_and_its_outcome_are_recorded(stack: Stack) -> None
     texts = {v["text"] for v in message_catalogue()["greet_intro"]}
     shown = [r["text"] for r in replies if r.get("text")]
     assert shown, replies
-    stack.say(sender, "好的谢谢")
+    stack.say(sender, "谢谢")
 
     def closed() -> Any:
         counts = store.outcome_counts("greet_intro")

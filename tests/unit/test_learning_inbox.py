@@ -199,3 +199,45 @@ def test_accept_that_fails_validation_writes_nothing(store: InboxStore, project:
     assert not (project / "data/nlu/learned.yml").exists()
     assert (project / "domain.yml").read_text(encoding="utf-8") == domain_before
     assert store.get(item).status == "open"  # type: ignore[union-attr]
+
+
+def test_cli_list_json_and_accept(
+    store: InboxStore,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from xiaoer import cli
+    from xiaoer.core.config import get_settings
+
+    shutil.copy(PROJECT_ROOT / "xiaoer.yml", project / "xiaoer.yml")
+    monkeypatch.setenv("XIAOER_CONFIG", str(project / "xiaoer.yml"))
+    get_settings.cache_clear()
+    monkeypatch.setattr("xiaoer.learning.inbox.get_inbox_store", lambda: store)
+    try:
+        item = store.collect(message_id="m1", sender_id="rest:a", text="电话13812345678的那个人是谁",
+                             reason="fallback", intent="nlu_fallback", confidence=0.2)  # fmt: skip
+        assert cli.main(["inbox", "list", "--json"]) == 0
+        groups = json.loads(capsys.readouterr().out)["groups"]
+        assert groups[0]["items"][0]["id"] == item
+        assert "13812345678" not in groups[0]["items"][0]["text"]  # masked
+        monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+        assert cli.main(["inbox", "accept", str(item), "request_human"]) == 1
+        out = capsys.readouterr().out
+        # the customer's number never reaches the training data
+        assert "+    - 电话13800000000的那个人是谁" in out and "--yes" in out
+        assert "13812345678" not in out
+        assert store.get(item).status == "open"  # type: ignore[union-attr]
+        assert (
+            cli.main(["inbox", "accept", str(item), "request_human", "--yes", "--no-retrain"]) == 0
+        )
+        assert "已写入训练数据" in capsys.readouterr().out
+        assert "电话13812345678的那个人是谁" in (project / "data/nlu/service.yml").read_text(
+            encoding="utf-8"
+        )
+        assert cli.main(["inbox", "ignore", str(item)]) == 1
+        assert "已处理" in capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()

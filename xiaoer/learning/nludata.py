@@ -13,7 +13,9 @@ designer before anything is written); ``apply(...)`` writes it, runs
   (domain.yml is not re-serialised: its quoted emoji would come back escaped). It still
   needs a rule or story to be answered (docs/designers.md).
 * Examples already present (same normalised text) are skipped; square brackets become
-  full-width (Rasa would read ``[..](..)`` as an entity annotation).
+  full-width (Rasa would read ``[..](..)`` as an entity annotation); a phone number or
+  WeChat id becomes a placeholder (13800000000, wxid_example): no customer's contact
+  goes into the training data.
 """
 
 from __future__ import annotations
@@ -49,9 +51,33 @@ def _yaml() -> YAML:
     return y
 
 
+# a customer's contact never goes into the training data (it is committed to git): each
+# phone or WeChat id becomes a placeholder of the same kind (the contact extractor, not
+# DIET, reads contacts; the example keeps its shape)
+PLACEHOLDER_CONTACTS = {"phone": "13800000000", "wechat": "wxid_example"}
+
+
+def strip_contacts(text: str) -> str:
+    from xiaoer.core.logsafe import mask_pii
+    from xiaoer.text.contacts import find_contacts
+
+    out, last = [], 0
+    for c in find_contacts(text):
+        if c.start < last:
+            continue
+        out.append(text[last : c.start])
+        out.append(PLACEHOLDER_CONTACTS.get(c.kind, "13800000000"))
+        last = c.end
+    out.append(text[last:])
+    value = "".join(out)
+    if mask_pii(value) != value:  # anything the log filter still sees as a mobile number
+        value = re.sub(r"1[3-9]\d{9}", PLACEHOLDER_CONTACTS["phone"], value)
+    return value
+
+
 def clean_example(text: str) -> str:
     value = " ".join(str(text).split())
-    value = value.lstrip("-").strip()
+    value = strip_contacts(value.lstrip("-").strip())
     return value.replace("[", "［").replace("]", "］")
 
 
