@@ -39,8 +39,12 @@ def placeholders(key: str) -> set[str]:
 
 
 def render(key: str, rng: random.Random | None = None, **values: Any) -> dict[str, Any]:
-    """One variation of message ``key`` with its placeholders filled."""
-    variant = (rng or random).choice(catalogue()[key])
+    """One variation of message ``key`` with its placeholders filled. Variations limited
+    to a segment or a time of day (``segment`` / ``daypart``, chosen by the reply-variant
+    bandit with the tracker, see :func:`say`) are left out here."""
+    variations = catalogue()[key]
+    plain = [v for v in variations if not v.get("segment") and not v.get("daypart")]
+    variant = (rng or random).choice(plain or variations)
     message: dict[str, Any] = {"text": variant["text"].format_map(_Missing(values))}
     if variant.get("buttons"):
         message["buttons"] = [dict(b) for b in variant["buttons"]]
