@@ -205,29 +205,6 @@ class VariantStore:
         self.db = database_for(db)
 
     # --- variants ------------------------------------------------------------------
-    def sync_catalogue(self, response: str, variations: Iterable[dict[str, Any]]) -> None:
-        """Record the catalogue's variations (so they can be switched off or pinned)."""
-        now = time.time()
-        for v in variations:
-            text = str(v.get("text") or "")
-            if not text:
-                continue
-            stmt = (
-                self.db.insert(reply_variants)
-                .values(
-                    response=response,
-                    variant_key=variant_key(text),
-                    text=text,
-                    segment=str(v.get("segment") or ""),
-                    daypart=str(v.get("daypart") or ""),
-                    source="catalogue",
-                    created_at=now,
-                )
-                .on_conflict_do_nothing()
-            )
-            with self.db.begin() as conn:
-                conn.execute(stmt)
-
     def variants(self, response: str, catalogue: Iterable[dict[str, Any]] = ()) -> list[Variant]:
         """Every variant of ``response``: the catalogue's (in its order) then the console's."""
         with self.db.connect() as conn:
