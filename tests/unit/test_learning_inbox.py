@@ -240,3 +240,11 @@ def test_cli_list_json_and_accept(
         assert "已处理" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+def test_examples_never_carry_a_customers_contact() -> None:
+    assert nludata.clean_example("加我微信 abc_12345 或者打 138 1234 5678") == (
+        "加我微信 wxid_example 或者打 13800000000"
+    )
+    # an order number is no contact: it stays
+    assert nludata.clean_example("订单6938271045123400002到哪了") == "订单6938271045123400002到哪了"
