@@ -248,3 +248,30 @@ def test_examples_never_carry_a_customers_contact() -> None:
     )
     # an order number is no contact: it stays
     assert nludata.clean_example("订单6938271045123400002到哪了") == "订单6938271045123400002到哪了"
+
+
+def test_retrain_is_requested_through_the_training_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    calls: list[tuple[str, str]] = []
+    fake = types.ModuleType("xiaoer.training")
+
+    def request_retrain(requested_by: str, reason: str) -> int:
+        calls.append((requested_by, reason))
+        return 7
+
+    fake.request_retrain = request_retrain  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "xiaoer.training", fake)
+    assert service.request_retrain("admin", "待学习") == (
+        7,
+        "已提交重新训练（任务 7），完成后自动上线",
+    )
+    assert calls == [("admin", "待学习")]
+
+    def broken(requested_by: str, reason: str) -> int:
+        raise RuntimeError("queue full")
+
+    fake.request_retrain = broken  # type: ignore[attr-defined]
+    run_id, message = service.request_retrain("admin", "待学习")
+    assert run_id is None and "queue full" in message and "已写入训练数据" in message

@@ -81,7 +81,11 @@ def request_retrain(by: str, reason: str) -> tuple[int | None, str]:
         training = importlib.import_module("xiaoer.training")
     except ModuleNotFoundError:
         return None, "已写入训练数据；需要重新训练模型（xiaoer train）并重启后生效"
-    run_id = int(training.request_retrain(requested_by=by, reason=reason))
+    try:
+        run_id = int(training.request_retrain(requested_by=by, reason=reason))
+    except Exception as exc:  # noqa: BLE001 - the examples are written: say so, and why not live
+        log.exception("inbox: retrain request failed")
+        return None, f"已写入训练数据，但提交重新训练失败（{exc}）：请稍后重试或运行 xiaoer train"
     return run_id, f"已提交重新训练（任务 {run_id}），完成后自动上线"
 
 
