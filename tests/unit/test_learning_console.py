@@ -74,7 +74,7 @@ def seen(inbox: InboxStore, mid: str, sender: str, text: str) -> int:
 
 def test_only_admins_reach_the_learning_pages(console: dict[str, Any]) -> None:
     agent = login(console, "after")
-    for path in ("/learning", "/learning/variants"):
+    for path in ("/learning", "/variants"):
         assert agent.get(console["url"] + path, timeout=10).status_code == 403
     assert (
         requests.get(console["url"] + "/learning", allow_redirects=False, timeout=10).status_code
@@ -144,9 +144,9 @@ def test_inbox_bad_intent_and_dismiss(console: dict[str, Any]) -> None:
 
 def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     boss = login(console, "boss")
-    page = boss.get(console["url"] + "/learning/variants", timeout=10)
+    page = boss.get(console["url"] + "/variants", timeout=10)
     assert page.status_code == 200 and "欢迎语" in page.text and "{shop_name}" in page.text
-    url = console["url"] + "/learning/variants/greet_intro"
+    url = console["url"] + "/variants/greet_intro"
     r = boss.post(url, data={"action": "add", "text": "您好呀～{bot_name}在线，想看点什么？",
                              "segment": "", "daypart": "night"}, allow_redirects=False, timeout=10)  # fmt: skip
     assert r.status_code == 303
@@ -172,6 +172,6 @@ def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     r = boss.post(url, data={"action": "pin", "variant": "nope"}, timeout=10)
     assert r.status_code == 400 and "未知" in r.text
     r = boss.post(
-        console["url"] + "/learning/variants/utter_nothing", data={"action": "unpin"}, timeout=10
+        console["url"] + "/variants/utter_nothing", data={"action": "unpin"}, timeout=10
     )
     assert r.status_code == 404
