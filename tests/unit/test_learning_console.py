@@ -171,7 +171,5 @@ def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     assert not off.active and not off.pinned
     r = boss.post(url, data={"action": "pin", "variant": "nope"}, timeout=10)
     assert r.status_code == 400 and "未知" in r.text
-    r = boss.post(
-        console["url"] + "/variants/utter_nothing", data={"action": "unpin"}, timeout=10
-    )
+    r = boss.post(console["url"] + "/variants/utter_nothing", data={"action": "unpin"}, timeout=10)
     assert r.status_code == 404
