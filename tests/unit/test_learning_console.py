@@ -74,7 +74,7 @@ def seen(inbox: InboxStore, mid: str, sender: str, text: str) -> int:
 
 def test_only_admins_reach_the_learning_pages(console: dict[str, Any]) -> None:
     agent = login(console, "after")
-    for path in ("/learning", "/variants"):
+    for path in ("/learning", "/learning/variants"):
         assert agent.get(console["url"] + path, timeout=10).status_code == 403
     assert (
         requests.get(console["url"] + "/learning", allow_redirects=False, timeout=10).status_code
@@ -98,6 +98,7 @@ def test_inbox_preview_accept_writes_the_example(console: dict[str, Any]) -> Non
     assert page.status_code == 200
     assert "给我找个活人聊聊" in page.text and "找个活人跟我聊" in page.text
     assert "request_human（建议 25%）" in page.text  # the suggestion, fallback left out
+    assert 'href="/learning/variants"' in page.text  # one nav entry; the pages link each other
     group = re.search(r'id="group-(\d+)"', page.text)
     assert group
     # the conversation, one click away
@@ -144,9 +145,9 @@ def test_inbox_bad_intent_and_dismiss(console: dict[str, Any]) -> None:
 
 def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     boss = login(console, "boss")
-    page = boss.get(console["url"] + "/variants", timeout=10)
+    page = boss.get(console["url"] + "/learning/variants", timeout=10)
     assert page.status_code == 200 and "欢迎语" in page.text and "{shop_name}" in page.text
-    url = console["url"] + "/variants/greet_intro"
+    url = console["url"] + "/learning/variants/greet_intro"
     r = boss.post(url, data={"action": "add", "text": "您好呀～{bot_name}在线，想看点什么？",
                              "segment": "", "daypart": "night"}, allow_redirects=False, timeout=10)  # fmt: skip
     assert r.status_code == 303
@@ -171,5 +172,7 @@ def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     assert not off.active and not off.pinned
     r = boss.post(url, data={"action": "pin", "variant": "nope"}, timeout=10)
     assert r.status_code == 400 and "未知" in r.text
-    r = boss.post(console["url"] + "/variants/utter_nothing", data={"action": "unpin"}, timeout=10)
+    r = boss.post(
+        console["url"] + "/learning/variants/utter_nothing", data={"action": "unpin"}, timeout=10
+    )
     assert r.status_code == 404

@@ -5,7 +5,7 @@
   preview the change as a diff, accept it (written, validated, retrain requested); or
   mark them out of scope / ignore them. ``/learning/conversation?sender=…`` shows the
   conversation a message came from.
-* ``/variants`` (回复优化): for each response chosen by outcomes, per customer
+* ``/learning/variants`` (回复优化): for each response chosen by outcomes, per customer
   segment, every variant's exposures, outcomes and success rate with its 95 % interval;
   pin a winner, switch a variant off or on, add one.
 
@@ -32,8 +32,7 @@ from xiaoer.learning.inbox import REASON_LABELS, STATUS_LABELS, get_inbox_store
 from xiaoer.learning.nludata import domain_intents
 
 bp = Blueprint("learning")
-NAV_ITEMS.append(("/learning", "待学习", "admin"))
-NAV_ITEMS.append(("/variants", "回复优化", "admin"))
+NAV_ITEMS.append(("/learning", "待学习", "admin"))  # its pages link to 回复优化
 
 
 def _ids(request: Request) -> list[int]:
@@ -206,13 +205,13 @@ def _variants_page(request: Request, error: str = "", status: int = 200) -> HTTP
     )
 
 
-@bp.get("/variants")
+@bp.get("/learning/variants")
 @login_required(role="admin")
 async def variants_page(request: Request) -> HTTPResponse:
     return _variants_page(request)
 
 
-@bp.post("/variants/<response_key:str>")
+@bp.post("/learning/variants/<response_key:str>")
 @login_required(role="admin")
 async def variants_change(request: Request, response_key: str) -> HTTPResponse:
     me = current_agent(request)
@@ -247,4 +246,4 @@ async def variants_change(request: Request, response_key: str) -> HTTPResponse:
             raise ValueError("未知的操作")
     except ValueError as exc:
         return _variants_page(request, error=str(exc), status=400)
-    return response.redirect("/variants", status=303)
+    return response.redirect("/learning/variants", status=303)
