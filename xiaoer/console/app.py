@@ -41,6 +41,7 @@ from xiaoer.console import (
     analytics_views,
     auth_views,
     leads_views,
+    learning_views,
     outbox_views,
     queue_views,
     workspace_views,
@@ -71,6 +72,7 @@ BLUEPRINTS: list[Blueprint] = [
     outbox_views.bp,
     workspace_views.bp,
     analytics_views.bp,
+    learning_views.bp,
 ]
 
 _names = itertools.count(1)
