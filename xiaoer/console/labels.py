@@ -14,11 +14,17 @@ REASONS = {
     "after_sales_past_window": "超期售后",
     "after_sales_no_insurance": "无运费险退货",
     "cancel_order": "取消订单",
+    "cancel_paid_order": "取消已付款订单",
     "cancel_shipped": "已发货要取消",
     "change_address": "修改地址",
     "address_shipped": "已发货改地址",
     "coupon": "优惠券",
     "urge_overdue": "超时催发货",
+    "order_id_missing": "未提供订单号",
+    "quality_issue": "质量问题",
+    "lookup_limited": "查询次数过多",
+    "verify_failed": "身份核验未通过",
+    "attribute_unknown": "商品参数未知",
 }
 INTENTS = {
     "greet": "打招呼", "goodbye": "告别", "thank": "感谢", "affirm": "确认", "deny": "否定",
@@ -29,7 +35,8 @@ INTENTS = {
     "exchange": "换货", "return_policy": "退换政策", "quality_issue": "质量问题",
     "ask_price": "问价格", "ask_discount": "问优惠", "ask_size": "问尺码", "ask_stock": "问库存",
     "product_info": "商品信息", "ask_shipping": "问物流", "ask_invoice": "问发票",
-    "provide_contact": "留联系方式", "nlu_fallback": "未识别",
+    "provide_contact": "留联系方式", "nlu_fallback": "未识别", "rate_service": "评分",
+    "ask_wholesale": "批发合作",
 }  # fmt: skip
 STATUSES = {"waiting": "排队中", "active": "接待中", "closed": "已结束"}
 PRIORITIES = {2: "紧急", 1: "优先", 0: "普通"}
@@ -42,7 +49,8 @@ SLOTS = {
 
 
 def reason(code: str) -> str:
-    return REASONS.get(code, code)
+    """The reason in Chinese; a code without a label is never shown raw."""
+    return REASONS.get(code) or ("其他原因" if code else "—")
 
 
 def intent(code: str) -> str:

@@ -164,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     refuse_memory_fallback()
     add_readiness_route()
     load_models_in_thread()
+    from xiaoer.core.clock import install_demo_clock
+
+    install_demo_clock()  # only with $XIAOER_DEMO_CLOCK (xiaoer demo-traffic)
     sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
 
