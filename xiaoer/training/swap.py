@@ -140,7 +140,12 @@ def swap_all(
                 raise SwapError(f"{state.url} 切换后答错：" + "；".join(wrong))
         except (SwapError, requests.RequestException) as exc:
             log.warning("model swap failed on %s: %s", state.url, exc)
-            result = SwapResult(False, states, str(exc))
+            error = (
+                str(exc)
+                if isinstance(exc, SwapError)
+                else f"{state.url} 无法连接（{type(exc).__name__}）"
+            )
+            result = SwapResult(False, states, error)
             result.rolled_back = rollback(states, api, say)
             return result
     return SwapResult(True, states)
