@@ -15,6 +15,7 @@ The models are trained with a small configuration (tests/data/small_config.yml).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -360,7 +361,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.click("#kb-train-button")
     expect(page.locator(".alert.ok")).to_contain_text("已开始重新训练")
     expect(page.locator("#kb-run-state")).to_have_text(
-        __import__("re").compile("排队中|训练中|检查新模型|切换模型|已上线"), timeout=10_000
+        re.compile("排队中|训练中|检查新模型|切换模型|已上线"), timeout=10_000
     )
     expect(page.locator("#kb-run-progress")).not_to_have_text("", timeout=15_000)
 
