@@ -16,8 +16,9 @@ Rasa 3.6 set-up (``XIAOER_SPEED_LEVERS=off`` turns every lever off, for that com
   :class:`TurnSQLEventBroker` writes them in one transaction: the same ``events`` rows
   (id order, ``sender_id``, the event JSON as Rasa writes it). ``type: SQL`` in the
   endpoints file stays as it is; the server uses these classes for it.
-* **SQLite in WAL mode with ``synchronous=NORMAL``** for the tracker store and event broker
-  files: readers (the worker's event follower, the console) do not block the writer; a
+* **SQLite in WAL mode with ``synchronous=NORMAL``, connections kept open** for the tracker
+  store and event broker files (SQLAlchemy 1.4 opens a connection per session for SQLite
+  files; closing the last one checkpoints the WAL, an fsync per turn): readers (the worker's event follower, the console) do not block the writer; a
   committed turn survives a crash of any process (not necessarily a power cut of the
   machine, which may lose the last turns).
 * **Warm-up before ready**: the models answer a few typical messages (parse and policy
@@ -95,14 +96,27 @@ def install_compiled_validator() -> None:
     RemoteAction._validate_action_result = validate_action_result
 
 
-# --- SQLite pragmas ------------------------------------------------------------------------
-def use_wal(engine: Any) -> None:
-    """Every new connection of an SQLite ``engine``: WAL journal, ``synchronous=NORMAL``."""
-    if engine.dialect.name != "sqlite":
-        return
-    from sqlalchemy import event
+# --- SQLite: WAL, synchronous=NORMAL, connections kept open -------------------------------
+def sqlite_engine(engine: Any) -> Any:
+    """For an SQLite file ``engine``: an engine on the same file whose connections are
+    pooled (SQLAlchemy 1.4 opens and closes one per session for files: closing the last
+    connection of a WAL database checkpoints it, an fsync per turn) and set to WAL with
+    ``synchronous=NORMAL``. Other engines are returned as they are."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return engine
+    import sqlalchemy as sa
+    from sqlalchemy.pool import QueuePool
 
-    @event.listens_for(engine, "connect")
+    pooled = sa.create_engine(
+        engine.url,
+        poolclass=QueuePool,
+        pool_size=5,
+        max_overflow=10,
+        # a pooled connection serves one thread at a time, maybe not the one that opened it
+        connect_args={"check_same_thread": False},
+    )
+
+    @sa.event.listens_for(pooled, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
@@ -111,7 +125,8 @@ def use_wal(engine: Any) -> None:
         finally:
             cursor.close()
 
-    engine.dispose()  # connections opened before the listener (Rasa's create_all) go
+    engine.dispose()
+    return pooled
 
 
 # --- the event broker and tracker store: one transaction per turn --------------------------
@@ -122,8 +137,11 @@ def _broker_class() -> type:
         """Rasa's SQL event broker writing a batch of events in one transaction."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            import sqlalchemy.orm
+
             super().__init__(*args, **kwargs)
-            use_wal(self.engine)
+            self.engine = sqlite_engine(self.engine)
+            self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
 
         def publish_many(self, events: list[dict[str, Any]]) -> None:
             """Rows as ``publish`` writes them, in order, committed together."""
@@ -148,8 +166,11 @@ def _tracker_store_class() -> type:
         and handing the same new events to the event broker in one batch."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            import sqlalchemy.orm
+
             super().__init__(*args, **kwargs)
-            use_wal(self.engine)
+            self.engine = sqlite_engine(self.engine)
+            self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
 
         async def save(self, tracker: Any) -> None:
             with self.session_scope() as session:
@@ -288,7 +309,7 @@ __all__ = [
     "publish_events",
     "turn_event_broker",
     "turn_tracker_store",
-    "use_wal",
+    "sqlite_engine",
     "validate_action_result",
     "warm_up",
 ]
