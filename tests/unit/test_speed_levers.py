@@ -250,3 +250,27 @@ def test_levers_off_for_the_stock_comparison(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(RemoteAction, "_validate_action_result", STOCK_VALIDATE)
     assert speed.install() is False
     assert RemoteAction._validate_action_result is STOCK_VALIDATE
+
+
+# --- the action server's memory -------------------------------------------------------------
+def test_the_action_server_loads_no_rasa_and_no_tensorflow(tmp_path: Path) -> None:
+    """The actions and the action server import neither Rasa nor TensorFlow (nor pkuseg):
+    about 110 MB instead of 600 MB per action server."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    probe = (
+        "import sys\n"
+        "from xiaoer.servers.actionserver import create_app\n"
+        "app = create_app('actions', 'secret')\n"
+        "print(sorted(m for m in ('rasa', 'tensorflow', 'pkuseg', 'sklearn') if m in sys.modules))\n"
+        "print(len(app.router.routes) > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(root),
+             "XIAOER_DATA_DIR": str(tmp_path / "var")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["[]", "True"]

@@ -223,6 +223,7 @@ def running_scale_out(
     steps = documented_steps()
     # the test environment, without any XIAOER_* of the caller: the doc's variables only
     base = {k: v for k, v in {**os.environ, **RASA_ENV}.items() if not k.startswith("XIAOER_")}
+    base.setdefault("SANIC_WORKERS", "1")  # one model per replica unless asked (memory)
     base.update(env or {})
     base = server_env(base, api_token=token, action_token="")
     base.pop("XIAOER_API_TOKEN"), base.pop("XIAOER_ACTION_TOKEN")

@@ -140,7 +140,7 @@ def _broker_class() -> type:
             import sqlalchemy.orm
 
             super().__init__(*args, **kwargs)
-            self.engine = sqlite_engine(self.engine)
+            self.engine: Any = sqlite_engine(self.engine)
             self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
 
         def publish_many(self, events: list[dict[str, Any]]) -> None:
@@ -169,7 +169,7 @@ def _tracker_store_class() -> type:
             import sqlalchemy.orm
 
             super().__init__(*args, **kwargs)
-            self.engine = sqlite_engine(self.engine)
+            self.engine: Any = sqlite_engine(self.engine)
             self.sessionmaker = sqlalchemy.orm.sessionmaker(bind=self.engine)
 
         async def save(self, tracker: Any) -> None:
