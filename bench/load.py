@@ -181,11 +181,29 @@ def douyin_burst(sim: Any, customers: int, turns: int, tag: str) -> tuple[list[f
     return latencies, errors, deliveries
 
 
+def settle(sim: Any, deliveries: list, quiet: float = 30.0, limit: float = 900.0) -> None:
+    """Wait until every acknowledged message has an answer at the platform, or nothing new
+    arrived for ``quiet`` seconds (then the rest counts as lost)."""
+    deadline = time.monotonic() + limit
+    wanted = {d.server_message_id for _w, d in deliveries if d.ok}
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        received = list(sim.received)
+        if wanted <= {r.answered for r in received}:
+            time.sleep(2)  # a duplicate would come right behind
+            return
+        if len(received) != last:
+            last, last_change = len(received), time.monotonic()
+        elif time.monotonic() - last_change > quiet:
+            return
+        time.sleep(0.5)
+
+
 def count_from_stores(tracker_db: Path, sim: Any, deliveries: list) -> tuple[int, int]:
     """(lost, duplicated) of acknowledged customer messages: lost when the tracker store has
     no user event with its message id or the platform got no reply to it; duplicated when
     the tracker has it twice or one reply text arrived twice for it."""
-    time.sleep(3)  # the last replies on their way (the sends are asynchronous)
+    settle(sim, deliveries)
     with sqlite3.connect(tracker_db) as conn:
         rows = conn.execute("SELECT data FROM events WHERE type_name = 'user'").fetchall()
     in_tracker = Counter(json.loads(d).get("message_id") for (d,) in rows)
@@ -397,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
                      if profile == "embedded" else
                      "Scale-out profile (PostgreSQL + Redis, 2 Rasa servers, REST)")  # fmt: skip
             sections.append(table(title, stock, xiaoer))
+            if args.out:  # what is done so far, in case a later profile fails
+                args.out.write_text("\n".join(sections), encoding="utf-8")
     if args.train:
         sections.append(f"Full training (`rasa train`, NLU + dialogue): {train_seconds():.0f} s\n")
     report = "\n".join([

@@ -21,6 +21,10 @@ Rasa 3.6 set-up (``XIAOER_SPEED_LEVERS=off`` turns every lever off, for that com
   files; closing the last one checkpoints the WAL, an fsync per turn): readers (the worker's event follower, the console) do not block the writer; a
   committed turn survives a crash of any process (not necessarily a power cut of the
   machine, which may lose the last turns).
+* **Model load without a training step.** Rasa 3.6 builds each TensorFlow model (DIET, TED)
+  by training it for one step before loading its weights, tracing the whole training graph
+  (most of the start time); one eager forward pass builds the same variables
+  (:func:`install_fast_model_load`): the same weights, the same predictions.
 * **Warm-up before ready**: the models answer a few typical messages (parse and policy
   prediction on a throw-away tracker, nothing stored) before the server accepts its first
   connection, so the first customer does not pay TensorFlow's graph building.
@@ -295,6 +299,7 @@ def install(*, warm: bool = True) -> bool:
         return False
     install_compiled_validator()
     install_turn_stores()
+    install_fast_model_load()
     if warm:
         install_warm_up()
     return True
@@ -304,6 +309,7 @@ __all__ = [
     "LEVERS_ENV",
     "WARM_UP_TEXTS",
     "action_response_validator",
+    "install_fast_model_load",
     "install",
     "levers_enabled",
     "publish_events",
@@ -313,3 +319,50 @@ __all__ = [
     "validate_action_result",
     "warm_up",
 ]
+
+
+# --- model load without a training step ------------------------------------------------------
+def install_fast_model_load() -> None:
+    """Rasa builds a TensorFlow model's variables before loading its weights by *training*
+    it for one step (``model.fit`` on one example), which traces the whole training graph:
+    most of a server's start time. One eager forward pass of the training loss builds the
+    same variables; the weights are then loaded as Rasa does, and the prediction function
+    is traced on Rasa's prediction example as before."""
+    import tensorflow as tf
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+    from rasa.utils.tensorflow.models import RasaModel
+
+    stock_load = RasaModel.load.__func__  # type: ignore[attr-defined]
+
+    def load(
+        cls: Any,
+        model_file_name: str,
+        model_data_example: Any,
+        predict_data_example: Any = None,
+        finetune_mode: bool = False,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if finetune_mode:  # training goes on: Rasa's own way
+            return stock_load(
+                cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                *args, **kwargs,
+            )  # fmt: skip
+        model = cls(*args, **kwargs)
+        config = kwargs.get("config", {})
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)),
+            run_eagerly=config.get(RUN_EAGERLY),
+        )
+        batch_in, _ = RasaBatchDataGenerator(model_data_example, batch_size=1)[0]
+        model._training = True
+        model.batch_loss(batch_in)  # eager: creates every variable training would
+        model._training = None
+        # the optimizer's slots are in the checkpoint too; a server never trains
+        model.load_weights(model_file_name).expect_partial()
+        if predict_data_example:
+            model.run_inference(predict_data_example)
+        return model
+
+    RasaModel.load = classmethod(load)
