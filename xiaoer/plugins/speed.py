@@ -333,7 +333,7 @@ def install_fast_model_load() -> None:
     from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
     from rasa.utils.tensorflow.models import RasaModel
 
-    stock_load = RasaModel.load.__func__  # type: ignore[attr-defined]
+    stock_load = RasaModel.load.__func__
 
     def load(
         cls: Any,
