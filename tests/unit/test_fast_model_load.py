@@ -27,7 +27,7 @@ def _answers(model: Path) -> list[dict[str, Any]]:
 
     agent = Agent.load(str(model))
 
-    async def run() -> list[dict[str, Any]]:
+    async def run(agent: Any) -> list[dict[str, Any]]:
         out = []
         for text in TEXTS:
             parse = await agent.parse_message(text)
@@ -41,7 +41,7 @@ def _answers(model: Path) -> list[dict[str, Any]]:
         return out
 
     try:
-        return asyncio.run(run())
+        return asyncio.run(run(agent))
     finally:
         del agent
         gc.collect()
