@@ -115,8 +115,14 @@ FILE_LOCK_STORE = "xiaoer.plugins.locks.FileLockStore"
 
 
 def sanic_workers() -> int:
+    """``SANIC_WORKERS``; without it ``server.workers`` of xiaoer.yml, exported for Rasa."""
+    if "SANIC_WORKERS" not in os.environ:
+        from xiaoer.core.config import get_settings
+
+        workers = get_settings().section("server").get("workers") or 1
+        os.environ["SANIC_WORKERS"] = str(workers)
     try:
-        return max(1, int(os.environ.get("SANIC_WORKERS", "1")))
+        return max(1, int(os.environ["SANIC_WORKERS"]))
     except ValueError:
         return 1
 
