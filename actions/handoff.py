@@ -101,7 +101,7 @@ def start_handoff(
 ) -> list[EventType]:
     """Queue the conversation for an agent and tell the customer what happens next."""
     outcome = request_handoff(conversation_of(tracker), reason, details, what)
-    say(dispatcher, outcome.message, **outcome.values)
+    say(dispatcher, outcome.message, tracker=tracker, **outcome.values)
     events: list[EventType] = [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
     request = outcome.request
     if request is None:  # the REST channel's hourly limit: not queued

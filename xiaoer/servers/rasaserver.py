@@ -178,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     if speed.install() and sanic_workers() > 1:
         share_lock_store_between_workers()
         one_tensorflow_thread_per_worker()
+
+    from xiaoer.core.clock import install_demo_clock
+
+    install_demo_clock()  # only with $XIAOER_DEMO_CLOCK (xiaoer demo-traffic)
     sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
 
