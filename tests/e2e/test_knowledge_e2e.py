@@ -325,12 +325,12 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
 
     # search and category filter
     page.goto(f"{stack.console_url}/knowledge")
-    page.fill("input[name=q]", "公司")
-    page.click("button:has-text('筛选')")
+    page.fill("form.kb-filter input[name=q]", "公司")
+    page.click("form.kb-filter button:has-text('筛选')")
     expect(page.locator("#kb-table tbody tr")).to_have_count(1)
     page.goto(f"{stack.console_url}/knowledge")
-    page.select_option("select[name=category]", "票据")
-    page.click("button:has-text('筛选')")
+    page.select_option("form.kb-filter select[name=category]", "票据")
+    page.click("form.kb-filter button:has-text('筛选')")
     expect(page.locator("#kb-table")).to_contain_text("包装能不能不放发票")
     expect(page.locator("#kb-table")).not_to_contain_text("可以寄到公司吗")
 
