@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         for handler in set(root.handlers) - set(before):
             root.removeHandler(handler)
     refuse_memory_fallback()
+    from xiaoer.servers import actions_down
+
+    actions_down.install()  # the action server down: one polite message, a human offered
     add_readiness_route()
     sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
