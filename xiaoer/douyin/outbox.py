@@ -105,7 +105,13 @@ class ReplySender:
                     )
                     await self._queue(sender_id, bodies[index:], str(exc))
                     break
-                await asyncio.to_thread(self.store.remember_sent, sender_id, answer.msg_id, preview)
+                await asyncio.to_thread(
+                    self.store.remember_sent,
+                    sender_id,
+                    answer.msg_id,
+                    preview,
+                    str(body.get("msg_id") or ""),
+                )
                 sent += 1
         return sent
 
@@ -144,7 +150,11 @@ class ReplySender:
                 break
             await asyncio.to_thread(self.store.outbox_sent, item.id)
             await asyncio.to_thread(
-                self.store.remember_sent, sender_id, answer.msg_id, item.preview
+                self.store.remember_sent,
+                sender_id,
+                answer.msg_id,
+                item.preview,
+                str(item.body.get("msg_id") or ""),
             )
             logger.info("douyin outbox #%s sent", item.id)
             sent += 1

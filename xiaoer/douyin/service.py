@@ -156,6 +156,7 @@ class DouyinService:
             customer,
             create_time or int(time.time() * 1000),
             msg_id,
+            self.workers.holder,
         )
         if event_id is None:
             logger.info("douyin %s for %s: duplicate delivery ignored", envelope.event, customer)
@@ -197,6 +198,8 @@ class DouyinService:
     async def process(self, stored: StoredEvent) -> None:
         envelope = stored.envelope
         if envelope.event == EVENT_RECEIVE:
+            if stored.claimed_by and await self._answered_before(stored):
+                return
             await self._receive(stored.sender_id, envelope)
         elif envelope.event == EVENT_SEND:
             await pauses.human_message(
@@ -204,6 +207,37 @@ class DouyinService:
             )
         elif envelope.event in (EVENT_ENTER, EVENT_FOLLOW):
             await greet(self, stored.sender_id, envelope)
+
+    async def _answered_before(self, stored: StoredEvent) -> bool:
+        """An event taken before (by a server that died, or a try that failed) may have
+        had its turn already: Rasa saved the tracker, then the server died before or
+        while sending. Its turn is not run twice: when the tracker holds the message,
+        the replies it recorded are sent unless a reply to the message was sent or
+        queued already. True when the event needs nothing more."""
+        message = ChatMessage.from_envelope(stored.envelope)
+        message_id = message.server_message_id
+        turn_of = getattr(self.bridge, "turn_of", None)
+        if not message_id or turn_of is None:
+            return False
+        replies = await turn_of(stored.sender_id, message_id)
+        if replies is None:  # the turn was not saved: run it
+            return False
+        if await asyncio.to_thread(self.store.answered, stored.sender_id, message_id):
+            logger.info(
+                "douyin message of %s already answered: not answered again", stored.sender_id
+            )
+            return True
+        conv = await asyncio.to_thread(self.store.conversation, stored.sender_id)
+        target = ReplyTarget(
+            message_id, message.conversation_short_id or conv.conversation_short_id, SCENE_REPLY
+        )
+        logger.warning(
+            "douyin message of %s was answered in the conversation but not sent (its server "
+            "stopped): %s reply message(s) sent now",
+            stored.sender_id, len(replies),
+        )  # fmt: skip
+        await self.send(stored.sender_id, replies, target)
+        return True
 
     async def _receive(self, sender_id: str, envelope: Envelope) -> None:
         message = ChatMessage.from_envelope(envelope)

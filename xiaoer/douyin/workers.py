@@ -7,10 +7,16 @@ a time, in the order the customer sent them (``create_time``; a short
 store first, so two Rasa servers never process one event twice; a failed event is kept
 (``attempts``) and the customer's later events wait for it.
 
-Events left unprocessed — a server stopped or died while they waited — are taken up at
-start and by a periodic recovery sweep in the Rasa server (it needs the agent, so it is
-not a job of the worker process). Customers are processed by at most
-``max_concurrent_conversations`` at once per server, so a burst does not slow everyone.
+Every Rasa server holds a lease (``worker_leases``, ``douyin.server:<host>:<pid>:<id>``)
+renewed every third of ``douyin.server_lease_seconds`` (15 s): its heartbeat. Events carry
+the server that recorded and the one that claimed them, so when a server dies (SIGKILL,
+a lost machine) its lease expires and another server's recovery sweep (every
+``sweep_seconds``) takes its events over at once — without waiting for the 2-minute claim
+lease. Events left unprocessed by a server that stopped are taken up at start too. The
+sweep runs in the Rasa servers (processing needs the agent); the worker's
+``douyin.inbound`` job reports messages that wait with no server to take them.
+Customers are processed by at most ``max_concurrent_conversations`` at once per server,
+so a burst does not slow everyone.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class EventProcessor(Protocol):
 logger = logging.getLogger(__name__)
 
 RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by the sweep
+SERVER_LEASE_PREFIX = "douyin.server:"
 
 
 class CustomerWorkers:
@@ -50,25 +57,53 @@ class CustomerWorkers:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self.processed = 0
+        from xiaoer.worker.leases import new_holder
+
+        # this server's name in the events it records and claims, and its lease's
+        self.holder = f"{SERVER_LEASE_PREFIX}{new_holder()}"
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        """Take up what an earlier run left, then sweep periodically."""
-        self._background(self.recover(older_than=0))
+        """The heartbeat; take up what an earlier run left, then sweep periodically."""
+        lease = self.service.settings.server_lease_seconds
+        self._background(self._start_recovery())
         self._loops = [
+            asyncio.ensure_future(_every(lease / 3, self.heartbeat, "heartbeat")),
             asyncio.ensure_future(
                 _every(
                     self.service.settings.sweep_interval_seconds,
                     lambda: self.recover(older_than=RECOVER_AFTER_SECONDS),
                     "recovery sweep",
                 )
-            )
+            ),
         ]
+
+    async def _start_recovery(self) -> None:
+        try:
+            await self.heartbeat()
+        except Exception:  # noqa: BLE001 - logged; the heartbeat loop tries again
+            logger.exception("douyin: the first heartbeat failed")
+        await self.recover(older_than=0)
+
+    async def heartbeat(self) -> None:
+        """Renew this server's lease: its claims stay its own while it lives."""
+        from xiaoer.worker.leases import LeaseStore
+
+        store = LeaseStore(self.service.store.db, holder=self.holder)
+        seconds = self.service.settings.server_lease_seconds
+        await asyncio.to_thread(store.acquire, self.holder, seconds)
 
     async def aclose(self) -> None:
         for task in self._loops:
             task.cancel()
         self._loops = []
+        from xiaoer.worker.leases import LeaseStore
+
+        try:  # a clean stop: the other servers take what is left at their next sweep
+            store = LeaseStore(self.service.store.db, holder=self.holder)
+            await asyncio.to_thread(store.release, self.holder)
+        except Exception:  # noqa: BLE001 - the lease then expires by itself
+            logger.warning("douyin: the server's lease was not released (it expires)")
 
     def _background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -103,8 +138,14 @@ class CustomerWorkers:
             while sender_id in self._dirty:
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
-                    if not await asyncio.to_thread(store.claim, event.id):
+                    if not await asyncio.to_thread(store.claim, event.id, self.holder):
                         continue
+                    if event.claimed_by and event.claimed_by != self.holder:
+                        logger.warning(
+                            "douyin %s of %s taken over from %s (that server stopped "
+                            "before answering it)",
+                            event.event, sender_id, event.claimed_by,
+                        )  # fmt: skip
                     try:
                         async with self._slots():
                             await self.service.process(event)

@@ -129,4 +129,4 @@ def install() -> None:
             return unavailable_events(tracker, self.name(), exc)
 
     run._xiaoer_actions_down = True  # type: ignore[attr-defined]
-    RemoteAction.run = run  # type: ignore[method-assign]
+    RemoteAction.run = run

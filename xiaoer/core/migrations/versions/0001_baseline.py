@@ -145,6 +145,8 @@ def schema(op: Any) -> None:
         sa.Column("processed_at", sa.Float(), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("received_by", sa.Text(), nullable=True),
+        sa.Column("claimed_by", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_douyin_events")),
         sa.UniqueConstraint("event_key", name=op.f("uq_douyin_events_event_key")),
         sqlite_autoincrement=True,
@@ -177,6 +179,7 @@ def schema(op: Any) -> None:
         sa.Column("msg_id", sa.Text(), nullable=True),
         sa.Column("text_hash", sa.Text(), nullable=True),
         sa.Column("sent_at", sa.Float(), nullable=False),
+        sa.Column("answers", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_douyin_sent")),
         sqlite_autoincrement=True,
     )
