@@ -288,12 +288,12 @@ class DouyinSimulator:
             raise RuntimeError("the simulator has no webhook_url to deliver to")
         delivery = Delivery(event, msg_id)
         first = next(self._rr)
+        refused: set[str] = set()  # servers that refused the connection: not tried again
         for attempt in range(DELIVERY_TRIES):
-            url = (
-                self.webhook_urls[(first + attempt) % len(self.webhook_urls)]
-                if self.webhook_urls
-                else self.webhook_url
-            )
+            url = self.webhook_url
+            if self.webhook_urls:
+                candidates = [u for u in self.webhook_urls if u not in refused] or self.webhook_urls
+                url = candidates[(first + attempt) % len(candidates)]
             started = time.monotonic()
             try:
                 r = self._session().post(
@@ -307,6 +307,9 @@ class DouyinSimulator:
                     delivery.answer = r.json()
                 except ValueError:
                     delivery.answer = r.text
+            except requests.ConnectionError:
+                status = 0
+                refused.add(url)
             except requests.RequestException:
                 status = 0
             delivery.statuses.append(status)

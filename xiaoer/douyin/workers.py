@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by the sweep
 SERVER_LEASE_PREFIX = "douyin.server:"
+WAIT_FOR_OTHER_SERVER_SECONDS = 0.5
 
 
 class CustomerWorkers:
@@ -139,7 +140,14 @@ class CustomerWorkers:
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
                     if not await asyncio.to_thread(store.claim, event.id, self.holder):
-                        continue
+                        state = await asyncio.to_thread(store.event_state, event.event_key)
+                        if not state or state["processed_at"] is not None:
+                            continue  # answered meanwhile
+                        # another server answers an earlier message of this customer: the
+                        # later ones wait for it (or for its lease to expire), in order
+                        self._dirty.add(sender_id)
+                        await asyncio.sleep(WAIT_FOR_OTHER_SERVER_SECONDS)
+                        break
                     if event.claimed_by and event.claimed_by != self.holder:
                         logger.warning(
                             "douyin %s of %s taken over from %s (that server stopped "
