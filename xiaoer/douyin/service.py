@@ -26,6 +26,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUtter
 
 from xiaoer.conversations.buttons import get_button_memory
 from xiaoer.core.logsafe import mask_pii
+from xiaoer.core.outage import log_unavailable, unavailable_service
 from xiaoer.douyin import pauses
 from xiaoer.douyin.bridge import CHANNEL_NAME, RasaBridge, TurnBridge
 from xiaoer.douyin.client import DouyinClient, DouyinConfig
@@ -190,8 +191,12 @@ class DouyinService:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._ack_pool, read)
-        except Exception:  # noqa: BLE001 - an explanation only: the event is still taken
-            logger.exception("douyin: why %s gets no reply is unknown", customer)
+        except Exception as exc:  # noqa: BLE001 - an explanation only: the event is still taken
+            service = unavailable_service(exc)
+            if service:
+                log_unavailable(logger, service, "douyin no-reply check", exc)
+            else:
+                logger.exception("douyin: why %s gets no reply is unknown", customer)
             return None
 
     # --- processing -------------------------------------------------------------------

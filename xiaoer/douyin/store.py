@@ -352,6 +352,7 @@ class DouyinStore:
                     _events.claimed_at.is_(None),
                     _events.claimed_at < now - CLAIM_LEASE_SECONDS,
                     and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
+                    _events.claimed_by == holder,  # this server tries again
                 ),
             )
             .values(claimed_at=now, claimed_by=holder)

@@ -27,6 +27,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from xiaoer.core.outage import log_unavailable, unavailable_service
+
 if TYPE_CHECKING:
     from xiaoer.douyin.settings import ChannelSettings
     from xiaoer.douyin.store import DouyinStore, StoredEvent
@@ -58,6 +60,7 @@ class CustomerWorkers:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self.processed = 0
+        self._backoff: dict[str, float] = {}
         from xiaoer.worker.leases import new_holder
 
         # this server's name in the events it records and claims, and its lease's
@@ -158,18 +161,43 @@ class CustomerWorkers:
                         async with self._slots():
                             await self.service.process(event)
                     except Exception as exc:  # noqa: BLE001 - retried by the sweep
+                        service = unavailable_service(exc)
+                        if service is not None:
+                            # a store is down: no attempt counted, this server tries again
+                            # (its claim stays its own) with a growing pause
+                            log_unavailable(logger, service, "douyin message", exc)
+                            self._retry_later(sender_id)
+                            break
                         logger.exception(
                             "douyin %s of %s failed (kept for a retry)", event.event, sender_id
                         )
                         await asyncio.to_thread(store.failed, event.id, type(exc).__name__)
                         break  # later messages wait: the order is kept
+                    self._backoff.pop(sender_id, None)
                     await asyncio.to_thread(store.done, event.id)
                     self.processed += 1
+        except Exception as exc:  # a store call of the loop itself (the database is down)
+            service = unavailable_service(exc)
+            if service is None:
+                raise
+            log_unavailable(logger, service, "douyin queue", exc)
+            self._retry_later(sender_id)
         finally:
             # no await between the last check of _dirty and this removal
             self._workers.pop(sender_id, None)
             if sender_id in self._dirty:
                 self.schedule(sender_id)
+
+    def _retry_later(self, sender_id: str) -> None:
+        """Schedule the customer again after a pause that doubles up to 30 s."""
+        delay = min(30.0, self._backoff.get(sender_id, 0.5) * 2)
+        self._backoff[sender_id] = delay
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self.schedule(sender_id)
+
+        self._background(later())
 
     def _slots(self) -> asyncio.Semaphore:
         """Bounds the conversations processed at once: the rest wait their turn (their

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from xiaoer.servers import actions_down
 
     actions_down.install()  # the action server down: one polite message, a human offered
+    from xiaoer.servers import reconnect
+
+    reconnect.install()  # Rasa's SQL stores check their connections (database restarts)
     add_readiness_route()
     sys.argv = rasa_argv(args)
     from rasa.__main__ import main as rasa_main
