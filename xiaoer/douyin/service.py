@@ -227,7 +227,10 @@ class DouyinService:
         replies = await turn_of(stored.sender_id, message_id)
         if replies is None:  # the turn was not saved: run it
             return False
-        if await asyncio.to_thread(self.store.answered, stored.sender_id, message_id):
+        sender = self.sender
+        if (sender is not None and sender.sent_answer_to(stored.sender_id, message_id)) or (
+            await asyncio.to_thread(self.store.answered, stored.sender_id, message_id)
+        ):
             logger.info(
                 "douyin message of %s already answered: not answered again", stored.sender_id
             )

@@ -214,5 +214,9 @@ async def _every(interval: float, job: Callable[[], Awaitable[Any]], what: str) 
             await job()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the loop must survive a bad round
-            logger.exception("douyin %s failed", what)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive a bad round
+            service = unavailable_service(exc)
+            if service is not None:
+                log_unavailable(logger, service, f"douyin {what}", exc)
+            else:
+                logger.exception("douyin %s failed", what)
