@@ -342,18 +342,20 @@ class DouyinStore:
         A claim whose holder (a Rasa server's lease) is gone, or older than the claim
         lease, is taken over."""
         now = time.time()
+        free = [
+            _events.claimed_at.is_(None),
+            _events.claimed_at < now - CLAIM_LEASE_SECONDS,
+            and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
+        ]
+        if holder is not None:
+            free.append(_events.claimed_by == holder)  # this server tries again
         stmt = (
             update(douyin_events)
             .where(
                 _events.id == event_id,
                 _events.processed_at.is_(None),
                 _events.attempts < MAX_ATTEMPTS,
-                or_(
-                    _events.claimed_at.is_(None),
-                    _events.claimed_at < now - CLAIM_LEASE_SECONDS,
-                    and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
-                    _events.claimed_by == holder,  # this server tries again
-                ),
+                or_(*free),
             )
             .values(claimed_at=now, claimed_by=holder)
         )
