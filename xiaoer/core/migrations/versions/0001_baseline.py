@@ -93,6 +93,16 @@ def schema(op: Any) -> None:
         "crm_outbox_due", "crm_outbox", ["delivered_at", "next_attempt_at"], unique=False
     )
     op.create_table(
+        "customer_profiles",
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("nickname", sa.Text(), server_default="", nullable=False),
+        sa.Column("tags_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("note", sa.Text(), server_default="", nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_customer_profiles")),
+    )
+    op.create_table(
         "doudian_order_changes",
         sa.Column("order_id", sa.Text(), nullable=False),
         sa.Column("changed_at", sa.Float(), nullable=False),
@@ -200,6 +210,40 @@ def schema(op: Any) -> None:
         sa.Column("last_id", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_event_cursor")),
+    )
+    op.create_table(
+        "handoff_activity",
+        sa.Column("handoff_id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("last_customer_at", sa.Text(), nullable=True),
+        sa.Column("last_customer_text", sa.Text(), server_default="", nullable=False),
+        sa.Column("customer_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("search_text", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("handoff_id", name=op.f("pk_handoff_activity")),
+    )
+    op.create_index("handoff_activity_by_sender", "handoff_activity", ["sender_id"], unique=False)
+    op.create_table(
+        "handoff_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("handoff_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("from_agent_id", sa.Integer(), nullable=True),
+        sa.Column("to_agent_id", sa.Integer(), nullable=True),
+        sa.Column("group_name", sa.Text(), server_default="", nullable=False),
+        sa.Column("note", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_handoff_log")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("handoff_log_by_handoff", "handoff_log", ["handoff_id", "id"], unique=False)
+    op.create_table(
+        "handoff_reads",
+        sa.Column("handoff_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("seen_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("seen_at", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("handoff_id", "agent_id", name=op.f("pk_handoff_reads")),
     )
     op.create_table(
         "handoff_requests",
