@@ -243,7 +243,7 @@ def main() -> int:
             with running_simulator() as sim:
                 settings = {"douyin": {"sweep_seconds": 5}}
                 with running_scale_out(
-                    model, Path(tmp) / "scale-out", env_extra=sim.env(), settings=settings
+                    model, Path(tmp) / "scale-out", env=sim.env(), settings=settings
                 ) as c:
                     sim.webhook_urls = [f"{u}/webhooks/douyin/webhook" for u in c.rasa_urls]
                     sim.webhook_url = sim.webhook_urls[-1]

@@ -57,7 +57,7 @@ def cluster(
     env = {"TICKET_LOCK_LIFETIME": "10"}
     with running_simulator() as sim:
         with running_scale_out(
-            trained_model, workdir, env_extra={**sim.env(), **env}, settings={"douyin": douyin}
+            trained_model, workdir, env={**sim.env(), **env}, settings={"douyin": douyin}
         ) as c:
             sim.webhook_urls = [f"{url}/webhooks/douyin/webhook" for url in c.rasa_urls]
             sim.webhook_url = sim.webhook_urls[-1]  # the platform's echoes of sent messages

@@ -38,8 +38,10 @@ from sanic.response import HTTPResponse
 from xiaoer.agents import get_agent_store
 from xiaoer.console import (
     admin_views,
+    analytics_views,
     auth_views,
     leads_views,
+    learning_views,
     outbox_views,
     queue_views,
     workspace_views,
@@ -69,6 +71,8 @@ BLUEPRINTS: list[Blueprint] = [
     leads_views.bp,
     outbox_views.bp,
     workspace_views.bp,
+    analytics_views.bp,
+    learning_views.bp,
 ]
 
 _names = itertools.count(1)

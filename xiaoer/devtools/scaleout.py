@@ -227,7 +227,7 @@ def running_scale_out(
     token: str = "test-token",
     action_servers: int = 1,
     console: bool = False,
-    env_extra: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Iterator[ScaleOut]:
     """The scale-out section of docs/deployment.md, run as written on one machine: a fresh
@@ -236,22 +236,24 @@ def running_scale_out(
     tables) and ``xiaoer seed`` once; then ``action_servers`` action servers, ``replicas``
     Rasa servers started at the same moment (replica i calls action server i mod n), one
     worker and, with ``console``, the agent console — each with the documented command.
-    ``env_extra`` is added to every process's environment (e.g. a fake platform's
-    address), ``settings`` overrides sections of xiaoer.yml.
+    ``settings`` overrides sections of xiaoer.yml.
 
     As on separate machines, every process has a data folder of its own
     (``workdir/<node>/var``): they share nothing but PostgreSQL (tracker store, event
-    broker, project database) and Redis (lock store)."""
+    broker, project database) and Redis (lock store). ``env``: more variables for every
+    process (e.g. ``SANIC_WORKERS``; bench/load.py's stock set-up; a fake platform's
+    address)."""
     workdir.mkdir(parents=True, exist_ok=True)
     steps = documented_steps()
     # the test environment, without any XIAOER_* of the caller: the doc's variables only
     base = {k: v for k, v in {**os.environ, **RASA_ENV}.items() if not k.startswith("XIAOER_")}
+    base.setdefault("SANIC_WORKERS", "1")  # one model per replica unless asked (memory)
+    base.update(env or {})
     base = server_env(base, api_token=token, action_token="")
     base.pop("XIAOER_API_TOKEN"), base.pop("XIAOER_ACTION_TOKEN")
     # one test client plays many customers: per-address limits off (as in running_stack)
     sections = {"rest": TEST_REST_SETTINGS, **(settings or {})}
     base["XIAOER_CONFIG"] = str(write_settings(workdir, None, sections))
-    base.update(env_extra or {})
     procs: list[subprocess.Popen] = []
 
     def node_env(node: str, **extra: str) -> dict[str, str]:

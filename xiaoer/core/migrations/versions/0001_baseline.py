@@ -53,6 +53,87 @@ def schema(op: Any) -> None:
         sqlite_autoincrement=True,
     )
     op.create_table(
+        "analytics_cases",
+        sa.Column("case_id", sa.Text(), nullable=False),
+        sa.Column("conversation_id", sa.Text(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("case_type", sa.Text(), server_default="", nullable=False),
+        sa.Column("reason", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("case_id", name=op.f("pk_analytics_cases")),
+    )
+    op.create_table(
+        "analytics_conversations",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("channel", sa.Text(), server_default="", nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("last_at", sa.Float(), nullable=False),
+        sa.Column("returning_customer", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("customer_messages", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("bot_messages", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("agent_messages", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("fallbacks", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_fallback", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("first_intent", sa.Text(), server_default="", nullable=False),
+        sa.Column("flow", sa.Text(), server_default="", nullable=False),
+        sa.Column("handed_over", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("handoff_at", sa.Float(), nullable=True),
+        sa.Column("handoff_reason", sa.Text(), server_default="", nullable=False),
+        sa.Column("handoff_id", sa.Integer(), nullable=True),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
+        sa.Column("agent_first_reply_at", sa.Float(), nullable=True),
+        sa.Column("agent_closed_at", sa.Float(), nullable=True),
+        sa.Column("greeted", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("greeting_replied", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("csat_asked", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("csat_rating", sa.Integer(), nullable=True),
+        sa.Column("csat_comment", sa.Text(), server_default="", nullable=False),
+        sa.Column("csat_at", sa.Float(), nullable=True),
+        sa.Column("csat_flow", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_analytics_conversations")),
+    )
+    op.create_index(
+        "analytics_conversations_sender",
+        "analytics_conversations",
+        ["sender_id", "started_at"],
+        unique=False,
+    )
+    op.create_index(
+        "analytics_conversations_start", "analytics_conversations", ["started_at"], unique=False
+    )
+    op.create_table(
+        "analytics_messages",
+        sa.Column("event_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("conversation_id", sa.Text(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.Text(), server_default="", nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("channel", sa.Text(), server_default="", nullable=False),
+        sa.Column("intent", sa.Text(), server_default="", nullable=False),
+        sa.Column("confidence", sa.Float(), nullable=True),
+        sa.Column("product", sa.Text(), server_default="", nullable=False),
+        sa.Column("text", sa.Text(), server_default="", nullable=False),
+        sa.Column("fallback", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("to_agent", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("bot_response_seconds", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_analytics_messages")),
+    )
+    op.create_index("analytics_messages_at", "analytics_messages", ["at"], unique=False)
+    op.create_index(
+        "analytics_messages_conversation", "analytics_messages", ["conversation_id"], unique=False
+    )
+    op.create_index(
+        "analytics_messages_message_id", "analytics_messages", ["message_id"], unique=False
+    )
+    op.create_table(
+        "analytics_senders",
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("first_seen", sa.Float(), nullable=True),
+        sa.Column("state_json", sa.Text(), server_default="{}", nullable=False),
+        sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_analytics_senders")),
+    )
+    op.create_table(
         "buyers",
         sa.Column("buyer_id", sa.Text(), nullable=False),
         sa.Column("is_returning", sa.Integer(), nullable=False),
@@ -280,6 +361,39 @@ def schema(op: Any) -> None:
         postgresql_where=sa.text("status IN ('waiting', 'active')"),
     )
     op.create_table(
+        "inbox_items",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("text_key", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("tokens", sa.Text(), server_default="", nullable=False),
+        sa.Column("intent", sa.Text(), server_default="", nullable=False),
+        sa.Column("confidence", sa.Float(), server_default="0", nullable=False),
+        sa.Column("ranking_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("reasons", sa.Text(), server_default="", nullable=False),
+        sa.Column("count", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("last_sender", sa.Text(), server_default="", nullable=False),
+        sa.Column("first_seen", sa.Float(), nullable=False),
+        sa.Column("last_seen", sa.Float(), nullable=False),
+        sa.Column("status", sa.Text(), server_default="open", nullable=False),
+        sa.Column("resolution", sa.Text(), server_default="", nullable=False),
+        sa.Column("resolved_by", sa.Text(), server_default="", nullable=False),
+        sa.Column("resolved_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_items")),
+        sa.UniqueConstraint("text_key", name=op.f("uq_inbox_items_text_key")),
+    )
+    op.create_table(
+        "inbox_sightings",
+        sa.Column("message_id", sa.Text(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("seen_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("message_id", "reason", name=op.f("pk_inbox_sightings")),
+    )
+    op.create_index(
+        op.f("ix_inbox_sightings_item_id"), "inbox_sightings", ["item_id"], unique=False
+    )
+    op.create_table(
         "lead_activity",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("sender_id", sa.Text(), nullable=False),
@@ -373,6 +487,14 @@ def schema(op: Any) -> None:
     )
     op.create_index("leads_list", "leads", ["merged_into", "created_at"], unique=False)
     op.create_table(
+        "learning_senders",
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("last_json", sa.Text(), nullable=False),
+        sa.Column("answered", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_learning_senders")),
+    )
+    op.create_table(
         "meta",
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
@@ -452,6 +574,20 @@ def schema(op: Any) -> None:
         sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_queue_notices")),
     )
     op.create_table(
+        "reply_variants",
+        sa.Column("response", sa.Text(), nullable=False),
+        sa.Column("variant_key", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("segment", sa.Text(), server_default="", nullable=False),
+        sa.Column("daypart", sa.Text(), server_default="", nullable=False),
+        sa.Column("source", sa.Text(), server_default="console", nullable=False),
+        sa.Column("active", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("pinned", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("created_by", sa.Text(), server_default="", nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("response", "variant_key", name=op.f("pk_reply_variants")),
+    )
+    op.create_table(
         "rest_inbox",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("recipient_id", sa.Text(), nullable=False),
@@ -487,6 +623,27 @@ def schema(op: Any) -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("urges_by_order", "urge_requests", ["order_id"], unique=False)
+    op.create_table(
+        "variant_exposures",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("exposure_key", sa.Text(), nullable=False),
+        sa.Column("response", sa.Text(), nullable=False),
+        sa.Column("variant_key", sa.Text(), nullable=False),
+        sa.Column("segment", sa.Text(), nullable=False),
+        sa.Column("daypart", sa.Text(), nullable=False),
+        sa.Column("sender_id", sa.Text(), nullable=False),
+        sa.Column("buyer_id", sa.Text(), server_default="", nullable=False),
+        sa.Column("shown_at", sa.Float(), nullable=False),
+        sa.Column("turns", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=True),
+        sa.Column("reward", sa.Integer(), nullable=True),
+        sa.Column("closed_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_variant_exposures")),
+        sa.UniqueConstraint("exposure_key", name=op.f("uq_variant_exposures_exposure_key")),
+    )
+    op.create_index(
+        op.f("ix_variant_exposures_sender_id"), "variant_exposures", ["sender_id"], unique=False
+    )
     op.create_table(
         "worker_leases",
         sa.Column("name", sa.String(length=200), nullable=False),
