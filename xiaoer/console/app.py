@@ -36,7 +36,16 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.agents import get_agent_store
-from xiaoer.console import admin_views, auth_views, leads_views, outbox_views, queue_views
+from xiaoer.console import (
+    admin_views,
+    auth_views,
+    keywords_views,
+    leads_views,
+    outbox_views,
+    profile_views,
+    queue_views,
+    testchat_views,
+)
 from xiaoer.console.web import (
     HERE,
     SAFE_METHODS,
@@ -60,6 +69,10 @@ BLUEPRINTS: list[Blueprint] = [
     admin_views.bp,
     leads_views.bp,
     outbox_views.bp,
+    keywords_views.bp,
+    profile_views.bp,
+    testchat_views.bp,
+    testchat_views.api,
 ]
 
 _names = itertools.count(1)
