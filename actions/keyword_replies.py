@@ -26,8 +26,8 @@ class ActionKeywordReply(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        rule_id = (tracker.latest_message.get("intent") or {}).get(RULE_FIELD)
-        rule = get_keyword_store().get(int(rule_id)) if str(rule_id or "").isdigit() else None
+        rule_id = str((tracker.latest_message.get("intent") or {}).get(RULE_FIELD) or "")
+        rule = get_keyword_store().get(int(rule_id)) if rule_id.isdigit() else None
         if rule is None or rule.action != "reply":
             # typed text classified as the marker, or a rule deleted meanwhile
             say(dispatcher, "please_rephrase")

@@ -44,7 +44,7 @@ def kb_entry(key: str | None) -> dict[str, Any] | None:
     if not key:
         return None
     try:
-        from xiaoer.knowledge import describe  # type: ignore[attr-defined]
+        from xiaoer.knowledge import describe
     except ImportError:  # the knowledge base is not installed: the key alone is shown
         return None
     try:

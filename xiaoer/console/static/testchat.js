@@ -104,7 +104,7 @@
     if (slots.length) line(dl, "记录", slots.map(function (k) { return k + "=" + JSON.stringify(turn.slots[k]); }).join("，"));
     if (turn.paused) line(dl, "状态", "机器人已暂停，等待人工");
     if (!turn.rule && turn.ranking && turn.ranking.length > 1) {
-      line(dl, "其他候选", turn.ranking.slice(1).map(function (r) { return r.name + pct(r.confidence); }).join("，"));
+      line(dl, "其他候选", turn.ranking.slice(1).filter(function (r) { return r.confidence >= 0.01; }).map(function (r) { return r.name + pct(r.confidence); }).join("，"));
     }
     box.appendChild(dl);
     explain.appendChild(box);
