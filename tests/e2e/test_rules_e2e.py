@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from tests.e2e.test_console_browser import CHROMIUM_FLAGS
+from tests.unit.test_profile_sandbox import png
 from xiaoer.core.profile import ProfileStore, validate_profile
 from xiaoer.core.settings import SettingsStore
 from xiaoer.devtools.stack import Stack, running_stack
@@ -186,6 +187,21 @@ def test_the_test_chat_explains_and_counts_nothing(stack: Stack) -> None:
     rules.remove(rule.id)
 
 
+def test_the_sandbox_channel_needs_the_api_token(stack: Stack) -> None:
+    url = f"{stack.rasa_url}/webhooks/sandbox/webhook"
+    body = {"session": "x-1", "message": "你好"}
+    assert requests.post(url, json=body, timeout=10).status_code == 403
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert requests.post(url, json=body, headers=wrong, timeout=10).status_code == 403
+    good = {"Authorization": f"Bearer {stack.token}"}
+    bad = requests.post(url, json={**body, "session": "../x"}, headers=good, timeout=10)
+    assert bad.status_code == 400
+    r = requests.post(url, json=body, headers=good, timeout=60)
+    assert (
+        r.status_code == 200 and r.json()["messages"] and r.json()["turns"][0]["intent"] == "greet"
+    )
+
+
 # --- the pages in Chromium ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def page(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
@@ -256,11 +272,15 @@ def test_test_chat_page_in_chromium(stack: Stack, page) -> None:
             "buttons": "福袋怎么抢",
         }
     )
-    time.sleep(2.5)
+    ProfileStore(db(stack)).save_avatar(png(), by="boss")
+    time.sleep(3.5)
     page.goto(f"{stack.console_url}/testchat")
     page.fill("#tc-input", "直播间几点开")
     page.press("#tc-input", "Enter")
     expect(page.locator("#tc-chat")).to_contain_text("直播间每晚8点开播", timeout=30_000)
+    avatar = page.locator("#tc-chat img.avatar").first
+    expect(avatar).to_be_visible()
+    assert page.evaluate("document.querySelector('#tc-chat img.avatar').naturalWidth") == 1
     explain = page.locator("#tc-explain .turn").last
     expect(explain).to_contain_text("keyword_reply")
     expect(explain.locator(f'a[href="/keywords/{rule.id}"]')).to_be_visible()

@@ -273,3 +273,18 @@ def test_cli_add_list_test_remove(capsys):
 def test_settings_store_is_untouched_by_rule_edits():
     rule(keywords="发票", reply_text="x")
     assert "keywords" not in get_settings_store().overrides(fresh=True)
+
+
+async def test_a_keyword_reply_in_the_middle_of_a_form_is_answered_and_the_form_goes_on():
+    from actions.digressions import answer_digression
+    from tests.helpers import DOMAIN
+
+    invoice = rule(keywords="发票", reply_text="电子发票下单时填写抬头即可", buttons="怎么开专票")
+    t = tracker("keyword_reply", "发票怎么开", slots={"requested_slot": "order_id"})
+    t.latest_message["intent"]["keyword_rule"] = invoice.id
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    assert await answer_digression(dispatcher, t, DOMAIN) is True
+    [message] = dispatcher.messages
+    assert message["text"] == "电子发票下单时填写抬头即可" and not message["buttons"]
