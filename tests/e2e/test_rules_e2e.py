@@ -120,6 +120,21 @@ def test_a_rule_is_live_within_seconds_without_restart(stack: Stack) -> None:
     assert max(added, edited, off) <= MAX_LIVE_SECONDS, report
 
 
+def test_a_keyword_reply_inside_a_form_and_the_form_goes_on(stack: Stack) -> None:
+    rules = KeywordRuleStore(db(stack))
+    rule = rules.add(
+        {"keywords": "开发票", "action": "reply", "reply_text": "电子发票下单时填写抬头即可"}
+    )
+    time.sleep(2.5)
+    sender = f"form-{uuid.uuid4().hex[:6]}"
+    asked = said(stack, sender, "帮我查下订单")
+    assert "订单号" in asked
+    answer = said(stack, sender, "能开发票吗")
+    assert "电子发票下单时填写抬头即可" in answer and "订单号" in answer, answer
+    assert "SF1234567890123" in said(stack, sender, "6938271045123400002")
+    rules.remove(rule.id)
+
+
 @pytest.mark.parametrize(
     "text", ["不用转人工，我不是要投诉", "这款手机拍照曝光怎么调", "我不是要投诉"]
 )
