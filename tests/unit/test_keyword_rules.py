@@ -288,3 +288,15 @@ async def test_a_keyword_reply_in_the_middle_of_a_form_is_answered_and_the_form_
     assert await answer_digression(dispatcher, t, DOMAIN) is True
     [message] = dispatcher.messages
     assert message["text"] == "电子发票下单时填写抬头即可" and not message["buttons"]
+
+
+def test_rules_store_and_migration_on_sqlite_and_postgresql(project_db):
+    """The same store on both databases of the project (migration marker, insert, update)."""
+    SettingsStore(project_db).save("keywords", ["12315", "差评"], by="boss")
+    store = KeywordRuleStore(project_db)
+    assert [r.keywords for r in store.all(fresh=True)] == [("12315",), ("差评",)]
+    added = store.add({"keywords": "发票", "action": "reply", "reply_text": "电子发票"})
+    store.update(added.id, {**added.as_form(), "priority": "99"})
+    assert store.all(fresh=True)[0].id == added.id
+    assert match("开发票吗", rules=store.all()).rule.id == added.id
+    assert len(KeywordRuleStore(project_db).all(fresh=True)) == 3  # migrated once
