@@ -181,3 +181,17 @@ def test_explanations_name_intent_rule_retrieval_form_and_actions():
     assert first["replies"][0]["keyword_rule"] == 7
     assert second["retrieval"] == {"key": "faq/kb3", "confidence": 0.88}
     assert third["forms"] == ["order_status_form"] and third["slots"] == {}
+
+
+async def test_a_test_chat_urge_records_nothing_in_the_agents_queue():
+    from actions.urge import ActionUrgeShipment
+    from xiaoer.shop.urges import get_urge_store
+
+    paid = "6938271045123400001"
+    t = tracker("urge_shipment", slots={"order_id": paid}, sender_id=sandbox_id("1-u"))
+    messages, _ = await run(ActionUrgeShipment(), t)
+    assert texts(messages)
+    assert get_urge_store().for_order(paid) == []
+    # a real customer's urge is recorded
+    await run(ActionUrgeShipment(), tracker("urge_shipment", slots={"order_id": paid}))
+    assert len(get_urge_store().for_order(paid)) == 1
