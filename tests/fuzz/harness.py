@@ -175,7 +175,7 @@ ids = st.one_of(st.integers(0, 6), st.integers(-5, 2**40))
 form_values = st.dictionaries(
     st.sampled_from(["note", "status", "text", "group", "agent_id", "on_shift", "username",
                      "password", "next", "role", "display_name", "keywords", "start", "end",
-                     "x"]),
+                     "tags", "handoff_id", "quick_replies", "greet_new_customer_day", "x"]),
     st.one_of(st.text(max_size=60), st.sampled_from(["1", "0", "new", "contacted", "售前", ""])),
     max_size=5,
 )  # fmt: skip
@@ -183,6 +183,9 @@ console_forms = st.one_of(
     st.tuples(st.just("/handoffs/{id}/take"), ids, form_values),
     st.tuples(st.just("/handoffs/{id}/close"), ids, form_values),
     st.tuples(st.just("/handoffs/{id}/reassign"), ids, form_values),
+    st.tuples(st.just("/handoffs/{id}/transfer"), ids, form_values),
+    st.tuples(st.just("/customers/profile"), ids, form_values),
+    st.tuples(st.just("/admin/settings"), ids, form_values),
     st.tuples(st.just("/leads/{id}/note"), ids, form_values),
     st.tuples(st.just("/leads/{id}/status"), ids, form_values),
     st.tuples(st.just("/leads/{id}/assign"), ids, form_values),
@@ -196,7 +199,8 @@ console_json = st.tuples(
 console_gets = st.tuples(
     st.sampled_from(["/api/queue", "/api/leads", "/api/handoffs/{id}/messages", "/leads/{id}",
                      "/handoffs/{id}", "/leads/export.csv", "/leads/export.xlsx", "/history",
-                     "/api/openapi.yaml", "/admin/agents", "/admin/settings", "/outbox"]),
+                     "/api/openapi.yaml", "/admin/agents", "/admin/settings", "/outbox",
+                     "/workspace", "/search", "/handoffs/{id}/pane"]),
     ids,
     st.dictionaries(st.sampled_from(["q", "status", "category", "page", "after", "group"]),
                     st.text(max_size=20), max_size=3),

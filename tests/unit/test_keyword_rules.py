@@ -135,7 +135,7 @@ def test_validation_names_every_bad_field():
     with pytest.raises(RuleError) as caught:
         validate({"keywords": "", "action": "reply", "reply_text": "{unknown} 您好"})
     assert "请至少填写一个关键词" in caught.value.errors["keywords"]
-    assert "未知占位符 {unknown}" in caught.value.errors["reply_text"]
+    assert "未知的占位符 {unknown}" in caught.value.errors["reply_text"]
     with pytest.raises(RuleError) as caught:
         validate({"mode": "regex", "pattern": ".*", "action": "handoff", "handoff_reason": "x"})
     assert "空消息" in caught.value.errors["pattern"]

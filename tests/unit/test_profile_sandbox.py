@@ -52,7 +52,7 @@ def test_profile_validation_names_each_field():
                           "service_start": "9点", "service_end": "22:00"})  # fmt: skip
     errors = caught.value.errors
     assert set(errors) == {"name", "welcome", "sign_off", "service_hours"}
-    assert "花括号" in errors["welcome"] and "未知占位符 {who}" in errors["sign_off"]
+    assert "花括号" in errors["welcome"] and "未知的占位符 {who}" in errors["sign_off"]
 
 
 def test_profile_defaults_come_from_xiaoer_yml():

@@ -41,6 +41,7 @@ from xiaoer.conversations.inbox import get_rest_inbox
 from xiaoer.core import logsafe
 from xiaoer.core.config import get_settings
 from xiaoer.core.ratelimit import SlidingWindow
+from xiaoer.handoff.activity import record_customer_message
 from xiaoer.handoff.waiting import queue_notice
 from xiaoer.nlu.multi import handle_message
 
@@ -170,6 +171,10 @@ def client_address(request: Request) -> str:
     return str(request.remote_addr or request.ip or "unknown")
 
 
+# metadata of messages sent from the console, merged into the message by Rasa
+INTERNAL_KEYS = frozenset({"agent_id", "agent_name", "handoff_id", "handed_back"})
+
+
 class InboxOutputChannel(OutputChannel):
     """Messages that answer no request (agent replies, hand-back, notifications) go to the
     REST inbox, which the client polls (GET /webhooks/rest/inbox)."""
@@ -179,7 +184,12 @@ class InboxOutputChannel(OutputChannel):
         return "rest"
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        get_rest_inbox().add(recipient_id, {k: v for k, v in message.items() if v is not None})
+        # the console's bookkeeping (which agent, which handoff) is not for the customer:
+        # agents' names are shown in the console only
+        get_rest_inbox().add(
+            recipient_id,
+            {k: v for k, v in message.items() if v is not None and k not in INTERNAL_KEYS},
+        )
 
 
 def _has_open_handoff(conversation: str) -> bool:
@@ -266,6 +276,10 @@ class XiaoerRestInput(RestInput):
             if cap > 0 and self.handoffs.count(address) >= cap:
                 metadata[HANDOFF_LIMITED] = True
             had_handoff = await asyncio.to_thread(_has_open_handoff, conversation)
+            if had_handoff:  # the agents' workspace: preview, unread count, search
+                await asyncio.to_thread(
+                    record_customer_message, conversation, payload["message"], metadata
+                )
             collector = CollectingOutputChannel()
             buttons = get_button_memory()
             # a typed button label ("确认取消") means the button: its payload goes to NLU

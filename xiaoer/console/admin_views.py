@@ -17,6 +17,12 @@ from sanic.response import HTTPResponse
 from xiaoer.agents import AgentError, get_agent_store
 from xiaoer.console.web import current_agent, login_required, render
 from xiaoer.core.settings import PERMISSION_KEYS, get_settings_store, handoff_settings
+from xiaoer.handoff.customers import customer_tags
+from xiaoer.text.placeholders import (
+    GREETING_PLACEHOLDERS,
+    REPLY_PLACEHOLDERS,
+    placeholder_error,
+)
 
 bp = Blueprint("console_admin", url_prefix="/admin")
 
@@ -41,8 +47,14 @@ def _lines(value: str | None, max_chars: int = 300) -> list[str]:
 
 
 def _agents_page(
-    request: Request, error: str = "", notice: str = "", status: int = 200
+    request: Request,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+    new: dict[str, Any] | None = None,
 ) -> HTTPResponse:
+    """``new``: what the admin typed into the new-agent form, shown again after an error
+    (never the password)."""
     return render(
         request,
         "admin_agents.html",
@@ -51,6 +63,7 @@ def _agents_page(
         groups=handoff_settings().groups,
         error=error,
         notice=notice,
+        new=new or {"username": "", "display_name": "", "role": "agent", "groups": []},
     )
 
 
@@ -74,7 +87,13 @@ async def create_agent(request: Request) -> HTTPResponse:
             groups=groups,
         )
     except AgentError as exc:
-        return _agents_page(request, error=str(exc), status=400)
+        typed = {
+            "username": str(form.get("username") or ""),
+            "display_name": str(form.get("display_name") or ""),
+            "role": str(form.get("role") or "agent"),
+            "groups": groups,
+        }
+        return _agents_page(request, error=str(exc), status=400, new=typed)
     return response.redirect("/admin/agents?saved=1")
 
 
@@ -128,31 +147,91 @@ def greeting_scripts() -> dict[str, dict[str, list[str]]]:
     return greeting_settings().scripts
 
 
+def settings_values(form: Any | None = None) -> dict[str, Any]:
+    """The settings form's fields: what the admin typed (after an error), else the settings
+    in force."""
+    s = handoff_settings()
+    if form is None:
+        values = {
+            "start": s.start.strftime("%H:%M"),
+            "end": s.end.strftime("%H:%M"),
+            "reannounce_after_minutes": f"{s.reannounce_after_minutes:g}",
+            "minutes_per_case": f"{s.minutes_per_case:g}",
+            "keywords": "\n".join(s.keywords),
+            "groups": "\n".join(s.groups),
+            "quick_replies": "\n".join(s.quick_replies),
+            "customer_tags": "\n".join(customer_tags()),
+            "permissions": {k: s.permissions.get(k, False) for k in PERMISSION_KEYS},
+        }
+        for name, _label, variants in _greeting_fields():
+            values[name] = "\n".join(variants)
+        return values
+    values = {
+        k: str(form.get(k) or "")
+        for k in (
+            "start", "end", "reannounce_after_minutes", "minutes_per_case", "keywords",
+            "groups", "quick_replies", "customer_tags",
+        )
+    }  # fmt: skip
+    values["permissions"] = {k: form.get(f"perm_{k}") == "1" for k in PERMISSION_KEYS}
+    for name, _label, _variants in _greeting_fields():
+        values[name] = str(form.get(name) or "")
+    return values
+
+
+def _greeting_fields() -> list[tuple[str, str, list[str]]]:
+    return [
+        (
+            f"greet_{seg}_{period}",
+            f"{SEGMENT_LABELS.get(seg, seg)} · {PERIOD_LABELS.get(period, period)}",
+            variants,
+        )
+        for seg, by_period in greeting_scripts().items()
+        for period, variants in by_period.items()
+    ]
+
+
 def _settings_page(
-    request: Request, error: str = "", notice: str = "", status: int = 200
+    request: Request,
+    error: str = "",
+    notice: str = "",
+    status: int = 200,
+    errors: dict[str, str] | None = None,
 ) -> HTTPResponse:
     s = handoff_settings()
+    form = request.form if request.method == "POST" else None
     return render(
         request,
         "admin_settings.html",
         status=status,
         s=s,
-        permissions=[
-            (k, PERMISSION_LABELS[k], s.permissions.get(k, False)) for k in PERMISSION_KEYS
-        ],
+        v=settings_values(form),
+        permissions=[(k, PERMISSION_LABELS[k]) for k in PERMISSION_KEYS],
         intent_groups=s.intent_groups,
-        greetings=[
-            (
-                f"greet_{seg}_{period}",
-                f"{SEGMENT_LABELS.get(seg, seg)} · {PERIOD_LABELS.get(period, period)}",
-                variants,
-            )
-            for seg, by_period in greeting_scripts().items()
-            for period, variants in by_period.items()
-        ],
-        error=error,
+        greetings=[(name, label) for name, label, _ in _greeting_fields()],
+        greeting_placeholders=GREETING_PLACEHOLDERS,
+        reply_placeholders=REPLY_PLACEHOLDERS,
+        error=error or ("有几处需要修改，见下方标红的说明；您填写的内容都还在" if errors else ""),
+        errors=errors or {},
         notice=notice,
     )
+
+
+def check_placeholders(form: Any) -> dict[str, str]:
+    """Field -> what is wrong with its placeholders (greetings, quick replies)."""
+    errors: dict[str, str] = {}
+    for name, _label, _variants in _greeting_fields():
+        for line in _lines(form.get(name)):
+            problem = placeholder_error(line, GREETING_PLACEHOLDERS)
+            if problem:
+                errors[name] = problem
+                break
+    for line in _lines(form.get("quick_replies")):
+        problem = placeholder_error(line, REPLY_PLACEHOLDERS)
+        if problem:
+            errors["quick_replies"] = problem
+            break
+    return errors
 
 
 @bp.get("/settings")
@@ -166,29 +245,28 @@ async def settings_page(request: Request) -> HTTPResponse:
 async def save_settings(request: Request) -> HTTPResponse:
     form = request.form or {}
     me = current_agent(request)
+    errors = check_placeholders(form)
     start, end = str(form.get("start") or "").strip(), str(form.get("end") or "").strip()
     if not (HM.match(start) and HM.match(end)):
-        return _settings_page(
-            request, error="工作时间格式应为 HH:MM（开始和结束相同表示全天）", status=400
-        )
+        errors["hours"] = "工作时间格式应为 HH:MM（开始和结束相同表示全天）"
     groups = _lines(form.get("groups"), 10)
     if not groups:
-        return _settings_page(request, error="至少需要一个技能组", status=400)
+        errors["groups"] = "至少需要一个技能组"
+    reannounce = per_case = 0.0
     try:
         reannounce = float(form.get("reannounce_after_minutes") or 0)
         per_case = float(form.get("minutes_per_case") or 0)
     except ValueError:
-        return _settings_page(request, error="分钟数必须是数字", status=400)
-    if not (1 <= reannounce <= 120 and 0.5 <= per_case <= 60):
-        return _settings_page(
-            request,
-            error="超时提醒需在 1-120 分钟之间，每单处理时长需在 0.5-60 分钟之间",
-            status=400,
-        )
+        errors["minutes"] = "分钟数必须是数字"
+    if "minutes" not in errors and not (1 <= reannounce <= 120 and 0.5 <= per_case <= 60):
+        errors["minutes"] = "超时提醒需在 1-120 分钟之间，每单处理时长需在 0.5-60 分钟之间"
+    if errors:
+        return _settings_page(request, status=400, errors=errors)
     values: dict[str, Any] = {
         "working_hours": {"start": start, "end": end},
         "groups": groups,
         "quick_replies": _lines(form.get("quick_replies")),
+        "customer_tags": _lines(form.get("customer_tags"), 20),
         # only what differs from xiaoer.yml, so later edits of the file still count
         "greeting_scripts": {
             seg: changed

@@ -45,6 +45,7 @@ from xiaoer.console import (
     profile_views,
     queue_views,
     testchat_views,
+    workspace_views,
 )
 from xiaoer.console.web import (
     HERE,
@@ -54,6 +55,7 @@ from xiaoer.console.web import (
     SessionStore,
     check_csrf,
     console_settings,
+    render,
     wants_json,
 )
 from xiaoer.core.config import PROJECT_ROOT, get_settings
@@ -69,6 +71,7 @@ BLUEPRINTS: list[Blueprint] = [
     admin_views.bp,
     leads_views.bp,
     outbox_views.bp,
+    workspace_views.bp,
     keywords_views.bp,
     profile_views.bp,
     testchat_views.bp,
@@ -76,6 +79,16 @@ BLUEPRINTS: list[Blueprint] = [
 ]
 
 _names = itertools.count(1)
+
+
+def same_site_path(url: str) -> str:
+    """The path of a URL of this console (e.g. the Referer), else the queue."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.path.startswith("/") and not parsed.path.startswith("//"):
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return "/"
 
 
 def rasa_token() -> str:
@@ -92,7 +105,7 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
     app = Sanic(f"xiaoer_console_{next(_names)}", register=False)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.RESPONSE_TIMEOUT = 3600  # the live queue feed stays open
-    app.config.REQUEST_MAX_SIZE = 1_000_000
+    app.config.REQUEST_MAX_SIZE = 6_000_000  # images agents send: 5 MB (checked there)
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 3  # open live feeds must not hold a restart up
     # behind a reverse proxy the client's address (for the login slow-down) comes from
     # X-Forwarded-For, trusted for this many proxies; 0: the connection's own address
@@ -137,8 +150,14 @@ def create_app(rasa_url: str | None = None, token: str | None = None) -> Sanic:
                 return response.json(
                     {"error": "csrf", "message": "页面已过期，请刷新后重试"}, status=403
                 )
-            return response.html(
-                "<h1>403</h1><p>页面已过期（CSRF 校验失败），请刷新后重试。</p>", 403
+            return render(
+                request,
+                "error.html",
+                status=403,
+                title="页面已过期",
+                message="这个页面打开太久或已在别处退出登录，操作没有执行。"
+                "请返回上一页，刷新后再试一次。",
+                back=same_site_path(request.headers.get("referer") or ""),
             )
         return None
 

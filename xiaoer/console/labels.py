@@ -14,11 +14,17 @@ REASONS = {
     "after_sales_past_window": "超期售后",
     "after_sales_no_insurance": "无运费险退货",
     "cancel_order": "取消订单",
+    "cancel_paid_order": "取消已付款订单",
     "cancel_shipped": "已发货要取消",
     "change_address": "修改地址",
     "address_shipped": "已发货改地址",
     "coupon": "优惠券",
     "urge_overdue": "超时催发货",
+    "order_id_missing": "未提供订单号",
+    "quality_issue": "质量问题",
+    "lookup_limited": "查询次数过多",
+    "verify_failed": "身份核验未通过",
+    "attribute_unknown": "商品参数未知",
 }
 INTENTS = {
     "greet": "打招呼", "goodbye": "告别", "thank": "感谢", "affirm": "确认", "deny": "否定",
@@ -42,7 +48,8 @@ SLOTS = {
 
 
 def reason(code: str) -> str:
-    return REASONS.get(code, code)
+    """The reason in Chinese; a code without a label is never shown raw."""
+    return REASONS.get(code) or ("其他原因" if code else "—")
 
 
 def intent(code: str) -> str:

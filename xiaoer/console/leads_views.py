@@ -238,7 +238,7 @@ async def lead_page(request: Request, lead_id: int) -> HTTPResponse:
         contacts=[{"kind": c["kind"], "value": shown_contact(me, c)} for c in lead.contacts],
         senders=lead.senders,
         conversations=conversations,
-        notes=[_shown_note(me, n) for n in store.notes(lead.id)],
+        notes=[_shown_note(me, n, names) for n in store.notes(lead.id)],
         agents=[a for a in names.values() if a.active],
         can_edit=me.is_admin or lead.assignee_id in (None, me.id),
         crm=[r for r in get_crm_outbox().rows() if r.lead_id == lead.id][-5:],
@@ -248,8 +248,12 @@ async def lead_page(request: Request, lead_id: int) -> HTTPResponse:
     )
 
 
-def _shown_note(me: Agent, note: Any) -> Any:
-    return replace(note, text=shown(me, note.text))
+def _shown_note(me: Agent, note: Any, names: dict[int, Agent]) -> Any:
+    """A note as the console shows it: its author by display name (notes keep the user
+    name, which stays unique when a display name changes)."""
+    by_username = {a.username: a.display_name for a in names.values()}
+    author = by_username.get(note.author, note.author or "系统")
+    return replace(note, text=shown(me, note.text), author=author)
 
 
 def _get(line: Any, key: str) -> str:

@@ -50,6 +50,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 # the navigation bar: (path, label, role or None); blueprints may append their entries
 NAV_ITEMS: list[tuple[str, str, str | None]] = [
+    ("/workspace", "我的会话", None),
     ("/", "排队中", None),
     ("/history", "已处理", None),
     ("/admin/agents", "客服账号", "admin"),

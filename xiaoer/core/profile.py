@@ -29,7 +29,7 @@ from sqlalchemy import Column, Integer, LargeBinary, Table, Text, select
 from xiaoer.core.clock import now_beijing
 from xiaoer.core.config import get_settings
 from xiaoer.core.db import Database, database_for, metadata
-from xiaoer.core.text_templates import COMMON_PLACEHOLDERS, placeholder_error
+from xiaoer.text.placeholders import placeholder_error
 
 bot_avatars = Table(
     "bot_avatars",
@@ -47,7 +47,7 @@ MAX_NAME_CHARS = 20
 MAX_TEXT_CHARS = 500
 MAX_AVATAR_BYTES = 512 * 1024
 # the welcome and the sign-off may use the shop's facts
-PROFILE_PLACEHOLDERS = COMMON_PLACEHOLDERS
+PROFILE_PLACEHOLDERS = ("shop_name", "bot_name", "service_hours")
 # magic bytes of the image types an avatar may be
 IMAGE_TYPES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),

@@ -68,6 +68,7 @@ EDITABLE_KEYS = (
     "quick_replies",
     "greeting_scripts",
     "permissions",
+    "customer_tags",
     "reannounce_after_minutes",
     "minutes_per_case",
     "profile",  # the bot's profile (xiaoer/core/profile.py)

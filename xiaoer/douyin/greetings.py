@@ -178,7 +178,11 @@ def render_greeting(
     template = (rng or random).choice(variants)
     filled = _Defaults({k: v for k, v in values.items() if v})
     filled.setdefault("nickname", "亲")
-    return template.format_map(filled)
+    try:
+        return template.format_map(filled)
+    except (ValueError, IndexError, AttributeError):
+        # a broken script saved before placeholders were checked: the default, not silence
+        return DEFAULT_SCRIPTS[segment][period][0].format_map(filled)
 
 
 def greeting_settings() -> GreetingSettings:

@@ -76,9 +76,14 @@ def render_parts(
         if message.get("attachment"):
             lines.append(str(message["attachment"]))
         if message.get("image"):
-            flush()
             image = str(message["image"])
-            parts.append(Part(image_content(image), f"[图片] {image}"))
+            if image.startswith(("https://", "http://")):
+                # an image an agent uploaded to the console: Douyin takes images by the
+                # media id of its own upload API only, so the customer gets the link
+                lines.append(f"[图片] {image}")
+            else:
+                flush()
+                parts.append(Part(image_content(image), f"[图片] {image}"))
     flush()
     return parts, options
 

@@ -49,6 +49,7 @@ from xiaoer.douyin.replies import ReplyTarget, chosen_option
 from xiaoer.douyin.settings import ChannelSettings
 from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.douyin.workers import CustomerWorkers
+from xiaoer.handoff.activity import record_customer_message
 from xiaoer.handoff.waiting import queue_notice
 from xiaoer.nlu.multi import handle_message
 
@@ -263,6 +264,8 @@ class DouyinService:
             return
         if not text:
             text = "[空消息]"
+        # the agents' workspace: preview, unread count, search, the nickname
+        await asyncio.to_thread(record_customer_message, sender_id, text, metadata)
         output = self.output()
         assert self._on_new_message is not None, "connect() was not called"
         await handle_message(  # several questions in one message (xiaoer/nlu/multi.py)

@@ -30,6 +30,12 @@ DEFAULT_TEXTS = {
         "抱歉让您久等了😔 客服们都在忙，您的问题还在排队（前面还有{queue_ahead}位），"
         "我们没有忘记您，客服接入后会马上回复。"
     ),
+    # first in line: never "前面还有0位" after "您排在第一位"
+    "still_waiting_next": (
+        "抱歉让您久等了😔 客服们都在忙，下一位就轮到您了，我们没有忘记您，客服接入后会马上回复。"
+    ),
+    # an agent holds the conversation but has not written yet
+    "still_taken": "抱歉让您久等了😔 客服已经在查看您的问题了，马上回复您，请稍等～",
 }
 
 
@@ -72,12 +78,12 @@ def chat_lines(events: list[dict[str, Any]]) -> list[ChatLine]:
             text = e.get("text") or ""
             if data.get("buttons"):
                 text += "  " + " ".join(f"[{b.get('title')}]" for b in data["buttons"])
+            image = str(data.get("image") or "")
             if metadata.get("agent_id"):
-                lines.append(
-                    ChatLine("agent", text, _fmt(ts), ts, agent_name=metadata.get("agent_name", ""))
-                )
+                name = str(metadata.get("agent_name", ""))
+                lines.append(ChatLine("agent", text, _fmt(ts), ts, agent_name=name, image=image))
             else:
-                lines.append(ChatLine("bot", text, _fmt(ts), ts))
+                lines.append(ChatLine("bot", text, _fmt(ts), ts, image=image))
         elif kind == "pause":
             lines.append(ChatLine("system", "机器人已暂停，由人工客服接待", _fmt(ts), ts))
         elif kind == "resume":
@@ -143,6 +149,29 @@ class HandoffDesk:
         await self.append(request.sender_id, events)
         self.store.agent_replied(request.id)
 
+    async def send_image(
+        self, request: HandoffRequest, agent_id: int, agent_name: str, url: str
+    ) -> None:
+        """Send an image (a URL the customer's client can fetch) through the channel."""
+        events: list[dict[str, Any]] = []
+        current = await self.tracker(request.sender_id)
+        if not current.get("paused"):
+            events.append({"event": "pause"})
+        events.append(
+            {
+                "event": "bot",
+                "text": None,
+                "data": {"image": url},
+                "metadata": {
+                    "agent_id": agent_id,
+                    "agent_name": agent_name,
+                    "handoff_id": request.id,
+                },
+            }
+        )
+        await self.append(request.sender_id, events)
+        self.store.agent_replied(request.id)
+
     async def hand_back(self, request: HandoffRequest, note: str, announce: bool = True) -> None:
         """Close the case and resume the bot (telling the customer, unless ``announce`` is
         False: a plain close)."""
@@ -168,11 +197,12 @@ class HandoffDesk:
         settings = settings or handoff_settings()
         told = 0
         for request in self.store.unanswered(settings.reannounce_after_minutes * 60):
-            if request.status == "active" and request.last_agent_reply_at is None:
-                ahead = 0  # an agent holds it but has not written yet
+            if request.status == "active":
+                text = texts()["still_taken"]  # an agent holds it, not a queue any more
             else:
                 ahead = self.store.position(request)
-            text = texts()["still_waiting"].format(queue_ahead=ahead)
+                key = "still_waiting" if ahead else "still_waiting_next"
+                text = texts()[key].format(queue_ahead=ahead)
             try:
                 await self.append(
                     request.sender_id,

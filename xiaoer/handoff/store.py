@@ -219,6 +219,61 @@ class HandoffStore:
             ).all()
         return [self._row(r) for r in rows]
 
+    def closed_page(
+        self, offset: int = 0, limit: int = 50, visible_to: tuple[int, list[str]] | None = None
+    ) -> tuple[list[HandoffRequest], int]:
+        """One page of closed requests, newest first, and how many there are in all.
+        ``visible_to`` (agent id, skill groups): only those of the groups, ungrouped ones
+        and the agent's own (None: all, for admins)."""
+        condition = _t.c.status == "closed"
+        if visible_to is not None:
+            agent_id, groups = visible_to
+            condition = condition & (
+                (_t.c.agent_id == agent_id) | (_t.c.group_name == "") | _t.c.group_name.in_(groups)
+            )
+        with self.db.connect() as conn:
+            total = int(conn.execute(select(func.count()).where(condition)).scalar() or 0)
+            rows = conn.execute(
+                select(_t)
+                .where(condition)
+                .order_by(_t.c.closed_at.desc().nulls_last(), _t.c.id.desc())
+                .offset(max(0, offset))
+                .limit(limit)
+            ).all()
+        return [self._row(r) for r in rows], total
+
+    def for_sender(self, sender_id: str, limit: int = 20) -> list[HandoffRequest]:
+        """The conversation's requests, newest first (its past handoffs)."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(_t).where(_t.c.sender_id == sender_id).order_by(_t.c.id.desc()).limit(limit)
+            ).all()
+        return [self._row(r) for r in rows]
+
+    def search(self, query: str, limit: int = 50) -> list[HandoffRequest]:
+        """Requests whose customer, order, summary or details mention ``query``, and those
+        whose customer messages during the handoff do (newest first)."""
+        from xiaoer.handoff.activity import handoff_activity
+
+        like = f"%{query}%"
+        matching = select(handoff_activity.c.handoff_id).where(
+            handoff_activity.c.search_text.like(like)
+        )
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                select(_t)
+                .where(
+                    _t.c.sender_id.like(like)
+                    | _t.c.summary_json.like(like)
+                    | _t.c.details.like(like)
+                    | _t.c.note.like(like)
+                    | _t.c.id.in_(matching)
+                )
+                .order_by(_t.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [self._row(r) for r in rows]
+
     def get(self, request_id: int) -> HandoffRequest | None:
         with self.db.connect() as conn:
             row = conn.execute(select(_t).where(_t.c.id == request_id)).first()
@@ -252,7 +307,13 @@ class HandoffStore:
                 .where(_IS_OPEN)
                 .order_by(_t.c.id)
             ).all()
-        state = (tuple(totals), [tuple(r) for r in open_rows])
+            # customer messages and the chats' log (notes, transfers) change it too, also
+            # within the second of the last update
+            from xiaoer.handoff.activity import handoff_activity, handoff_log
+
+            messages = conn.execute(select(func.sum(handoff_activity.c.customer_count))).scalar()
+            log_id = conn.execute(select(func.max(handoff_log.c.id))).scalar()
+        state = (tuple(totals), [tuple(r) for r in open_rows], messages, log_id)
         return hashlib.sha1(repr(state).encode()).hexdigest()[:16]
 
     # --- the agents' side ------------------------------------------------------------

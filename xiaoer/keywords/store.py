@@ -34,7 +34,7 @@ from sqlalchemy import Column, Integer, Table, Text, select
 
 from xiaoer.core.clock import BEIJING, now_beijing
 from xiaoer.core.db import Database, database_for, metadata
-from xiaoer.core.text_templates import COMMON_PLACEHOLDERS, placeholder_error
+from xiaoer.text.placeholders import placeholder_error
 
 keyword_rules = Table(
     "keyword_rules",
@@ -65,7 +65,7 @@ MODES = {"exact": "完全匹配", "contains": "包含关键词", "regex": "正�
 ACTIONS = {"reply": "自动回复", "handoff": "转人工"}
 HANDOFF_REASONS = {"complaint": "投诉（紧急，投诉组）", "request": "普通转人工"}
 CHANNELS = {"": "全部渠道", "rest": "网页/REST", "douyin": "抖音私信"}
-REPLY_PLACEHOLDERS = COMMON_PLACEHOLDERS
+REPLY_PLACEHOLDERS = ("shop_name", "bot_name", "service_hours")
 MAX_KEYWORDS = 50
 MAX_KEYWORD_CHARS = 30
 MAX_PATTERN_CHARS = 200

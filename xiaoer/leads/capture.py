@@ -80,14 +80,36 @@ def contacts_from_event(event: dict[str, Any]) -> list[CapturedContact]:
     return found
 
 
+# forms whose answers are someone else's details (the new recipient of an order): a phone
+# typed there is not the customer's contact, must not make a lead nor merge customers
+RECIPIENT_FORMS = frozenset({"address_form"})
+RECIPIENT_INTENTS = frozenset({"change_address"})
+
+
+def _form_key(sender_id: str) -> str:
+    return f"form:{sender_id}"
+
+
 def handle_event(event: dict[str, Any]) -> CaptureResult | None:
-    """Record a ``user`` event; other events are ignored."""
-    if event.get("event") != "user" or not event.get("sender_id"):
+    """Record a ``user`` event; the active form is followed (``active_loop`` events) so that
+    recipient details of an address change are not taken for the customer's contacts;
+    other events are ignored."""
+    sender_id = event.get("sender_id")
+    if not sender_id:
+        return None
+    if event.get("event") == "active_loop":
+        name = str(event.get("name") or "")
+        get_lead_store().kv_set(_form_key(str(sender_id)), name if name in RECIPIENT_FORMS else "")
+        return None
+    if event.get("event") != "user":
         return None
     if is_sandbox(str(event["sender_id"])):
         return None  # the merchant's test chat: never a lead
     metadata = event.get("metadata") or {}
     contacts = contacts_from_event(event)
+    intent_name = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+    if intent_name in RECIPIENT_INTENTS or get_lead_store().kv_get(_form_key(str(sender_id))):
+        contacts = []  # a new recipient's phone, not the customer's
     name = str(metadata.get("nickname") or metadata.get("nick_name") or "")[:40]
     card = metadata.get("lead_card")
     if card:

@@ -592,6 +592,32 @@ class LeadStore:
             ids = list(conn.execute(query).scalars())
             return [lead for lead_id in ids if (lead := self._load(conn, lead_id))]
 
+    def search(self, query: str, limit: int = 50) -> list[Lead]:
+        """Leads whose name, contacts, conversations or messages mention ``query``."""
+        like = f"%{query}%"
+        by_contact = select(lead_contacts.c.lead_id).where(lead_contacts.c.value.like(like))
+        by_sender = select(lead_senders.c.lead_id).where(
+            lead_senders.c.sender_id.in_(
+                select(lead_activity.c.sender_id).where(lead_activity.c.text.like(like))
+            )
+            | lead_senders.c.sender_id.like(like)
+        )
+        found = (
+            select(leads.c.id)
+            .where(
+                leads.c.merged_into.is_(None),
+                leads.c.name.like(like)
+                | leads.c.source_message.like(like)
+                | leads.c.id.in_(by_contact)
+                | leads.c.id.in_(by_sender),
+            )
+            .order_by(leads.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            ids = list(conn.execute(found).scalars())
+            return [lead for lead_id in ids if (lead := self._load(conn, lead_id))]
+
     def activity(self, lead_id: int) -> list[dict[str, str]]:
         """The customer messages of the lead's conversations, oldest first."""
         a, s = lead_activity, lead_senders
@@ -687,9 +713,16 @@ class LeadStore:
             update = update.where(leads.c.assignee_id.is_(None), leads.c.status.in_(_OPEN))
         if conn.execute(update.values(assignee_id=agent_id, updated_at=_now())).rowcount != 1:
             return False
-        text = f"分配给客服 #{agent_id}" if agent_id is not None else "取消分配"
+        text = f"分配给{self._agent_name(agent_id)}" if agent_id is not None else "取消分配"
         self._note(conn, lead_id, author, "", text)
         return True
+
+    def _agent_name(self, agent_id: int) -> str:
+        """How a note names an agent: their display name, as the console shows them."""
+        from xiaoer.agents.store import AgentStore
+
+        agent = AgentStore(self.db).get(agent_id)
+        return f"客服{agent.display_name}" if agent is not None else "已删除的客服账号"
 
     def open_counts(self) -> dict[int, int]:
         """Open (new / contacted) leads per assignee."""
