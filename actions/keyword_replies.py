@@ -14,9 +14,9 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import log_event, shop_facts
 from actions.messages import say
-from xiaoer.text.placeholders import fill
 from xiaoer.keywords.store import get_keyword_store
 from xiaoer.nlu.keywords import RULE_FIELD
+from xiaoer.text.placeholders import fill
 
 
 class ActionKeywordReply(Action):

@@ -15,8 +15,8 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import shop_facts
 from xiaoer.core.profile import bot_profile
-from xiaoer.text.placeholders import fill
 from xiaoer.handoff.service import held_by_agent
+from xiaoer.text.placeholders import fill
 
 FACT_SLOTS = ("shop_name", "bot_name", "service_hours")
 

@@ -241,7 +241,7 @@ def get_profile_store() -> ProfileStore:
 
 def welcome_text(values: dict[str, str]) -> str:
     """The welcome message with the shop's facts filled ("" when there is none)."""
-    from xiaoer.core.text_templates import fill
+    from xiaoer.text.placeholders import fill
 
     profile = bot_profile()
     return fill(profile.welcome, {**values, **profile.facts()}) if profile.welcome else ""
