@@ -127,12 +127,14 @@ def test_a_keyword_reply_inside_a_form_and_the_form_goes_on(stack: Stack) -> Non
     )
     time.sleep(2.5)
     sender = f"form-{uuid.uuid4().hex[:6]}"
-    asked = said(stack, sender, "帮我查下订单")
-    assert "订单号" in asked
-    answer = said(stack, sender, "能开发票吗")
-    assert "电子发票下单时填写抬头即可" in answer and "订单号" in answer, answer
-    assert "SF1234567890123" in said(stack, sender, "6938271045123400002")
-    rules.remove(rule.id)
+    try:
+        asked = said(stack, sender, "帮我查下订单")
+        assert "订单" in asked
+        answer = said(stack, sender, "能开发票吗")
+        assert "电子发票下单时填写抬头即可" in answer and "订单" in answer.split("即可")[-1], answer
+        assert "SF1234567890123" in said(stack, sender, "6938271045123400002")
+    finally:
+        rules.remove(rule.id)
 
 
 @pytest.mark.parametrize(
