@@ -5,10 +5,14 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup run test lint validate train bench chat clean lock check-lock
+.PHONY: setup assets run test lint validate train bench chat clean lock check-lock
 
 setup:
 	@scripts/bootstrap.sh
+
+# the console's front-end packages (ECharts) from npm into its static files (setup runs it too)
+assets:
+	@scripts/assets.sh
 
 run: setup
 	@$(VENV)/bin/xiaoer up

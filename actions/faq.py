@@ -107,7 +107,7 @@ class ActionAnswerFaq(Action):
                 if returning:
                     say(dispatcher, "coupon_returning_code")
                 return offer_contact(dispatcher, tracker)
-        say(dispatcher, "faq_discount_returning" if returning else response)
+        say(dispatcher, "faq_discount_returning" if returning else response, tracker=tracker)
         return offer_contact(dispatcher, tracker)
 
 

@@ -88,7 +88,7 @@ class ActionGreet(Action):
         if introduced(tracker):
             say(dispatcher, "still_here")
         else:
-            say(dispatcher, "greet_intro")
+            say(dispatcher, "greet_intro", tracker=tracker)
         return []
 
 

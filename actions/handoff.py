@@ -18,7 +18,7 @@ from actions.common import latest_intent, log_event
 from actions.messages import say
 from xiaoer.core.senders import is_sandbox
 from xiaoer.handoff.service import Conversation, reason_for_intent, request_handoff
-from xiaoer.nlu.keywords import KEYWORD_FIELD
+from xiaoer.nlu.fields import KEYWORD_FIELD
 
 # set only by the REST channel (xiaoer/channels/rest.py), never taken from the client
 HANDOFF_LIMITED = "handoff_limited"
@@ -102,7 +102,7 @@ def start_handoff(
 ) -> list[EventType]:
     """Queue the conversation for an agent and tell the customer what happens next."""
     outcome = request_handoff(conversation_of(tracker), reason, details, what)
-    say(dispatcher, outcome.message, **outcome.values)
+    say(dispatcher, outcome.message, tracker=tracker, **outcome.values)
     events: list[EventType] = [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
     request = outcome.request
     if request is None:  # the REST channel's hourly limit, or the test chat: not queued

@@ -15,7 +15,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import log_event, shop_facts
 from actions.messages import say
 from xiaoer.keywords.store import get_keyword_store
-from xiaoer.nlu.keywords import RULE_FIELD
+from xiaoer.nlu.fields import RULE_FIELD
 from xiaoer.text.placeholders import fill
 
 

@@ -60,7 +60,7 @@ def reply(
     if found.text:
         dispatcher.utter_message(text=found.text)
     else:
-        say(dispatcher, found.message, **values)
+        say(dispatcher, found.message, tracker=tracker, **values)
     if found.log:
         log_event(found.log, tracker, **found.fields)
     return [SlotSet(found.mark, True)] if found.mark else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import string
 from functools import lru_cache
@@ -9,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from xiaoer.learning.variants import METADATA_KEY
+
+logger = logging.getLogger(__name__)
 
 MESSAGES_FILE = Path(__file__).with_name("messages.yml")
 
@@ -33,8 +39,12 @@ def placeholders(key: str) -> set[str]:
 
 
 def render(key: str, rng: random.Random | None = None, **values: Any) -> dict[str, Any]:
-    """One variation of message ``key`` with its placeholders filled."""
-    variant = (rng or random).choice(catalogue()[key])
+    """One variation of message ``key`` with its placeholders filled. Variations limited
+    to a segment or a time of day (``segment`` / ``daypart``, chosen by the reply-variant
+    bandit with the tracker, see :func:`say`) are left out here."""
+    variations = catalogue()[key]
+    plain = [v for v in variations if not v.get("segment") and not v.get("daypart")]
+    variant = (rng or random).choice(plain or variations)
     message: dict[str, Any] = {"text": variant["text"].format_map(_Missing(values))}
     if variant.get("buttons"):
         message["buttons"] = [dict(b) for b in variant["buttons"]]
@@ -48,9 +58,36 @@ def _with_facts(values: dict[str, Any]) -> dict[str, Any]:
     return {**shop_facts(), **values}
 
 
-def say(dispatcher: CollectingDispatcher, key: str, **values: Any) -> None:
-    """Send one variation of message ``key``."""
-    dispatcher.utter_message(**render(key, **_with_facts(values)))
+def say(
+    dispatcher: CollectingDispatcher, key: str, tracker: Tracker | None = None, **values: Any
+) -> None:
+    """Send one variation of message ``key``. With the ``tracker``, a response whose
+    variants are chosen by their outcomes (xiaoer/learning/variants.py) is chosen by the
+    bandit, and the bot message carries the choice (``xiaoer_variant``) for the learning
+    follower to attribute the customer's reaction."""
+    chosen = choose_variant(key, tracker) if tracker is not None else None
+    if chosen is None:
+        dispatcher.utter_message(**render(key, **_with_facts(values)))
+        return
+    variant, tag = chosen
+    message: dict[str, Any] = {"text": variant.text.format_map(_Missing(_with_facts(values)))}
+    if variant.buttons:
+        message["buttons"] = [dict(b) for b in variant.buttons]
+    dispatcher.utter_message(**message, **{METADATA_KEY: tag})
+
+
+def choose_variant(key: str, tracker: Tracker) -> tuple[Any, dict[str, str]] | None:
+    """The bandit's variant of ``key`` for this customer (None: a plain random variation,
+    e.g. a response that is not chosen by outcomes, or the learning store unavailable)."""
+    from xiaoer.learning.variants import RESPONSES, choose
+
+    if key not in RESPONSES:
+        return None
+    try:
+        return choose(key, catalogue()[key], str(tracker.sender_id))
+    except Exception:  # noqa: BLE001 - the reply must go out whatever the statistics do
+        logger.exception("variant choice for %s failed: a random variation instead", key)
+        return None
 
 
 def say_with_buttons(

@@ -28,6 +28,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
 fi
 
+# the console's charts (package.json, npm): copied into its static files, cheap when done
+scripts/assets.sh
+
 want="$(cat requirements/*.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [[ "$want" == "$have" ]]; then

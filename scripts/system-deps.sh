@@ -5,11 +5,12 @@
 #   chromium         the browser of the console's browser tests (Playwright drives it;
 #                    no browser is ever downloaded by Playwright)
 #   fonts-wqy-microhei  a CJK font, so the console's screenshots show Chinese text
+#   nodejs npm       install the console's charts (package.json: ECharts; scripts/assets.sh)
 # Installs only what is missing; a second run costs a few dpkg queries.
 set -euo pipefail
 
 missing=()
-for pkg in redis-server postgresql-15 chromium fonts-wqy-microhei; do
+for pkg in redis-server postgresql-15 chromium fonts-wqy-microhei nodejs npm; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0

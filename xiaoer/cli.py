@@ -343,6 +343,79 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbox(args: argparse.Namespace) -> int:
+    """The inbox of messages the assistant did not understand (xiaoer/learning/)."""
+    import json
+
+    from xiaoer.core.logsafe import mask_pii
+    from xiaoer.learning import service
+    from xiaoer.learning.grouping import group_items
+    from xiaoer.learning.inbox import REASON_LABELS, get_inbox_store
+
+    store = get_inbox_store()
+    if args.inbox_command == "collect":
+        from xiaoer.learning.jobs import follower
+
+        current = follower()
+        if current is None:
+            print("error: endpoints.yml has no SQL event_broker: nothing to collect")
+            return 1
+        print(f"已读取事件：{current.poll()} 条")
+        return 0
+    if args.inbox_command == "list":
+        items = store.items(status=None if args.status == "all" else args.status)
+        groups = group_items(items)
+        if args.json:
+            data = [g.as_dict() for g in groups]
+            for entry in data:
+                for item in entry["items"]:
+                    item["text"] = mask_pii(item["text"])
+                entry["label"] = mask_pii(entry["label"])
+            print(json.dumps({"groups": data}, ensure_ascii=False, indent=2))
+            return 0
+        print(f"待学习（{len(items)} 条，{len(groups)} 组）")
+        for g in groups:
+            hint = "、".join(f"{n} {c:.0%}" for n, c in g.suggestions()) or "无"
+            print(f"组 {g.id}（{g.count} 次）建议意图：{hint}")
+            for item in g.items:
+                reasons = "、".join(REASON_LABELS.get(r, r) for r in item.reasons)
+                print(f"  #{item.id} ×{item.count} [{reasons}] {mask_pii(item.text)}"
+                      f"  （会话 {item.last_sender}）")  # fmt: skip
+        return 0
+    ids = [int(i) for i in args.ids.split(",") if i.strip()]
+    try:
+        if args.inbox_command in ("ignore", "out-of-scope"):
+            status = "ignored" if args.inbox_command == "ignore" else "out_of_scope"
+            n = service.dismiss(ids, status, "cli")
+            print(f"已标记 {n} 条")
+            return 0
+        change = service.preview(ids, args.intent, args.topic)
+        if change.empty:
+            print("这些例句已在训练数据中，无需修改")
+        else:
+            print(change.diff, end="")
+        if not change.empty and not args.yes:
+            if not sys.stdin.isatty():
+                print("error: 确认写入请加 --yes")
+                return 1
+            if input("写入以上修改？[y/N] ").strip().lower() not in ("y", "yes"):
+                print("已取消")
+                return 1
+        result = service.accept(ids, args.intent, "cli", args.topic, retrain=not args.no_retrain)
+    except (service.InboxError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(result.retrain_message)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The designer's check of the training data (xiaoer/devtools/check.py)."""
+    from xiaoer.devtools import check
+
+    return check.main(args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """A local fake Douyin platform (docs/douyin.md); its options follow the command."""
     from xiaoer.douyin.simulator import main as simulate
@@ -514,6 +587,31 @@ def cmd_designer(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from xiaoer.analytics.report import main as report
+
+    return report(args.rest)
+
+
+def cmd_analytics(args: argparse.Namespace) -> int:
+    if args.rest[:1] != ["rebuild"]:
+        print("usage: xiaoer analytics rebuild [--endpoints FILE]", file=sys.stderr)
+        return 2
+    from xiaoer.analytics.report import rebuild_main
+
+    return rebuild_main(args.rest[1:])
+
+
+def cmd_demo_traffic(args: argparse.Namespace) -> int:
+    from xiaoer.analytics.demo import main as demo
+
+    return demo(args.rest)
+
+
+# commands whose own options (--help too) pass through to their module
+PASS_THROUGH = {"report": cmd_report, "analytics": cmd_analytics, "demo-traffic": cmd_demo_traffic}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _main(argv)
@@ -586,6 +684,40 @@ def _main(argv: list[str] | None = None) -> int:
         func=cmd_queue
     )
     p = sub.add_parser(
+        "check", help="check the training data: validate, test stories, NLU confusions"
+    )
+    p.add_argument("--skip", default="", help="comma-separated steps to skip: validate,stories,nlu")
+    p.add_argument("--model", default=None, help="for the test stories (default: the newest)")
+    p.add_argument("--stories", default="tests/test_stories.yml")
+    p.add_argument("--min-examples", type=int, default=20)
+    p.add_argument(
+        "--confusion", type=float, default=0.1, help="flag pairs confused above this share"
+    )
+    p.add_argument("--per-intent", type=int, default=40, help="cross-validation sample per intent")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--nlu-pipeline", choices=["fast", "rasa"], default="fast")
+    p.add_argument("--root", default=None, help="another project folder (default: this one)")
+    p.add_argument("--html-dir", default=None, help="default: <data folder>/reports")
+    p.add_argument("--no-fail", action="store_true", help="exit 0 even when something is flagged")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("inbox", help="messages the assistant did not understand (待学习)")
+    inbox = p.add_subparsers(dest="inbox_command", required=True)
+    q = inbox.add_parser("list", help="open messages, grouped by similarity")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--status", default="open",
+                   choices=["open", "accepted", "out_of_scope", "ignored", "all"])  # fmt: skip
+    q = inbox.add_parser("accept", help="add messages as examples of an intent (shows the diff)")
+    q.add_argument("ids", help="message ids, comma-separated")
+    q.add_argument("intent")
+    q.add_argument("--topic", default=None, help="data/nlu/<topic>.yml for a new intent")
+    q.add_argument("--yes", action="store_true", help="write without asking")
+    q.add_argument("--no-retrain", action="store_true", help="write only, retrain later")
+    for name in ("ignore", "out-of-scope"):
+        inbox.add_parser(name, help=f"mark messages {name}").add_argument("ids")
+    inbox.add_parser("collect", help="read new events now (the worker does it every second)")
+    p.set_defaults(func=cmd_inbox)
+    p = sub.add_parser(
         "simulate",
         help="a local fake Douyin platform (simulate --help; docs/douyin.md)",
         add_help=False,
@@ -605,6 +737,14 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.set_defaults(func=cmd_notify)
     _keywords_parser(sub)
+    for name, text in (
+        ("report", "analytics of a date range: summary, --json, --png (docs/analytics.md)"),
+        ("analytics", "analytics rebuild: replay the event log into the analytics store"),
+        ("demo-traffic", "play a month of simulated customers through the assistant"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=PASS_THROUGH[name])
     p = sub.add_parser("chat", help="chat with the running assistant in the terminal")
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.add_argument("--sender", default=None)
@@ -626,6 +766,8 @@ def _main(argv: list[str] | None = None) -> int:
         return cmd_simulate(argparse.Namespace(rest=argv[1:]))
     if argv[:1] == ["worker"]:  # so do the worker's
         return cmd_worker(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] and argv[0] in PASS_THROUGH:
+        return PASS_THROUGH[argv[0]](argparse.Namespace(rest=argv[1:]))
     if argv[:1] in (["shell"], ["interactive"]):  # Rasa's options (--debug...) pass through
         args, rasa_options = parser.parse_known_args(argv)
         args.rasa_args = [*rasa_options, *args.rasa_args]

@@ -154,7 +154,9 @@ def test_handoff_in_the_browser(stack: Stack, browser_context) -> None:
     page.wait_for_url(f"{stack.console_url}/")
     expect(page.locator(f'#queue-body tr:has-text("{user}")')).to_have_count(0, timeout=5_000)
     back = inbox(stack, user, after=received[-1]["id"])
-    assert len(back) == 1 and "继续为您服务" in back[0]["text"]
+    # the bot is back, and the conversation's end asks once for a rating (docs/analytics.md)
+    assert len(back) == 2 and "继续为您服务" in back[0]["text"], back
+    assert "满意" in back[1]["text"] and "5分" in str(back[1].get("buttons")), back
 
     answer = " ".join(m.get("text") or "" for m in stack.say(user, "你好"))
     assert "店小二" in answer  # the bot answers again

@@ -199,8 +199,8 @@ def test_the_test_chat_explains_and_counts_nothing(stack: Stack) -> None:
     said(stack, real, "我要批发，手机13812345678")
     leads = LeadStore(db(stack))
     until(lambda: leads.lead_for(Stack.conversation(real)) is not None, 20)
-    assert leads.lead_for("sandbox:1-e2e") is None
-    assert HandoffStore(db(stack)).active_for("sandbox:1-e2e") is None
+    assert leads.lead_for("test-chat:1-e2e") is None
+    assert HandoffStore(db(stack)).active_for("test-chat:1-e2e") is None
     rules.remove(rule.id)
 
 

@@ -38,6 +38,7 @@ class FakeRasa:
     def __init__(self) -> None:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.calls: list[tuple[str, str, dict[str, list[str]]]] = []
+        self.triggered: list[tuple[str, str]] = []  # (conversation, intent)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +68,13 @@ class FakeRasa:
                     self._send(200, fake.tracker(route[0]))
 
             def do_POST(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                m = re.match(r"^/conversations/([^/]+)/trigger_intent$", url.path)
+                if m and parse_qs(url.query).get("token") == [TOKEN]:
+                    body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                    fake.triggered.append((unquote(m.group(1)), body["name"]))
+                    self._send(200, {"tracker": fake.tracker(unquote(m.group(1)))})
+                    return
                 route = self._route()
                 if not route:
                     return
@@ -416,6 +424,10 @@ def test_take_then_hand_back_resumes_the_bot(console):
     assert tail == ["resume", "bot", "action"]
     assert "继续为您服务" in console["fake"].events["back-user"][-2]["text"]
     assert console["fake"].tracker("back-user")["paused"] is False
+    # the conversation ended with an agent: the assistant asks for a rating (once)
+    assert [t for t in console["fake"].triggered if t[0] == "back-user"] == [
+        ("back-user", "EXTERNAL_ask_csat")
+    ]
 
 
 def test_close_resumes_without_a_message(console):
@@ -424,6 +436,7 @@ def test_close_resumes_without_a_message(console):
     s.post(f"{console['url']}/handoffs/{h.id}/close", data={"note": ""}, timeout=10)
     assert console["handoffs"].get(h.id).status == "closed"
     assert [e["event"] for e in console["fake"].events["close-user"]][-2:] == ["resume", "action"]
+    assert not [t for t in console["fake"].triggered if t[0] == "close-user"]  # asks nothing
 
 
 def test_supervisor_reassigns(console):

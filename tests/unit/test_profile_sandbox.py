@@ -132,8 +132,8 @@ def test_avatar_upload_is_checked_stored_and_served():
 
 # --- sandbox ------------------------------------------------------------------------------
 def test_only_sandbox_conversations_are_sandboxed():
-    assert is_sandbox(sandbox_id("1-abc")) and is_sandbox("sandbox:x")
-    assert not is_sandbox("rest:sandbox:x") and not is_sandbox("buyer_1") and not is_sandbox("")
+    assert is_sandbox(sandbox_id("1-abc")) and is_sandbox("test-chat:x")
+    assert not is_sandbox("rest:test-chat:x") and not is_sandbox("buyer_1") and not is_sandbox("")
 
 
 def test_a_test_chat_phone_number_makes_no_lead():

@@ -5,7 +5,7 @@
 ``{"session": "<id>", "message": "...", "channel": "rest" | "douyin" | ""}``. The message
 goes through the same path as a customer's (``handle_message``: several questions split,
 the NLU pipeline with the keyword rules, the policies, the action server), in the
-conversation ``sandbox:<session>`` (:func:`xiaoer.core.senders.is_sandbox`: never a lead,
+conversation ``test-chat:<session>`` (:func:`xiaoer.core.senders.is_sandbox`: never a lead,
 a handoff row or a customer in a report). ``channel`` is the channel the merchant
 simulates, for keyword rules limited to one.
 

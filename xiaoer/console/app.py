@@ -38,9 +38,11 @@ from sanic.response import HTTPResponse
 from xiaoer.agents import get_agent_store
 from xiaoer.console import (
     admin_views,
+    analytics_views,
     auth_views,
     keywords_views,
     leads_views,
+    learning_views,
     outbox_views,
     profile_views,
     queue_views,
@@ -76,6 +78,8 @@ BLUEPRINTS: list[Blueprint] = [
     profile_views.bp,
     testchat_views.bp,
     testchat_views.api,
+    analytics_views.bp,
+    learning_views.bp,
 ]
 
 _names = itertools.count(1)

@@ -35,7 +35,8 @@ INTENTS = {
     "exchange": "换货", "return_policy": "退换政策", "quality_issue": "质量问题",
     "ask_price": "问价格", "ask_discount": "问优惠", "ask_size": "问尺码", "ask_stock": "问库存",
     "product_info": "商品信息", "ask_shipping": "问物流", "ask_invoice": "问发票",
-    "provide_contact": "留联系方式", "nlu_fallback": "未识别",
+    "provide_contact": "留联系方式", "nlu_fallback": "未识别", "rate_service": "评分",
+    "ask_wholesale": "批发合作",
 }  # fmt: skip
 STATUSES = {"waiting": "排队中", "active": "接待中", "closed": "已结束"}
 PRIORITIES = {2: "紧急", 1: "优先", 0: "普通"}

@@ -2,7 +2,7 @@
 assistant as a customer and sees beside each answer what produced it.
 
 Messages go to the Rasa server's sandbox channel (xiaoer/channels/sandbox.py) with the API
-token: the conversation is ``sandbox:<agent id>-<random>``, never a lead, a handoff or a
+token: the conversation is ``test-chat:<agent id>-<random>``, never a lead, a handoff or a
 customer in a report (xiaoer.core.senders.is_sandbox). Each explanation names the intent
 and its confidence, the keyword rule (link to edit it), the knowledge-base entry (link to
 edit it), the form and the actions with the policy that chose them.

@@ -106,6 +106,25 @@ class RasaClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RasaApiError("无法连接机器人服务，消息未发送，请稍后重试") from exc
 
+    async def trigger_intent(
+        self, sender_id: str, intent: str, entities: dict[str, Any] | None = None
+    ) -> None:
+        """Run the assistant on an external event (``POST /conversations/<id>/trigger_intent``),
+        its answer sent through the customer's latest channel."""
+        url = f"{self.url}/conversations/{quote(sender_id, safe=':@')}/trigger_intent"
+        params = {"token": self.token, "output_channel": "latest", "include_events": "NONE"}
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session:
+                async with session.post(
+                    url, params=params, json={"name": intent, "entities": entities or {}}
+                ) as resp:
+                    if resp.status != 200:
+                        raise RasaApiError(
+                            f"机器人服务拒绝了请求（HTTP {resp.status}）", resp.status
+                        )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RasaApiError("无法连接机器人服务，请稍后重试") from exc
+
     async def send_bot_message(
         self, sender_id: str, text: str, metadata: dict[str, Any] | None = None
     ) -> None:

@@ -24,6 +24,8 @@ from xiaoer.handoff.store import HandoffRequest, HandoffStore, get_handoff_store
 
 logger = logging.getLogger(__name__)
 
+CSAT_TRIGGER = "EXTERNAL_ask_csat"  # actions/satisfaction.py
+
 DEFAULT_TEXTS = {
     "resumed": "人工客服已处理完毕，接下来由{bot_name}继续为您服务～还有什么问题随时问我哦。",
     "still_waiting": (
@@ -190,6 +192,17 @@ class HandoffDesk:
         events.append({"event": "action", "name": "action_listen"})
         await self.append(request.sender_id, events)
         self.store.close(request.id, note)
+        if announce:
+            await self.ask_rating(request.sender_id)
+
+    async def ask_rating(self, sender_id: str) -> None:
+        """The conversation ended with an agent: the assistant asks the customer, once, for
+        a satisfaction rating (rule ``EXTERNAL_ask_csat``, actions/satisfaction.py). A
+        failure here never undoes the hand-back."""
+        try:
+            await self.rasa.trigger_intent(sender_id, CSAT_TRIGGER)
+        except RasaApiError:
+            logger.warning("rating question after the hand-back of %s not sent", sender_id)
 
     async def reannounce_due(self, settings: HandoffSettings | None = None) -> int:
         """Tell customers left waiting beyond the timeout, honestly, that they are still in

@@ -36,11 +36,14 @@ from rasa.shared.nlu.training_data.message import Message
 
 logger = logging.getLogger(__name__)
 
-KEYWORD_INTENT = "complain"
-KEYWORD_FIELD = "handoff_keyword"
-RULE_FIELD = "keyword_rule"
-NEGATED_FIELD = "negated"
-REPLY_INTENT = "keyword_reply"
+from xiaoer.nlu.fields import (  # noqa: E402
+    KEYWORD_FIELD,
+    KEYWORD_INTENT,
+    NEGATED_FIELD,
+    REPLY_INTENT,
+    RULE_FIELD,
+)
+
 HANDOFF_INTENTS = {"complaint": "complain", "request": "request_human"}
 NEGATABLE = ("complain", "request_human")
 # below this, the intent after a negated complaint is no answer: the fallback asks again

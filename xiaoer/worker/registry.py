@@ -18,7 +18,9 @@ JOB_MODULES: list[str] = [
     "xiaoer.leads.jobs",  # CRM deliveries, lead assignment, re-scoring
     "xiaoer.notifications.jobs",  # proactive notifications (shipped, refunded) to buyers
     "xiaoer.handoff.jobs",  # customers left waiting for an agent are told they still wait
+    "xiaoer.analytics.jobs",  # analytics store from the event stream (its own cursor)
     "xiaoer.douyin.jobs",  # Douyin replies the platform did not take: resend; pause expiry
+    "xiaoer.learning.jobs",  # the inbox of misunderstood messages; reply variants' outcomes
 ]
 
 

@@ -1,0 +1,1 @@
+"""Analytics: what the assistant did, from the event stream (docs/analytics.md)."""
