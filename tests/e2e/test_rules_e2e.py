@@ -161,14 +161,19 @@ def test_the_profile_reaches_a_rest_customer(stack: Stack) -> None:
     }), by="boss")  # fmt: skip
     time.sleep(3.5)  # the settings cache of the other processes
     sender = f"pf-{uuid.uuid4().hex[:6]}"
-    first = stack.say(sender, "你好")
-    assert first[0]["text"] == "欢迎光临小二优选旗舰店，我是小美～"
-    assert "小美" in " ".join(m.get("text") or "" for m in first[1:])
-    assert said(stack, sender, "在吗") != first[0]["text"]  # the welcome is said once
-    assert said(stack, sender, "好的，再见") == "小美祝您购物愉快，再见～"
-    ProfileStore(db(stack)).save(validate_profile({
-        "name": "店小二", "welcome": "", "sign_off": "", "service_start": "00:00", "service_end": "00:00",
-    }), by="boss")  # fmt: skip
+    try:
+        first = stack.say(sender, "你好")
+        assert first[0]["text"] == "欢迎光临小二优选旗舰店，我是小美～"
+        assert "小美" in " ".join(m.get("text") or "" for m in first[1:])
+        assert said(stack, sender, "在吗") != first[0]["text"]  # the welcome is said once
+        # the sign-off replaces the goodbye (a satisfaction question may follow it)
+        assert said(stack, sender, "好的，再见").startswith("小美祝您购物愉快，再见～")
+    finally:
+        ProfileStore(db(stack)).save(validate_profile({
+            "name": "店小二", "welcome": "", "sign_off": "", "service_start": "00:00",
+            "service_end": "00:00",
+        }), by="boss")  # fmt: skip
+        time.sleep(3.5)
 
 
 def test_the_test_chat_explains_and_counts_nothing(stack: Stack) -> None:
@@ -182,7 +187,7 @@ def test_the_test_chat_explains_and_counts_nothing(stack: Stack) -> None:
     r = s.post(url, json={"text": "怎么开发票", "session": "1-e2e"}, timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["messages"][0]["text"] == "电子发票下单时填写抬头即可"
+    assert "电子发票下单时填写抬头即可" in [m.get("text") for m in body["messages"]]
     [turn] = body["turns"]
     assert turn["intent"] == "keyword_reply" and turn["rule"]["url"] == f"/keywords/{rule.id}"
     assert turn["actions"][0]["name"] == "action_keyword_reply"
