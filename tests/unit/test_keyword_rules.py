@@ -223,6 +223,41 @@ def test_an_edit_is_live_for_the_component_within_the_cache():
     assert nlu("发票")["name"] == "nlu_fallback"
 
 
+def test_an_edit_by_another_process_is_live_here_within_a_second(data_dir):
+    """As a second Sanic worker of the Rasa server: the rules are in this process's memory
+    when another process (the console, the CLI) adds, edits and switches off a rule."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    store = get_keyword_store()
+    assert nlu("可以货到付款吗")["name"] == "nlu_fallback"  # the rules are now in memory
+
+    def elsewhere(code: str) -> None:
+        script = "from xiaoer.keywords.store import KeywordRuleStore as S; s = S(); " + code
+        env = {**os.environ, "XIAOER_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+
+    def live_within(check, limit: float) -> None:
+        started = time.monotonic()
+        while not check():
+            assert time.monotonic() - started < limit, "not live within the limit"
+            time.sleep(0.05)
+
+    elsewhere("s.add({'keywords': '到付', 'action': 'reply', 'reply_text': '不支持到付'})")
+    started = time.monotonic()
+    live_within(lambda: nlu("可以货到付款吗")["name"] == "keyword_reply", 1.0)
+    [added] = [r for r in store.all() if r.keywords == ("到付",)]
+    elsewhere(f"s.update({added.id}, {{**s.get({added.id}).as_form(), 'keywords': '货到付款'}})")
+    live_within(lambda: ("货到付款",) in [r.keywords for r in store.enabled()], 1.0)
+    elsewhere(f"s.set_enabled({added.id}, False)")
+    live_within(lambda: nlu("可以货到付款吗")["name"] == "nlu_fallback", 1.0)
+    assert time.monotonic() - started < 60
+
+
 async def test_reply_action_says_the_rules_reply_with_buttons_and_image():
     invoice = rule(
         keywords="发票",
