@@ -215,6 +215,15 @@ def test_component_drops_a_negated_complaint_of_the_model():
     assert nlu("你们太过分了我要投诉", "complain", 0.9)["name"] == "complain"
 
 
+def test_component_drops_a_model_complaint_whose_word_is_excluded_in_context():
+    # the model may read a complaint in a camera question: the migrated rule of 曝光
+    # excludes 拍照, so the complaint is dropped, the next intent answers
+    found = nlu("这款手机拍照曝光怎么调", "complain", 0.8)
+    assert found["name"] == "nlu_fallback" and found["negated"] == "曝光"
+    assert nlu("你们再不处理我就曝光你们", "complain", 0.9)["name"] == "complain"
+    assert nlu("拍照曝光不对，我要投诉", "complain", 0.9)["name"] == "complain"
+
+
 def test_an_edit_is_live_for_the_component_within_the_cache():
     store = get_keyword_store()
     invoice = rule(keywords="发票", reply_text="旧回复")
