@@ -117,8 +117,9 @@ def test_a_misunderstood_message_is_learned_and_understood_after_the_swap(stack:
     sender = f"learn-{uuid.uuid4().hex[:8]}"
     stack.say(sender, message)
     console = login(stack)
-    # the worker's learning follower collects it
-    deadline, item_id = time.monotonic() + 30, None
+    # the worker's learning follower collects it (its first message loads pkuseg: seconds,
+    # more on a busy machine)
+    deadline, item_id = time.monotonic() + 120, None
     while time.monotonic() < deadline and item_id is None:
         groups = console.get(f"{stack.console_url}/learning", headers={"Accept": "application/json"},
                              timeout=10).json()["groups"]  # fmt: skip
