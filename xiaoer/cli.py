@@ -742,7 +742,9 @@ def _main(argv: list[str] | None = None) -> int:
     q.add_argument("ids", help="message ids, comma-separated")
     q.add_argument("--entry", type=int, default=None, help="an existing entry's id (kb<id>)")
     q.add_argument("--answer", default=None, help="a new entry's answer")
-    q.add_argument("--question", default=None, help="a new entry's question (default: the first message)")
+    q.add_argument(
+        "--question", default=None, help="a new entry's question (default: the first message)"
+    )
     q.add_argument("--category", default=None, help="a new entry's category")
     q.add_argument("--no-retrain", action="store_true", help="save only, retrain later")
     for name in ("ignore", "out-of-scope"):

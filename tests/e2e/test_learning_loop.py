@@ -109,7 +109,9 @@ def wait_run(console: requests.Session, stack: Stack, run_id: int) -> dict:
         if run is not None and run["done"]:
             return dict(run)
         time.sleep(2)
-    raise AssertionError(f"run {run_id} not over in {RETRAIN_SECONDS} s: {stack.log('worker')[-3000:]}")
+    raise AssertionError(
+        f"run {run_id} not over in {RETRAIN_SECONDS} s: {stack.log('worker')[-3000:]}"
+    )
 
 
 def test_a_misunderstood_message_is_learned_and_understood_after_the_swap(stack: Stack) -> None:
