@@ -10,7 +10,8 @@
   var L = f.labels || {};
   var colors = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4", "#ea7ccc"];
   var font = { fontFamily: "PingFang SC, Microsoft YaHei, WenQuanYi Micro Hei, sans-serif" };
-  function label(kind, code) { return (L[kind] && L[kind][code]) || code; }
+  // every code's Chinese label comes from the server (xiaoer/core/labels.py): a code is never shown raw
+  function label(kind, code) { return (L[kind] && L[kind][code]) || "其他"; }
   function drill(what) {
     var params = new URLSearchParams(window.location.search);
     params.set("from", f.from); params.set("to", f.to); params.set("bucket", f.bucket);
@@ -103,14 +104,14 @@
         click: function () { drill("lead"); } };
     },
     after_sales: function () {
-      return pie(entries(f.after_sales.by_reason).map(function (e) { return [e[0], e[1], e[0]]; }), function () { drill("case"); });
+      return pie(entries(f.after_sales.by_reason).map(function (e) { return [label("after_sales", e[0]), e[1], e[0]]; }), function () { drill("case"); });
     },
     channels: function () {
       return pie(entries(f.channels).map(function (e) { return [label("channels", e[0]), e[1], e[0]]; }),
         function (p) { drill("channel:" + p.data.code); });
     },
     greetings: function () {
-      return bar(["问候", "已回复", "待发送", "发送失败"],
+      return bar(["主动问候", "问候后回复", "当前待发送", "当前发送失败"],
         [f.greetings.greeted, f.greetings.replied, f.outbox.backlog, f.outbox.failed], "#fc8452",
         function (p) { if (p.dataIndex < 2) { drill("greeted"); } });
     }
