@@ -185,7 +185,7 @@ def test_every_table_exports_as_csv_and_reads_back(scripted: Any) -> None:
         assert list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[0] == header
     header, rows = tables["intents"]
     # a Chinese label first, the code kept in the "代码" column for a round trip
-    assert header == ["意图", "消息数", "占比", "代码"]
+    assert header == ["意图", "消息数", "占比（%）", "代码"]
     by_code = {r[header.index("代码")]: r for r in rows}
     assert by_code["nlu_fallback"][0] == "未识别" and by_code["nlu_fallback"][1] == 2
     header, rows = tables["csat_comments"]

@@ -83,9 +83,9 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
             [[labels.channel(k), v, k] for k, v in f["channels"].items()],
         ),
         "intents": (
-            ["意图", "消息数", "占比", CODE],
+            ["意图", "消息数", "占比（%）", CODE],
             [
-                [labels.intent(k), v, round(v / messages, 4) if messages else 0, k]
+                [labels.intent(k), v, round(v * 100 / messages, 1) if messages else 0, k]
                 for k, v in f["intents"].items()
             ],
         ),
@@ -145,7 +145,10 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
         ),
         "greetings": (
             ["指标", "数值", CODE],
-            [[_label(GREETINGS, k), v, k] for k, v in f["greetings"].items()],
+            [
+                [_label(GREETINGS, k), f"{v * 100:.1f}%" if k.endswith("_rate") else v, k]
+                for k, v in f["greetings"].items()
+            ],
         ),
         "after_sales": (
             ["原因", "售后单"],

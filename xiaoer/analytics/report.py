@@ -121,7 +121,7 @@ def write_png(f: dict[str, Any], path: Path) -> list[str]:
     ax = fig.add_axes((0.70, 0.06, 0.27, 0.24))
     leads = f["leads"]
     ax.bar(
-        ["获取", "已联系", "成交"],
+        ["获取线索", "已联系", "已成交"],
         [leads["captured"], leads["contacted"], leads["won"]],
         color="#9a60b4",
     )

@@ -125,7 +125,7 @@ async def dashboard(request: Request) -> HTTPResponse:
         request,
         "analytics.html",
         f=figures,
-        q=q,
+        rng=q,  # not "q": the layout's search box reads q
         qs=lambda **more: _qs(q, **more),
         presets=[(label, a.isoformat(), b.isoformat()) for label, a, b in presets(today)],
         channels=sorted(set(figures["channels"]) | {"rest", "douyin"}),
@@ -246,7 +246,7 @@ async def drill_down(request: Request) -> HTTPResponse:
         rows=rows,
         what=what,
         what_title=drill_title(what),
-        q=q,
+        rng=q,  # not "q": the layout's search box reads q
         qs=lambda **more: _qs(q, **more),
         outcome_labels=OUTCOME_LABELS,
         reason_label=labels.reason,

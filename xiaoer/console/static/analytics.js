@@ -98,9 +98,9 @@
     },
     leads: function () {
       return { option: { color: ["#5470c6", "#fac858", "#91cc75"], tooltip: { trigger: "item" },
-        series: [{ type: "funnel", left: "10%", width: "80%", top: 20, bottom: 20, sort: "descending", minSize: "20%",
+        series: [{ type: "funnel", left: "8%", width: "70%", top: 20, bottom: 20, sort: "descending", minSize: "20%",
           label: { formatter: "{b}: {c}" },
-          data: [{ name: "获取", value: f.leads.captured }, { name: "已联系", value: f.leads.contacted }, { name: "成交", value: f.leads.won }] }] },
+          data: [{ name: "获取线索", value: f.leads.captured }, { name: "已联系", value: f.leads.contacted }, { name: "已成交", value: f.leads.won }] }] },
         click: function () { drill("lead"); } };
     },
     after_sales: function () {
