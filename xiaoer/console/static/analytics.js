@@ -23,16 +23,20 @@
   var buckets = Object.keys(f.series);
   var top = Object.keys(f.intents).slice(0, 5);
   var sec = function (v) { return v === null || v === undefined ? 0 : Math.round(v * 10) / 10; };
-  var grid = { left: 48, right: 16, top: 36, bottom: 40, containLabel: false };
+  // long Chinese labels (rotated when many) stay inside the card
+  var grid = { left: 16, right: 16, top: 36, bottom: 8, containLabel: true };
+  // a rotated first label reaches left of the axis: room for it
+  var gridFor = function (rotated) { return rotated ? { left: 56, right: 16, top: 36, bottom: 8, containLabel: true } : grid; };
   var bar = function (names, values, color, onClick) {
-    return { option: { color: [color], grid: grid, tooltip: { trigger: "axis" },
+    return { option: { color: [color], grid: gridFor(names.length > 5), tooltip: { trigger: "axis" },
       xAxis: { type: "category", data: names, axisLabel: { interval: 0, rotate: names.length > 5 ? 30 : 0, fontSize: 11 } },
       yAxis: { type: "value", minInterval: 1 }, series: [{ type: "bar", data: values, barMaxWidth: 36, label: { show: true, position: "top" } }] },
       click: onClick };
   };
   var pie = function (pairs, onClick) {
     return { option: { color: colors, tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
-      legend: { type: "scroll", orient: "vertical", right: 0, top: 10, bottom: 10, textStyle: { fontSize: 11 } },
+      legend: { type: "scroll", orient: "vertical", right: 0, top: 10, bottom: 10, tooltip: { show: true },
+        textStyle: { fontSize: 11, width: 120, overflow: "truncate" } },
       series: [{ type: "pie", radius: ["35%", "68%"], center: ["38%", "52%"], data: pairs.map(function (p) { return { name: p[0], value: p[1], code: p[2] }; }),
         label: { formatter: "{d}%" } }] }, click: onClick };
   };
@@ -90,7 +94,7 @@
     },
     csat_by: function () {
       var rows = f.csat.by_intent.slice(0, 8);
-      return { option: { color: ["#9a60b4"], grid: grid, tooltip: { trigger: "axis" },
+      return { option: { color: ["#9a60b4"], grid: gridFor(rows.length > 5), tooltip: { trigger: "axis" },
         xAxis: { type: "category", data: rows.map(function (r) { return label("intents", r.name); }), axisLabel: { rotate: rows.length > 5 ? 30 : 0, fontSize: 11 } },
         yAxis: { type: "value", min: 0, max: 5 },
         series: [{ name: "平均分", type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.average; }), label: { show: true, position: "top" } }] },
