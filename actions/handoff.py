@@ -17,7 +17,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import latest_intent, log_event
 from actions.messages import say
 from xiaoer.handoff.service import Conversation, reason_for_intent, request_handoff
-from xiaoer.nlu.keywords import KEYWORD_FIELD
+from xiaoer.nlu.fields import KEYWORD_FIELD
 
 # set only by the REST channel (xiaoer/channels/rest.py), never taken from the client
 HANDOFF_LIMITED = "handoff_limited"

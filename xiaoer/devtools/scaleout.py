@@ -206,6 +206,7 @@ def running_scale_out(
     token: str = "test-token",
     action_servers: int = 1,
     console: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ScaleOut]:
     """The scale-out section of docs/deployment.md, run as written on one machine: a fresh
     PostgreSQL (only a superuser) and Redis; the documented role (``CREATEDB``), the
@@ -216,11 +217,14 @@ def running_scale_out(
 
     As on separate machines, every process has a data folder of its own
     (``workdir/<node>/var``): they share nothing but PostgreSQL (tracker store, event
-    broker, project database) and Redis (lock store)."""
+    broker, project database) and Redis (lock store). ``env``: more variables for every
+    process (e.g. ``SANIC_WORKERS``; bench/load.py's stock set-up)."""
     workdir.mkdir(parents=True, exist_ok=True)
     steps = documented_steps()
     # the test environment, without any XIAOER_* of the caller: the doc's variables only
     base = {k: v for k, v in {**os.environ, **RASA_ENV}.items() if not k.startswith("XIAOER_")}
+    base.setdefault("SANIC_WORKERS", "1")  # one model per replica unless asked (memory)
+    base.update(env or {})
     base = server_env(base, api_token=token, action_token="")
     base.pop("XIAOER_API_TOKEN"), base.pop("XIAOER_ACTION_TOKEN")
     # one test client plays many customers: per-address limits off (as in running_stack)

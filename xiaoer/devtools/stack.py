@@ -45,13 +45,15 @@ DEFAULT_MAX_BODY_KB = 512
 
 
 def server_settings() -> dict[str, Any]:
-    """``server`` of xiaoer.yml: where the servers listen and how big a request may be."""
+    """``server`` of xiaoer.yml: where the servers listen, how big a request may be and how
+    many Sanic workers (processes) a Rasa server runs."""
     section = get_settings().section("server")
     return {
         "host": str(section.get("host") or "127.0.0.1"),
         "actions_host": str(section.get("actions_host") or "127.0.0.1"),
         "max_body_kb": int(section.get("max_body_kb") or DEFAULT_MAX_BODY_KB),
         "proxies_count": int(section.get("proxies_count") or 0),
+        "workers": max(1, int(section.get("workers") or 1)),
     }
 
 
@@ -76,6 +78,9 @@ def server_env(
     }
     if proxies:
         out["SANIC_PROXIES_COUNT"] = str(proxies)
+    # several Sanic workers per Rasa server (xiaoer/servers/rasaserver.py); the
+    # environment wins over xiaoer.yml
+    out.setdefault("SANIC_WORKERS", str(settings["workers"]))
     return out
 
 
@@ -369,6 +374,8 @@ def running_stack(
     runs them, plus the agent console with ``console``."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **RASA_ENV, "XIAOER_DATA_DIR": str(workdir / "var"), **(env_extra or {})}
+    # one Sanic worker (one model in memory) per test stack unless the test asks for more
+    env.setdefault("SANIC_WORKERS", "1")
     base = Path(env["XIAOER_CONFIG"]) if env.get("XIAOER_CONFIG") else None
     sections = {"rest": TEST_REST_SETTINGS if rest is None else rest, **(settings or {})}
     env["XIAOER_CONFIG"] = str(write_settings(workdir, base, sections))

@@ -22,8 +22,7 @@ from rasa.shared.nlu.training_data.message import Message
 
 logger = logging.getLogger(__name__)
 
-KEYWORD_INTENT = "complain"
-KEYWORD_FIELD = "handoff_keyword"
+from xiaoer.nlu.fields import KEYWORD_FIELD, KEYWORD_INTENT  # noqa: E402
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)

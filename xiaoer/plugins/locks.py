@@ -1,4 +1,5 @@
-"""A Redis lock store whose tickets are atomic, for several Rasa servers.
+"""Lock stores: a Redis one whose tickets are atomic, for several Rasa servers, and a file
+one for several Sanic workers of one Rasa server without Redis (:class:`FileLockStore`).
 
 Rasa 3.6's ``RedisLockStore`` keeps a conversation's tickets as one JSON list that every
 replica reads, changes and writes back without a transaction. When two replicas receive
@@ -31,14 +32,18 @@ endpoints.yml::
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
+import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from rasa.core.lock import TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
+from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -112,3 +117,103 @@ class AtomicRedisLockStore(RedisLockStore):
             if time.monotonic() > deadline:
                 raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
             await asyncio.sleep(POLL_SECONDS)
+
+
+# --- one machine, several Sanic workers, no Redis ---------------------------------------------
+LOCK_FILE_NAME = "conversations.lock"
+FILE_POLL_SECONDS = 0.005
+
+
+def _lock_offset(conversation_id: str) -> int:
+    """The byte of the lock file that stands for a conversation (62 bits of its hash: two
+    conversations practically never share one)."""
+    digest = hashlib.blake2b(conversation_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 62) - 1)
+
+
+class FileLockStore(LockStore):
+    """The turns of one conversation one at a time across the processes of one machine
+    (several Sanic workers of a Rasa server), without Redis: the embedded default's lock
+    store when ``SANIC_WORKERS`` > 1.
+
+    One lock file (``path``, default ``$XIAOER_DATA_DIR/locks/conversations.lock``); a
+    conversation holds an exclusive POSIX record lock (``fcntl``) on one byte of it, at an
+    offset from its id. Inside a process, an ``asyncio.Lock`` per conversation comes first:
+    first come first served among the process's requests, and one holder of the process's
+    record lock at a time. The kernel drops the record locks of a process that dies, so a
+    killed worker never blocks a conversation. A waiter gives up with ``LockError`` after
+    ``lock_lifetime`` seconds, as with Rasa's lock stores.
+
+    endpoints.yml::
+
+        lock_store:
+          type: xiaoer.plugins.locks.FileLockStore
+          path: ${XIAOER_DATA_DIR}/locks/conversations.lock
+    """
+
+    def __init__(
+        self, endpoint_config: EndpointConfig | None = None, path: str | None = None
+    ) -> None:
+        if path is None and endpoint_config is not None:
+            path = endpoint_config.kwargs.get("path") or endpoint_config.url
+        if path is None:
+            path = os.path.join(os.environ.get("XIAOER_DATA_DIR", "var"), "locks", LOCK_FILE_NAME)
+        self.path = str(path)
+        self._fd: int | None = None
+        self._pid = 0
+        self._local: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        super().__init__()
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # record locks are per process
+            os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            self._local = {}
+        return self._fd
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = FILE_POLL_SECONDS,
+    ) -> AsyncGenerator[TicketLock, None]:
+        fd = self._file()
+        local, users = self._local.setdefault(conversation_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        deadline = time.monotonic() + lock_lifetime
+        try:
+            async with local:
+                offset = _lock_offset(conversation_id)
+                while True:
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
+                        break
+                    except OSError as exc:  # EAGAIN/EACCES: another process holds it
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                            raise
+                    if time.monotonic() > deadline:
+                        raise LockError(
+                            f"Could not acquire lock for conversation_id '{conversation_id}'."
+                        )
+                    await asyncio.sleep(min(wait_time_in_seconds, FILE_POLL_SECONDS))
+                try:
+                    yield TicketLock(conversation_id)
+                finally:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset, os.SEEK_SET)
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._local.pop(conversation_id, None)
+
+    # Rasa calls only ``lock()``; the ticket bookkeeping of its base class has nothing to
+    # keep here
+    def get_lock(self, conversation_id: str) -> TicketLock | None:
+        return None
+
+    def delete_lock(self, conversation_id: str) -> None:
+        return None
+
+    def save_lock(self, lock: TicketLock) -> None:
+        return None

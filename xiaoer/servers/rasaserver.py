@@ -15,6 +15,14 @@ and keep every conversation in memory; the same fallback at run time (the databa
 away later) is turned into an error of the request (:func:`refuse_memory_fallback`).
 
 Every server also answers ``GET /webhooks/health/ready`` (xiaoer/servers/readiness.py).
+
+The speed levers of xiaoer/plugins/speed.py are installed (compiled action-response
+validator, one transaction per turn in the SQL tracker store and event broker, SQLite WAL,
+warm-up before the server accepts connections). ``SANIC_WORKERS`` > 1 runs several Sanic
+workers (processes) on the one port; without a ``lock_store`` in the endpoints file they
+share :class:`xiaoer.plugins.locks.FileLockStore` (no Redis needed on one machine), and
+each worker's TensorFlow gets one thread per operation unless
+``TF_INTRA_OP_PARALLELISM_THREADS`` / ``TF_INTER_OP_PARALLELISM_THREADS`` say otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ quiet.install()  # before Rasa, TensorFlow or SQLAlchemy is imported
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -102,6 +111,49 @@ def add_readiness_route() -> None:
     rasa_run.configure_app = configure_app
 
 
+FILE_LOCK_STORE = "xiaoer.plugins.locks.FileLockStore"
+
+
+def sanic_workers() -> int:
+    """``SANIC_WORKERS``; without it ``server.workers`` of xiaoer.yml, exported for Rasa."""
+    if "SANIC_WORKERS" not in os.environ:
+        from xiaoer.core.config import get_settings
+
+        workers = get_settings().section("server").get("workers") or 1
+        os.environ["SANIC_WORKERS"] = str(workers)
+    try:
+        return max(1, int(os.environ["SANIC_WORKERS"]))
+    except ValueError:
+        return 1
+
+
+def share_lock_store_between_workers() -> None:
+    """Several Sanic workers need a lock store all of them see: without one in the
+    endpoints file, the file lock store in the data folder (Rasa would otherwise refuse
+    the workers and run one)."""
+    from rasa.core.utils import AvailableEndpoints
+    from rasa.utils.endpoints import EndpointConfig
+
+    read = AvailableEndpoints.read_endpoints.__func__
+
+    def read_endpoints(cls: Any, endpoint_file: Any) -> Any:
+        endpoints = read(cls, endpoint_file)
+        if endpoints.lock_store is None:
+            path = os.path.join(os.environ.get("XIAOER_DATA_DIR", "var"), "locks",
+                                "conversations.lock")  # fmt: skip
+            endpoints.lock_store = EndpointConfig(type=FILE_LOCK_STORE, path=path)
+            logger.info("%d Sanic workers share the file lock store %s", sanic_workers(), path)
+        return endpoints
+
+    AvailableEndpoints.read_endpoints = classmethod(read_endpoints)
+
+
+def one_tensorflow_thread_per_worker() -> None:
+    """Workers each on a core: TensorFlow's thread pools of one thread, unless set."""
+    os.environ.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
+    os.environ.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     from xiaoer.core.config import export_endpoint_defaults
     from xiaoer.core.startup import StartupError, fail
@@ -121,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             root.removeHandler(handler)
     refuse_memory_fallback()
     add_readiness_route()
+    from xiaoer.plugins import speed
+
+    if speed.install() and sanic_workers() > 1:
+        share_lock_store_between_workers()
+        one_tensorflow_thread_per_worker()
+
     from xiaoer.core.clock import install_demo_clock
 
     install_demo_clock()  # only with $XIAOER_DEMO_CLOCK (xiaoer demo-traffic)
