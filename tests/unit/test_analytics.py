@@ -219,6 +219,12 @@ def test_tables_show_chinese_labels_never_raw_codes(scripted: Any) -> None:
     assert channels["rest"] == "网页"
     header, rows = tables["outbox"]
     assert "当前" in header[0] and all(r[0].startswith("当前") for r in rows)
+    # shares among what customers asked (the pie's slices), seconds to one decimal
+    shares = [r[2] for r in tables["intents"][1]]
+    assert abs(sum(shares) - 100) < 0.5
+    for name in ("times", "agents"):
+        for r in tables[name][1]:
+            assert all(not isinstance(v, float) or v == round(v, 1) for v in r), (name, r)
 
 
 def test_every_intent_of_the_domain_has_a_chinese_label() -> None:

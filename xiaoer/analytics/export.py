@@ -58,6 +58,10 @@ OUTBOX = {
 }
 
 
+def _secs(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
 def _label(table: dict[str, str], code: str) -> str:
     return table.get(code) or "其他"
 
@@ -68,7 +72,7 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
     series_cols = list(next(iter(f["series"].values()), {}).keys())
     csat = f["csat"]
     top_intents = list(f["intents"])[:5]
-    messages = f["customer_messages"]
+    asked = sum(f["intents"].values())  # the share among what customers asked about
     tables: dict[str, Table] = {
         "overview": (
             ["指标", "数值", CODE],
@@ -85,7 +89,7 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
         "intents": (
             ["意图", "消息数", "占比（%）", CODE],
             [
-                [labels.intent(k), v, round(v * 100 / messages, 1) if messages else 0, k]
+                [labels.intent(k), v, round(v * 100 / asked, 1) if asked else 0, k]
                 for k, v in f["intents"].items()
             ],
         ),
@@ -108,7 +112,7 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
         "times": (
             ["指标", "p50（秒）", "p90（秒）", "样本数", CODE],
             [
-                [TIMES[name], f[key]["p50"], f[key]["p90"], f[key]["count"], name]
+                [TIMES[name], _secs(f[key]["p50"]), _secs(f[key]["p90"]), f[key]["count"], name]
                 for name, key in (
                     ("bot_response", "bot_response_seconds"),
                     ("agent_first_response", "agent_first_response_seconds"),
@@ -131,9 +135,9 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
                     a["agent_id"],
                     a["name"],
                     a["conversations"],
-                    a["first_response_p50"],
-                    a["first_response_p90"],
-                    a["handling_p50"],
+                    _secs(a["first_response_p50"]),
+                    _secs(a["first_response_p90"]),
+                    _secs(a["handling_p50"]),
                     a["csat_average"],
                 ]
                 for a in f["agents"]

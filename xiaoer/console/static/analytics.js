@@ -38,7 +38,7 @@
       legend: { type: "scroll", orient: "vertical", right: 0, top: 10, bottom: 10, tooltip: { show: true },
         textStyle: { fontSize: 11, width: 120, overflow: "truncate" } },
       series: [{ type: "pie", radius: ["35%", "68%"], center: ["38%", "52%"], data: pairs.map(function (p) { return { name: p[0], value: p[1], code: p[2] }; }),
-        label: { formatter: "{d}%" } }] }, click: onClick };
+        label: { formatter: function (p) { return Math.round(p.percent * 10) / 10 + "%"; } } }] }, click: onClick };
   };
   var charts = {
     series: function () {
@@ -55,8 +55,12 @@
         click: function (p) { drill("bucket:" + buckets[p.dataIndex]); } };
     },
     intents: function () {
-      return pie(entries(f.intents).slice(0, 10).map(function (e) { return [label("intents", e[0]), e[1], e[0]]; }),
-        function (p) { drill("intent:" + p.data.code); });
+      // the top 9 and 其他 (the rest): the slices' shares equal the table's 占比
+      var all = entries(f.intents);
+      var pairs = all.slice(0, 9).map(function (e) { return [label("intents", e[0]), e[1], e[0]]; });
+      var rest = all.slice(9).reduce(function (n, e) { return n + e[1]; }, 0);
+      if (rest) { pairs.push(["其他", rest, ""]); }
+      return pie(pairs, function (p) { if (p.data.code) { drill("intent:" + p.data.code); } });
     },
     intent_trend: function () {
       return { option: { color: colors, grid: grid, tooltip: { trigger: "axis" }, legend: { top: 0, type: "scroll" },
