@@ -156,6 +156,9 @@ def test_a_merchant_reads_chinese_labels_never_codes(console: dict[str, Any], pa
     # the outbox is a snapshot of now, whatever the range: the page says so
     assert "当前待发送" in page.locator('[data-kpi="after_sales"]').inner_text()
     assert "当前" in page.locator('[data-table="outbox"]').inner_text()
+    # ratings read 5分 and still drill down by their number
+    five = page.locator('[data-table="csat"] a', has_text="5分").first
+    assert "what=rating%3A5" in str(five.get_attribute("href"))
     # a drill-down names what it lists in Chinese
     page.locator('[data-table="intents"] a', has_text="未识别").first.click()
     page.wait_for_url("**/analytics/conversations?**")

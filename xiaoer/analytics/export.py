@@ -163,8 +163,8 @@ def csv_tables(f: dict[str, Any]) -> dict[str, Table]:
             [[_label(OUTBOX, k), v, k] for k, v in f["outbox"].items()],
         ),
         "csat": (
-            ["评分", "评价数"],
-            [[k, v] for k, v in csat["distribution"].items()],
+            ["评分", "评价数", CODE],
+            [[f"{k}分", v, k] for k, v in csat["distribution"].items()],
         ),
         "csat_by_intent": (
             ["首个意图", "评价数", "平均分", CODE],
