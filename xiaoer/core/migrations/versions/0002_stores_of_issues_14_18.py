@@ -1,8 +1,8 @@
-"""Stores of issues 14-18
+"""Stores of issues 14-18: the agents' workspace, analytics, learning, the knowledge base, keyword rules and the bot profile; the Douyin takeover columns.
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-30 09:52:27.389611
+Create Date: 2026-11-30 10:05:55.861420
 """
 
 from __future__ import annotations
@@ -95,6 +95,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sender_id", name=op.f("pk_analytics_senders")),
     )
     op.create_table(
+        "bot_avatars",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sha256", sa.Text(), nullable=False),
+        sa.Column("content_type", sa.Text(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bot_avatars")),
+        sa.UniqueConstraint("sha256", name=op.f("uq_bot_avatars_sha256")),
+    )
+    op.create_table(
         "customer_profiles",
         sa.Column("sender_id", sa.Text(), nullable=False),
         sa.Column("nickname", sa.Text(), server_default="", nullable=False),
@@ -176,6 +187,50 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_inbox_sightings_item_id"), ["item_id"], unique=False)
 
     op.create_table(
+        "kb_entries",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("question", sa.Text(), nullable=False),
+        sa.Column("question_key", sa.Text(), nullable=False),
+        sa.Column("product", sa.Text(), server_default="", nullable=False),
+        sa.Column("phrasings", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("answer", sa.Text(), nullable=False),
+        sa.Column("image_url", sa.Text(), server_default="", nullable=False),
+        sa.Column("buttons", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("category", sa.Text(), server_default="", nullable=False),
+        sa.Column("enabled", sa.Boolean(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_kb_entries")),
+        sa.UniqueConstraint(
+            "question_key", "product", name=op.f("uq_kb_entries_question_key_product")
+        ),
+    )
+    op.create_table(
+        "keyword_rules",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.Text(), server_default="", nullable=False),
+        sa.Column("mode", sa.Text(), nullable=False),
+        sa.Column("keywords_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("pattern", sa.Text(), server_default="", nullable=False),
+        sa.Column("exclude_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("action", sa.Text(), nullable=False),
+        sa.Column("reply_text", sa.Text(), server_default="", nullable=False),
+        sa.Column("buttons_json", sa.Text(), server_default="[]", nullable=False),
+        sa.Column("image_url", sa.Text(), server_default="", nullable=False),
+        sa.Column("handoff_reason", sa.Text(), server_default="", nullable=False),
+        sa.Column("priority", sa.Integer(), server_default="50", nullable=False),
+        sa.Column("channel", sa.Text(), server_default="", nullable=False),
+        sa.Column("window_start", sa.Text(), server_default="", nullable=False),
+        sa.Column("window_end", sa.Text(), server_default="", nullable=False),
+        sa.Column("negation", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("enabled", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_keyword_rules")),
+    )
+    op.create_table(
         "learning_senders",
         sa.Column("sender_id", sa.Text(), nullable=False),
         sa.Column("last_json", sa.Text(), nullable=False),
@@ -197,6 +252,28 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("response", "variant_key", name=op.f("pk_reply_variants")),
     )
+    op.create_table(
+        "training_runs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("state", sa.Text(), nullable=False),
+        sa.Column("progress", sa.Text(), server_default="", nullable=False),
+        sa.Column("percent", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("requested_by", sa.Text(), server_default="", nullable=False),
+        sa.Column("reason", sa.Text(), server_default="", nullable=False),
+        sa.Column("model", sa.Text(), server_default="", nullable=False),
+        sa.Column("kb_fingerprint", sa.Text(), server_default="", nullable=False),
+        sa.Column("error", sa.Text(), server_default="", nullable=False),
+        sa.Column("servers", sa.Text(), server_default="", nullable=False),
+        sa.Column("requested_at", sa.Float(), nullable=False),
+        sa.Column("started_at", sa.Float(), nullable=True),
+        sa.Column("trained_at", sa.Float(), nullable=True),
+        sa.Column("finished_at", sa.Float(), nullable=True),
+        sa.Column("heartbeat_at", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_training_runs")),
+    )
+    with op.batch_alter_table("training_runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_training_runs_state"), ["state"], unique=False)
+
     op.create_table(
         "variant_exposures",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -243,8 +320,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_variant_exposures_sender_id"))
 
     op.drop_table("variant_exposures")
+    with op.batch_alter_table("training_runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_training_runs_state"))
+
+    op.drop_table("training_runs")
     op.drop_table("reply_variants")
     op.drop_table("learning_senders")
+    op.drop_table("keyword_rules")
+    op.drop_table("kb_entries")
     with op.batch_alter_table("inbox_sightings", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbox_sightings_item_id"))
 
@@ -260,6 +343,7 @@ def downgrade() -> None:
 
     op.drop_table("handoff_activity")
     op.drop_table("customer_profiles")
+    op.drop_table("bot_avatars")
     op.drop_table("analytics_senders")
     with op.batch_alter_table("analytics_messages", schema=None) as batch_op:
         batch_op.drop_index("analytics_messages_message_id")
