@@ -41,6 +41,7 @@ INTENTS = {
     "ask_wholesale": "批发合作", "ask_service_hours": "问客服时间", "how_to_buy": "怎么下单",
     "ask_comment_one": "评论区扣1", "ask_lucky_bag": "问福袋", "ask_live_link": "问直播链接",
     "EXTERNAL_douyin_greet": "主动问候", "EXTERNAL_ask_csat": "客服结束会话",
+    "keyword_reply": "关键词回复",
 }  # fmt: skip
 CHANNELS = {
     "rest": "网页", "douyin": "抖音", "doudian_push": "抖店", "test-chat": "测试对话",
@@ -58,6 +59,7 @@ FLOWS = {
     "action_cancel_order": "取消订单", "action_change_address": "修改地址",
     "action_submit_after_sales": "提交售后", "action_douyin_greet": "主动问候",
     "action_service_hours": "客服时间", "action_live_room": "直播间", "action_greet": "打招呼",
+    "action_keyword_reply": "关键词回复",
 }  # fmt: skip
 STATUSES = {"waiting": "排队中", "active": "接待中", "closed": "已结束"}
 PRIORITIES = {2: "紧急", 1: "优先", 0: "普通"}
