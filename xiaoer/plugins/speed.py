@@ -25,6 +25,8 @@ Rasa 3.6 set-up (``XIAOER_SPEED_LEVERS=off`` turns every lever off, for that com
   by training it for one step before loading its weights, tracing the whole training graph
   (most of the start time); one eager forward pass builds the same variables
   (:func:`install_fast_model_load`): the same weights, the same predictions.
+* **TED predictions cached for identical featurised states**
+  (:mod:`xiaoer.plugins.prediction_cache`; exactly the same predictions).
 * **Warm-up before ready**: the models answer a few typical messages (parse and policy
   prediction on a throw-away tracker, nothing stored) before the server accepts its first
   connection, so the first customer does not pay TensorFlow's graph building.
@@ -300,6 +302,9 @@ def install(*, warm: bool = True) -> bool:
     install_compiled_validator()
     install_turn_stores()
     install_fast_model_load()
+    from xiaoer.plugins.prediction_cache import install_prediction_cache
+
+    install_prediction_cache()
     if warm:
         install_warm_up()
     return True
