@@ -46,6 +46,14 @@ def cache_enabled() -> bool:
     return os.environ.get(CACHE_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
 
 
+def cache_state() -> str:
+    """ "on" when TED's predictions go through the cache in this process, else "off"."""
+    from rasa.core.policies.ted_policy import TEDPolicy
+
+    on = getattr(TEDPolicy.predict_action_probabilities, "_xiaoer_cached", False)
+    return "on" if on else "off"
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))

@@ -288,7 +288,14 @@ def install_warm_up() -> None:
         except Exception:  # noqa: BLE001 - a slow first message rather than no server
             logger.exception("warm-up failed; the first messages will be slower")
         else:
-            logger.info("models warmed up (%d messages, %.1f s)", count, time.monotonic() - started)
+            from xiaoer.plugins.prediction_cache import cache_state
+
+            logger.info(
+                "models warmed up (%d messages, %.1f s; policy prediction cache %s)",
+                count,
+                time.monotonic() - started,
+                cache_state(),
+            )
         return agent
 
     rasa_run.load_agent_on_start = load_and_warm_up
