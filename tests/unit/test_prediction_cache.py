@@ -30,6 +30,7 @@ def agent(trained_model: Path) -> Iterator[object]:
 def _predictions(agent: object, stories: Path, out: Path) -> list[dict]:
     from rasa.core.test import test
 
+    out.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(test(str(stories), agent, out_directory=str(out)))  # type: ignore[arg-type]
     return [
         {k: a.get(k) for k in ("action", "predicted", "policy", "confidence")}
