@@ -96,6 +96,36 @@ def test_an_event_is_claimed_by_one_server_only(store: DouyinStore):
     assert claims.count(True) == 1
 
 
+def test_a_dead_servers_events_are_taken_over_and_a_live_ones_are_not(store: DouyinStore):
+    from xiaoer.worker.leases import LeaseStore
+
+    alive, dead = "douyin.server:a", "douyin.server:b"
+    LeaseStore(store.db, holder=alive).acquire(alive, 60)
+    LeaseStore(store.db, holder=dead).acquire(dead, 60)
+    ids = {}
+    for who, holder in (("kept", alive), ("orphan", dead)):
+        envelope = Envelope("im_receive_msg", who, "shop", "ck", {"server_message_id": who})
+        ids[who] = store.record(envelope, who, 1, "", received_by=holder)
+        assert store.claim(ids[who], holder)
+    assert store.senders_with_pending(older_than=60) == []  # both servers live
+    assert not store.claim(ids["orphan"], alive)
+    LeaseStore(store.db, holder=dead).release(dead)  # b died: its lease is gone
+    assert store.senders_with_pending(older_than=60) == ["orphan"]
+    assert store.count_orphaned() == 1
+    [event] = store.pending_for("orphan")
+    assert event.claimed_by == dead  # the taker knows it was taken before
+    assert store.claim(ids["orphan"], alive) and not store.claim(ids["kept"], "douyin.server:c")
+    assert store.claim(ids["kept"], alive)  # its own claim, tried again
+
+
+def test_a_reply_answering_a_message_is_known_sent_or_queued(store: DouyinStore):
+    assert not store.answered("buyer", "m9")
+    store.remember_sent("buyer", "out-1", "您好", answers="m9")
+    assert store.answered("buyer", "m9") and not store.answered("other", "m9")
+    store.add_outbox("buyer", {"msg_id": "m10", "content": {}}, "…", "503", 0.0)
+    assert store.answered("buyer", "m10")
+
+
 # --- outbox -------------------------------------------------------------------------------
 def test_an_outbox_row_is_claimed_by_one_sender_only(store: DouyinStore):
     item = store.add_outbox("buyer", {"x": 1}, "你好", "HTTP 502", time.time())

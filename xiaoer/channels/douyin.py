@@ -33,6 +33,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.core import logsafe
+from xiaoer.core.outage import log_unavailable, unavailable_service
 from xiaoer.douyin.bridge import CHANNEL_NAME, TurnBridge
 from xiaoer.douyin.client import DouyinConfig
 from xiaoer.douyin.greetings import GreetingSettings
@@ -221,6 +222,13 @@ class DouyinInput(InputChannel):
             )
         except CustomerMissing as exc:
             return _error(400, "invalid_body", str(exc))
+        except Exception as exc:
+            service = unavailable_service(exc)
+            if service is None:
+                raise
+            # not recorded, so not acknowledged: the platform delivers it again (3 tries)
+            log_unavailable(logger, service, "douyin webhook", exc)
+            return _error(503, "service_unavailable", "数据库暂时不可用，请稍后重试")
         if accepted and silent:
             return response.json({**ACK, NO_REPLY_FIELD: silent})
         return response.json(ACK)

@@ -40,6 +40,7 @@ from xiaoer.conversations.buttons import get_button_memory
 from xiaoer.conversations.inbox import get_rest_inbox
 from xiaoer.core import logsafe
 from xiaoer.core.config import get_settings
+from xiaoer.core.outage import CUSTOMER_MESSAGE, log_unavailable, unavailable_service
 from xiaoer.core.ratelimit import RateLimit, shared_window
 from xiaoer.handoff.activity import record_customer_message
 from xiaoer.handoff.waiting import queue_notice
@@ -89,6 +90,9 @@ def rest_settings() -> RestSettings:
 def conversation_id(sender: str) -> str:
     """The conversation (tracker) id of a REST sender."""
     return PREFIX + sender
+
+
+RETRY_AFTER = {"Retry-After": "30"}
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> HTTPResponse:
@@ -263,6 +267,17 @@ class XiaoerRestInput(RestInput):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            try:
+                return await receive_message(request)
+            except Exception as exc:
+                service = unavailable_service(exc)
+                if service is None:
+                    raise
+                # a store is down (PostgreSQL, Redis restarting): one line, a polite 503
+                log_unavailable(logger, service, "rest message", exc)
+                return _error(503, "service_unavailable", CUSTOMER_MESSAGE, **RETRY_AFTER)
+
+        async def receive_message(request: Request) -> HTTPResponse:
             address = client_address(request)
             limited = self._limited(self.per_address, address)
             if limited is not None:
@@ -300,7 +315,9 @@ class XiaoerRestInput(RestInput):
                     on_new_message,
                     getattr(request.app.ctx, "agent", None),
                 )
-            except Exception:  # noqa: BLE001 - reported to the caller, logged without text
+            except Exception as exc:  # noqa: BLE001 - reported to the caller, logged without text
+                if unavailable_service(exc):
+                    raise  # a store is down: answered by the route (503)
                 logger.exception("rest message failed (conversation %s)", conversation)
                 return _error(500, "processing_failed", "消息处理失败，请稍后重试")
             await asyncio.to_thread(buttons.remember, conversation, collector.messages)

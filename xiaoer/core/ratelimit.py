@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from xiaoer.core.outage import log_unavailable
+
 logger = logging.getLogger(__name__)
 
 # the shared file forgets the events of quiet keys every this many decisions
@@ -162,7 +164,7 @@ class SharedSlidingWindow:
         try:
             return self._run(key, record, enforce)
         except sqlite3.Error as exc:
-            logger.warning("rate limit %s unavailable (%s): message let through", self.name, exc)
+            log_unavailable(logger, "rate limit file", f"rate limit {self.name} (let through)", exc)
             return True, 0, None
 
     def count(self, key: str) -> int:
@@ -236,7 +238,7 @@ class RedisSlidingWindow:
                 ],
             )
         except redis.RedisError as exc:
-            logger.warning("rate limit %s unavailable (%s): message let through", self.name, exc)
+            log_unavailable(logger, "Redis", f"rate limit {self.name} (let through)", exc)
             return True, 0, 0
         return bool(allowed), int(count), int(wait_ms)
 

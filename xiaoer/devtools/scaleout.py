@@ -12,12 +12,14 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import requests
 from sqlalchemy.engine import make_url
@@ -49,6 +51,25 @@ class ScaleOut:
     rasa: list[subprocess.Popen] = field(default_factory=list)
     # inbox tokens handed out by the first reply of each REST conversation
     inbox_tokens: dict[str, str] = field(default_factory=dict)
+    # how each replica was started (argv, environment, log): fault tests restart them
+    launches: list[tuple[list[str], dict[str, str], Path]] = field(default_factory=list)
+    procs: list[subprocess.Popen] = field(default_factory=list)  # stopped at the end
+
+    def kill_replica(self, replica: int) -> None:
+        """Rasa server ``replica`` dies at once (SIGKILL: no clean shutdown)."""
+        proc = self.rasa[replica]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart_replica(self, replica: int, wait: bool = True) -> None:
+        """Start Rasa server ``replica`` again with its command, on its port."""
+        argv, env, log = self.launches[replica]
+        self.rasa[replica] = launch(argv, log, env, self.procs)
+        if wait and not wait_http(f"{self.rasa_urls[replica]}/", 300, self.rasa[replica]):
+            raise StartError(f"Rasa server {replica} did not start again, see {log}")
+
+    def log(self, node: str) -> str:
+        return (self.workdir / f"{node}.log").read_text(encoding="utf-8", errors="replace")
 
     @property
     def actions_url(self) -> str:
@@ -207,6 +228,7 @@ def running_scale_out(
     action_servers: int = 1,
     console: bool = False,
     env: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Iterator[ScaleOut]:
     """The scale-out section of docs/deployment.md, run as written on one machine: a fresh
     PostgreSQL (only a superuser) and Redis; the documented role (``CREATEDB``), the
@@ -214,11 +236,13 @@ def running_scale_out(
     tables) and ``xiaoer seed`` once; then ``action_servers`` action servers, ``replicas``
     Rasa servers started at the same moment (replica i calls action server i mod n), one
     worker and, with ``console``, the agent console — each with the documented command.
+    ``settings`` overrides sections of xiaoer.yml.
 
     As on separate machines, every process has a data folder of its own
     (``workdir/<node>/var``): they share nothing but PostgreSQL (tracker store, event
     broker, project database) and Redis (lock store). ``env``: more variables for every
-    process (e.g. ``SANIC_WORKERS``; bench/load.py's stock set-up)."""
+    process (e.g. ``SANIC_WORKERS``; bench/load.py's stock set-up; a fake platform's
+    address)."""
     workdir.mkdir(parents=True, exist_ok=True)
     steps = documented_steps()
     # the test environment, without any XIAOER_* of the caller: the doc's variables only
@@ -228,7 +252,8 @@ def running_scale_out(
     base = server_env(base, api_token=token, action_token="")
     base.pop("XIAOER_API_TOKEN"), base.pop("XIAOER_ACTION_TOKEN")
     # one test client plays many customers: per-address limits off (as in running_stack)
-    base["XIAOER_CONFIG"] = str(write_settings(workdir, None, {"rest": TEST_REST_SETTINGS}))
+    sections = {"rest": TEST_REST_SETTINGS, **(settings or {})}
+    base["XIAOER_CONFIG"] = str(write_settings(workdir, None, sections))
     procs: list[subprocess.Popen] = []
 
     def node_env(node: str, **extra: str) -> dict[str, str]:
@@ -255,7 +280,7 @@ def running_scale_out(
             raise StartError(
                 f"the doc creates the role {user} but exports XIAOER_PG_USER={base['XIAOER_PG_USER']}"
             )
-        postgres = Postgres(admin.host, admin.port, base["XIAOER_PG_DB"], user, password)
+        postgres = replace(admin, db=base["XIAOER_PG_DB"], user=user, password=password)
         try:
             # the databases, the schema, Rasa's tables and the demo shop, once, before any
             # server starts
@@ -277,12 +302,14 @@ def running_scale_out(
                     raise StartError(f"the action server did not start, see {workdir}/{node}.log")
             ports = [free_port() for _ in range(replicas)]
             servers = []
+            launches = []
             for i, port in enumerate(ports):  # all at once, as replicas behind a balancer
                 node = f"rasa-{i}"
                 actions_url = f"http://127.0.0.1:{actions_ports[i % action_servers]}/webhook"
                 fill = {**address, "models/<model>.tar.gz": str(model)}
                 extra, argv = command(steps["replica"], fill, port)
                 env = {**node_env(node), **extra, "XIAOER_ACTIONS_URL": actions_url}
+                launches.append((argv, env, workdir / f"{node}.log"))
                 servers.append(launch(argv, workdir / f"{node}.log", env, procs))
             for i, (port, proc) in enumerate(zip(ports, servers, strict=True)):
                 if not wait_http(f"http://127.0.0.1:{port}/", 300, proc):
@@ -311,6 +338,8 @@ def running_scale_out(
                 database_url=base["XIAOER_DATABASE_URL"],
                 console_url=console_url,
                 rasa=servers,
+                launches=launches,
+                procs=procs,
             )
         finally:
             stop(procs)

@@ -38,16 +38,71 @@ class Postgres:
     db: str
     user: str
     password: str
+    data_dir: str = ""  # the cluster's files, options and log: stop_postgres / start_postgres
+    options: str = ""
+    log_file: str = ""
 
     @property
     def url(self) -> str:
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.db}"
 
 
+def stop_postgres(pg: Postgres, mode: str = "fast") -> None:
+    """Stop the server (fault tests: PostgreSQL restarted under load)."""
+    subprocess.run(
+        _as_postgres([pg_bin("pg_ctl"), "-D", pg.data_dir, "-m", mode, "-w", "stop"]),
+        capture_output=True, check=True,
+    )  # fmt: skip
+
+
+def start_postgres(pg: Postgres) -> None:
+    """Start a stopped server again, on its port."""
+    subprocess.run(
+        _as_postgres([pg_bin("pg_ctl"), "-D", pg.data_dir, "-l", pg.log_file, "-o", pg.options,
+                      "-w", "start"]),
+        capture_output=True, check=True,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Redis:
     host: str
     port: int
+    argv: tuple[str, ...] = ()  # how it was started: stop_redis / start_redis
+    pidfile: str = ""
+
+
+def stop_redis(r: Redis) -> None:
+    """Stop the server (fault tests: Redis restarted under load)."""
+    pid = int(Path(r.pidfile).read_text().strip())
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+
+
+def start_redis(r: Redis) -> None:
+    """Start a stopped server again, on its port (it writes its own pidfile)."""
+    import redis  # type: ignore[import-untyped]
+
+    subprocess.Popen(
+        list(r.argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    client = redis.Redis(host=r.host, port=r.port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                raise ServiceError("Redis did not start again") from exc
+            time.sleep(0.1)
 
 
 def pg_bin(name: str) -> str:
@@ -127,7 +182,9 @@ def running_postgres(
                 )  # fmt: skip
                 if created.returncode != 0:
                     raise ServiceError(f"createdb failed: {created.stderr[-1000:]}")
-            yield Postgres("127.0.0.1", port, db or "postgres", user, password)
+            yield Postgres(
+                "127.0.0.1", port, db or "postgres", user, password, str(data), opts, str(log)
+            )
         finally:
             run(
                 _as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
@@ -145,13 +202,17 @@ def running_redis(workdir: Path) -> Iterator[Redis]:
         raise ServiceError("redis-server is not installed: apt-get install -y redis-server")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    pidfile = workdir / "redis.pid"
+    argv = (
+        exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+        "--dir", str(workdir), "--logfile", str(workdir / "redis.log"),
+        "--pidfile", str(pidfile),
     )  # fmt: skip
+    proc = subprocess.Popen(
+        list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
-        import redis  # type: ignore[import-untyped]
+        import redis
 
         client = redis.Redis(host="127.0.0.1", port=port)
         deadline = time.monotonic() + 20
@@ -163,8 +224,13 @@ def running_redis(workdir: Path) -> Iterator[Redis]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise ServiceError(f"Redis did not start, see {workdir / 'redis.log'}") from exc
                 time.sleep(0.1)
-        yield Redis("127.0.0.1", port)
+        yield Redis("127.0.0.1", port, argv, str(pidfile))
     finally:
+        if proc.poll() is not None and pidfile.exists():  # restarted by a fault test
+            try:
+                os.kill(int(pidfile.read_text().strip()), 15)
+            except (ProcessLookupError, ValueError):
+                pass
         proc.terminate()
         try:
             proc.wait(10)

@@ -142,6 +142,24 @@ class Stack:
     action_token: str = ""
     # inbox tokens handed out by the first reply of each REST conversation
     inbox_tokens: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the servers' environment
+    procs: list[subprocess.Popen] = field(default_factory=list)  # stopped at the end
+
+    def kill_actions(self) -> None:
+        """The action server dies (SIGKILL, no clean shutdown): fault tests."""
+        os.killpg(self.actions.pid, signal.SIGKILL)
+        self.actions.wait()
+
+    def restart_actions(self) -> None:
+        """Start the action server again, as before (same port, same secret)."""
+        log = self.workdir / "actions.log"
+        self.actions = subprocess.Popen(
+            self.actions.args, cwd=PROJECT_ROOT, env=self.env, start_new_session=True,
+            stdout=private_log(log), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.procs.append(self.actions)
+        if not wait_http(f"{self.actions_url}/health", 120, self.actions):
+            raise StartError(f"the action server did not start again, see {log}")
 
     @property
     def webhook(self) -> str:
@@ -423,6 +441,8 @@ def running_stack(
             actions=actions,
             rasa_start_seconds=rasa_seconds,
             action_token=action_token,
+            env=env,
+            procs=procs,
         )
     finally:
         stop(procs)

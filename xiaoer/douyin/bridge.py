@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import EXTERNAL_MESSAGE_PREFIX, IS_EXTERNAL
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import BotUttered, Event, UserUttered
 from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,27 @@ class RasaBridge:
                     metadata={IS_EXTERNAL: True, **metadata},
                 )
             )
+
+    async def turn_of(self, sender_id: str, message_id: str) -> list[dict[str, Any]] | None:
+        """The bot's messages after the user message ``message_id`` of the conversation
+        (None when the tracker does not hold that message: its turn was never saved)."""
+        agent = self._agent()
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        if tracker is None:
+            return None
+        found = False
+        replies: list[dict[str, Any]] = []
+        for event in tracker.events:
+            if isinstance(event, UserUttered):
+                if found and event.message_id != message_id:
+                    break  # the next message's turn
+                found = found or event.message_id == message_id
+            elif found and isinstance(event, BotUttered):
+                message = event.message()
+                replies.append(
+                    {k: v for k, v in message.items() if v is not None and k != "timestamp"}
+                )
+        return replies if found else None
 
 
 class TrackerClient(Protocol):

@@ -4,6 +4,10 @@
   the outbox; resent here when due, in order per customer, with a growing pause per row.
   A reply right after a turn is still sent by the Rasa server at once (latency); rows are
   claimed before sending, so the server and workers never send one twice.
+* ``douyin.inbound``: customer messages acknowledged by a Rasa server that died before
+  answering them are taken over by the other Rasa servers (heartbeat leases, see
+  :mod:`xiaoer.douyin.workers`); this job warns when such messages still wait because no
+  Rasa server runs.
 * ``douyin.pauses``: after a human answered from the Douyin app the bot was paused for
   ``douyin.pause_after_human_minutes``; when that is over the conversation is resumed
   (through Rasa's HTTP API), unless an agent holds it. The customer's next message resumes
@@ -68,6 +72,29 @@ async def expire_pauses(store: DouyinStore | None = None, bridge: Bridge | None 
     return ended
 
 
+async def watch_inbound(store: DouyinStore | None = None) -> int:
+    """Customer messages acknowledged to Douyin whose Rasa server stopped before answering
+    them are taken over by the other Rasa servers (their sweep, every ``sweep_seconds``)
+    or by the next one to start. When they still wait well after that, no Rasa server
+    runs: say so (a warning per round, with how many wait). Returns how many wait."""
+    store = store or get_douyin_store()
+    settings = ChannelSettings.load()
+    grace = settings.server_lease_seconds + 2 * settings.sweep_interval_seconds
+    waiting = store.count_orphaned(older_than=grace)
+    if waiting:
+        logger.warning(
+            "douyin: %s customer message(s) wait for a Rasa server (the one that took them "
+            "stopped and no other took them over in %.0f s): start a Rasa server; they are "
+            "answered then",
+            waiting, grace,
+        )  # fmt: skip
+    return waiting
+
+
+async def _watch_inbound_job() -> None:
+    await watch_inbound()
+
+
 async def _resend_outbox_job() -> None:
     await resend_outbox()
 
@@ -81,4 +108,5 @@ _settings = ChannelSettings.load()
 JOBS = [
     Job(name="douyin.outbox", every=_settings.outbox_interval_seconds, run=_resend_outbox_job),
     Job(name="douyin.pauses", every=_settings.sweep_interval_seconds, run=_expire_pauses_job),
+    Job(name="douyin.inbound", every=_settings.sweep_interval_seconds, run=_watch_inbound_job),
 ]

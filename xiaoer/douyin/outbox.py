@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 from xiaoer.douyin.client import DouyinClient, SendFailed
@@ -43,6 +44,19 @@ class ReplySender:
         self.store = store
         self.settings = settings
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # (customer, message answered) sent by this process: known even when recording it
+        # in the database failed (the database went down right after the send)
+        self._answered: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def sent_answer_to(self, sender_id: str, server_message_id: str) -> bool:
+        return (sender_id, server_message_id) in self._answered
+
+    def _note_answer(self, sender_id: str, server_message_id: str) -> None:
+        if not server_message_id:
+            return
+        self._answered[(sender_id, server_message_id)] = None
+        while len(self._answered) > 10_000:
+            self._answered.popitem(last=False)
 
     def _lock(self, sender_id: str) -> asyncio.Lock:
         lock = self._locks.get(sender_id)
@@ -105,7 +119,14 @@ class ReplySender:
                     )
                     await self._queue(sender_id, bodies[index:], str(exc))
                     break
-                await asyncio.to_thread(self.store.remember_sent, sender_id, answer.msg_id, preview)
+                self._note_answer(sender_id, str(body.get("msg_id") or ""))
+                await asyncio.to_thread(
+                    self.store.remember_sent,
+                    sender_id,
+                    answer.msg_id,
+                    preview,
+                    str(body.get("msg_id") or ""),
+                )
                 sent += 1
         return sent
 
@@ -142,9 +163,14 @@ class ReplySender:
                 )
                 logger.info("douyin outbox #%s still not sent: %s", item.id, exc)
                 break
+            self._note_answer(sender_id, str(item.body.get("msg_id") or ""))
             await asyncio.to_thread(self.store.outbox_sent, item.id)
             await asyncio.to_thread(
-                self.store.remember_sent, sender_id, answer.msg_id, item.preview
+                self.store.remember_sent,
+                sender_id,
+                answer.msg_id,
+                item.preview,
+                str(item.body.get("msg_id") or ""),
             )
             logger.info("douyin outbox #%s sent", item.id)
             sent += 1

@@ -26,6 +26,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, UserUtter
 
 from xiaoer.conversations.buttons import get_button_memory
 from xiaoer.core.logsafe import mask_pii
+from xiaoer.core.outage import log_unavailable, unavailable_service
 from xiaoer.douyin import pauses
 from xiaoer.douyin.bridge import CHANNEL_NAME, RasaBridge, TurnBridge
 from xiaoer.douyin.client import DouyinClient, DouyinConfig
@@ -157,6 +158,7 @@ class DouyinService:
             customer,
             create_time or int(time.time() * 1000),
             msg_id,
+            self.workers.holder,
         )
         if event_id is None:
             logger.info("douyin %s for %s: duplicate delivery ignored", envelope.event, customer)
@@ -190,14 +192,20 @@ class DouyinService:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._ack_pool, read)
-        except Exception:  # noqa: BLE001 - an explanation only: the event is still taken
-            logger.exception("douyin: why %s gets no reply is unknown", customer)
+        except Exception as exc:  # noqa: BLE001 - an explanation only: the event is still taken
+            service = unavailable_service(exc)
+            if service:
+                log_unavailable(logger, service, "douyin no-reply check", exc)
+            else:
+                logger.exception("douyin: why %s gets no reply is unknown", customer)
             return None
 
     # --- processing -------------------------------------------------------------------
     async def process(self, stored: StoredEvent) -> None:
         envelope = stored.envelope
         if envelope.event == EVENT_RECEIVE:
+            if stored.claimed_by and await self._answered_before(stored):
+                return
             await self._receive(stored.sender_id, envelope)
         elif envelope.event == EVENT_SEND:
             await pauses.human_message(
@@ -205,6 +213,40 @@ class DouyinService:
             )
         elif envelope.event in (EVENT_ENTER, EVENT_FOLLOW):
             await greet(self, stored.sender_id, envelope)
+
+    async def _answered_before(self, stored: StoredEvent) -> bool:
+        """An event taken before (by a server that died, or a try that failed) may have
+        had its turn already: Rasa saved the tracker, then the server died before or
+        while sending. Its turn is not run twice: when the tracker holds the message,
+        the replies it recorded are sent unless a reply to the message was sent or
+        queued already. True when the event needs nothing more."""
+        message = ChatMessage.from_envelope(stored.envelope)
+        message_id = message.server_message_id
+        turn_of = getattr(self.bridge, "turn_of", None)
+        if not message_id or turn_of is None:
+            return False
+        replies = await turn_of(stored.sender_id, message_id)
+        if replies is None:  # the turn was not saved: run it
+            return False
+        sender = self.sender
+        if (sender is not None and sender.sent_answer_to(stored.sender_id, message_id)) or (
+            await asyncio.to_thread(self.store.answered, stored.sender_id, message_id)
+        ):
+            logger.info(
+                "douyin message of %s already answered: not answered again", stored.sender_id
+            )
+            return True
+        conv = await asyncio.to_thread(self.store.conversation, stored.sender_id)
+        target = ReplyTarget(
+            message_id, message.conversation_short_id or conv.conversation_short_id, SCENE_REPLY
+        )
+        logger.warning(
+            "douyin message of %s was answered in the conversation but not sent (its server "
+            "stopped): %s reply message(s) sent now",
+            stored.sender_id, len(replies),
+        )  # fmt: skip
+        await self.send(stored.sender_id, replies, target)
+        return True
 
     async def _receive(self, sender_id: str, envelope: Envelope) -> None:
         message = ChatMessage.from_envelope(envelope)

@@ -38,6 +38,7 @@ class ChannelSettings:
     pause_minutes: float = 30.0
     outbox_interval_seconds: float = 15.0
     sweep_interval_seconds: float = 30.0
+    server_lease_seconds: float = 15.0  # a Rasa server silent this long is taken over
     max_text_chars: int = 1000
     max_concurrent: int = 4  # conversations processed at once by this server
     replies: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REPLIES))
@@ -53,6 +54,7 @@ class ChannelSettings:
             pause_minutes=float(section.get("pause_after_human_minutes", 30)),
             outbox_interval_seconds=float(section.get("outbox_resend_seconds", 15)),
             sweep_interval_seconds=float(section.get("sweep_seconds", 30)),
+            server_lease_seconds=max(3.0, float(section.get("server_lease_seconds", 15))),
             max_text_chars=int(section.get("max_text_chars", 1000)),
             max_concurrent=max(1, int(section.get("max_concurrent_conversations", 4))),
             replies=replies,

@@ -172,6 +172,12 @@ class DouyinSimulator:
         self.deliveries: list[Delivery] = []
         self.send_calls = 0
         self.faults: list[Fault] = []
+        self.down_until = 0.0  # the send API answers 5xx until then (outage)
+        self.down_status = 503
+        # several Rasa servers behind a load balancer: deliveries go round robin and a
+        # retry goes to the next one (webhook_url stays the address of the echoes)
+        self.webhook_urls: list[str] = []
+        self._rr = itertools.count()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._counter = itertools.count(1)
@@ -211,6 +217,16 @@ class DouyinSimulator:
         the business ``error_code``), after ``delay`` seconds."""
         with self._lock:
             self.faults.append(Fault(times, status, error_code, delay))
+
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """The send API is down for ``seconds``: every call answers HTTP ``status``."""
+        with self._lock:
+            self.down_until = time.time() + seconds
+            self.down_status = status
+
+    def end_outage(self) -> None:
+        with self._lock:
+            self.down_until = 0.0
 
     # --- the customer's side: webhooks ----------------------------------------------------
     def customer(self, open_id: str, nickname: str = "") -> Customer:
@@ -268,14 +284,20 @@ class DouyinSimulator:
     def _post(
         self, event: str, body: bytes, headers: dict[str, str], msg_id: str, timeout: float
     ) -> Delivery:
-        if not self.webhook_url:
+        if not self.webhook_url and not self.webhook_urls:
             raise RuntimeError("the simulator has no webhook_url to deliver to")
         delivery = Delivery(event, msg_id)
-        for _ in range(DELIVERY_TRIES):
+        first = next(self._rr)
+        refused: set[str] = set()  # servers that refused the connection: not tried again
+        for attempt in range(DELIVERY_TRIES):
+            url = self.webhook_url
+            if self.webhook_urls:
+                candidates = [u for u in self.webhook_urls if u not in refused] or self.webhook_urls
+                url = candidates[(first + attempt) % len(candidates)]
             started = time.monotonic()
             try:
                 r = self._session().post(
-                    self.webhook_url,
+                    url,
                     data=body,
                     headers={**headers, MSG_ID_HEADER: msg_id},
                     timeout=timeout,
@@ -285,6 +307,9 @@ class DouyinSimulator:
                     delivery.answer = r.json()
                 except ValueError:
                     delivery.answer = r.text
+            except requests.ConnectionError:
+                status = 0
+                refused.add(url)
             except requests.RequestException:
                 status = 0
             delivery.statuses.append(status)
@@ -514,6 +539,8 @@ class DouyinSimulator:
             fault = next((f for f in self.faults if f.times > 0), None)
             if fault is not None:
                 fault.times -= 1
+            elif time.time() < self.down_until:
+                fault = Fault(0, self.down_status, 0, 0.0)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)

@@ -36,7 +36,9 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    and_,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -48,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from xiaoer.core.db import Database, database_for, metadata
 from xiaoer.douyin.protocol import Envelope, as_object
+from xiaoer.worker.leases import worker_leases
 
 MAX_ATTEMPTS = 5
 CLAIM_LEASE_SECONDS = 120.0
@@ -68,6 +71,10 @@ douyin_events = Table(
     Column("processed_at", Float),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("error", Text),
+    # the Rasa servers that recorded and claimed the event: their leases (worker_leases)
+    # say whether they still live, so that another server takes over a dead one's events
+    Column("received_by", Text),
+    Column("claimed_by", Text),
     Index("douyin_events_pending", "processed_at", "sender_id"),
     sqlite_autoincrement=True,
 )
@@ -119,6 +126,7 @@ douyin_sent = Table(
     Column("msg_id", Text),
     Column("text_hash", Text),
     Column("sent_at", Float, nullable=False),
+    Column("answers", Text),  # the customer's server_message_id this message answered
     Index("douyin_sent_by_sender", "sender_id", "sent_at"),
     sqlite_autoincrement=True,
 )
@@ -135,6 +143,11 @@ douyin_tokens = Table(
 )
 
 
+def _alive(holder: Any, now: float) -> Any:
+    """SQL: the lease named by the column ``holder`` exists and has not expired."""
+    return exists().where(worker_leases.c.name == holder, worker_leases.c.expires_at >= now)
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
 
@@ -148,6 +161,7 @@ class StoredEvent:
     create_time: int
     envelope: Envelope
     attempts: int
+    claimed_by: str | None = None  # set: an earlier claim (a server that died, a failure)
 
 
 @dataclass(frozen=True)
@@ -205,7 +219,12 @@ class DouyinStore:
 
     # --- events -------------------------------------------------------------------------
     def record(
-        self, envelope: Envelope, sender_id: str, create_time: int, msg_id: str = ""
+        self,
+        envelope: Envelope,
+        sender_id: str,
+        create_time: int,
+        msg_id: str = "",
+        received_by: str | None = None,
     ) -> int | None:
         """Store an accepted event; None when this delivery or this event was seen."""
         now = time.time()
@@ -225,6 +244,7 @@ class DouyinStore:
                 create_time=create_time,
                 envelope=json.dumps(envelope.__dict__, ensure_ascii=False),
                 received_at=now,
+                received_by=received_by,
             )
             result = _inserted(conn, stmt)
             return int(result.inserted_primary_key[0]) if result else None
@@ -240,6 +260,7 @@ class DouyinStore:
             create_time=row.create_time,
             envelope=Envelope(**raw),
             attempts=row.attempts,
+            claimed_by=row.claimed_by,
         )
 
     def pending_for(self, sender_id: str) -> list[StoredEvent]:
@@ -258,30 +279,85 @@ class DouyinStore:
         return [self._event(r) for r in rows]
 
     def senders_with_pending(self, older_than: float = 0.0) -> list[str]:
+        """Customers with events nobody works on: unclaimed for ``older_than`` seconds or
+        recorded by a server that is gone, claimed by a server that is gone (its lease in
+        ``worker_leases`` expired: killed, crashed, its machine lost) or for longer than
+        the claim lease. Events of live servers are theirs."""
+        now = time.time()
         query = (
             select(_events.sender_id)
             .distinct()
             .where(
                 _events.processed_at.is_(None),
                 _events.attempts < MAX_ATTEMPTS,
-                _events.received_at <= time.time() - older_than,
+                or_(
+                    and_(
+                        _events.claimed_at.is_(None),
+                        or_(
+                            _events.received_at <= now - older_than,
+                            and_(
+                                _events.received_by.is_not(None), ~_alive(_events.received_by, now)
+                            ),
+                        ),
+                    ),
+                    and_(
+                        _events.claimed_at.is_not(None),
+                        or_(
+                            _events.claimed_at < now - CLAIM_LEASE_SECONDS,
+                            and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
+                        ),
+                    ),
+                ),
             )
         )
         with self.db.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
-    def claim(self, event_id: int) -> bool:
-        """Take an event for processing (False: done, given up, or taken elsewhere)."""
+    def count_orphaned(self, older_than: float = 0.0) -> int:
+        """Events waiting on a server that is gone, received at least ``older_than``
+        seconds ago (the worker's ``douyin.inbound`` job reports them)."""
         now = time.time()
+        query = (
+            select(func.count())
+            .select_from(douyin_events)
+            .where(
+                _events.processed_at.is_(None),
+                _events.received_at <= now - older_than,
+                _events.attempts < MAX_ATTEMPTS,
+                or_(
+                    and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
+                    and_(
+                        _events.claimed_at.is_(None),
+                        _events.received_by.is_not(None),
+                        ~_alive(_events.received_by, now),
+                    ),
+                ),
+            )
+        )
+        with self.db.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def claim(self, event_id: int, holder: str | None = None) -> bool:
+        """Take an event for processing (False: done, given up, or taken elsewhere).
+        A claim whose holder (a Rasa server's lease) is gone, or older than the claim
+        lease, is taken over."""
+        now = time.time()
+        free = [
+            _events.claimed_at.is_(None),
+            _events.claimed_at < now - CLAIM_LEASE_SECONDS,
+            and_(_events.claimed_by.is_not(None), ~_alive(_events.claimed_by, now)),
+        ]
+        if holder is not None:
+            free.append(_events.claimed_by == holder)  # this server tries again
         stmt = (
             update(douyin_events)
             .where(
                 _events.id == event_id,
                 _events.processed_at.is_(None),
                 _events.attempts < MAX_ATTEMPTS,
-                or_(_events.claimed_at.is_(None), _events.claimed_at < now - CLAIM_LEASE_SECONDS),
+                or_(*free),
             )
-            .values(claimed_at=now)
+            .values(claimed_at=now, claimed_by=holder)
         )
         with self.db.begin() as conn:
             return bool(conn.execute(stmt).rowcount == 1)
@@ -296,6 +372,8 @@ class DouyinStore:
             conn.execute(stmt)
 
     def failed(self, event_id: int, error: str) -> None:
+        # claimed_by stays: the next try knows the event was taken before (it may have
+        # been answered in the tracker already)
         stmt = (
             update(douyin_events)
             .where(_events.id == event_id)
@@ -483,7 +561,7 @@ class DouyinStore:
             conn.execute(stmt)
 
     # --- echoes of the bot's own messages -----------------------------------------------
-    def remember_sent(self, sender_id: str, msg_id: str, text: str) -> None:
+    def remember_sent(self, sender_id: str, msg_id: str, text: str, answers: str = "") -> None:
         now = time.time()
         with self.db.begin() as conn:
             conn.execute(
@@ -492,9 +570,30 @@ class DouyinStore:
                     msg_id=msg_id or None,
                     text_hash=text_hash(text) if text else None,
                     sent_at=now,
+                    answers=answers or None,
                 )
             )
             conn.execute(delete(douyin_sent).where(_sent.sent_at < now - SENT_KEPT_SECONDS))
+
+    def answered(self, sender_id: str, server_message_id: str) -> bool:
+        """Whether a reply to this customer message was sent or queued in the outbox."""
+        if not server_message_id:
+            return False
+        with self.db.connect() as conn:
+            query = select(_sent.id).where(
+                _sent.sender_id == sender_id, _sent.answers == server_message_id
+            )
+            if conn.execute(query.limit(1)).first() is not None:
+                return True
+            bodies = conn.execute(
+                select(_outbox.body).where(
+                    _outbox.sender_id == sender_id,
+                    _outbox.created_at >= time.time() - SENT_KEPT_SECONDS,
+                )
+            ).scalars()
+            return any(
+                str(json.loads(body).get("msg_id") or "") == server_message_id for body in bodies
+            )
 
     def is_own_echo(self, sender_id: str, msg_id: str, text: str) -> bool:
         """True when ``im_send_msg`` reports a message the bot sent itself."""

@@ -7,10 +7,16 @@ a time, in the order the customer sent them (``create_time``; a short
 store first, so two Rasa servers never process one event twice; a failed event is kept
 (``attempts``) and the customer's later events wait for it.
 
-Events left unprocessed — a server stopped or died while they waited — are taken up at
-start and by a periodic recovery sweep in the Rasa server (it needs the agent, so it is
-not a job of the worker process). Customers are processed by at most
-``max_concurrent_conversations`` at once per server, so a burst does not slow everyone.
+Every Rasa server holds a lease (``worker_leases``, ``douyin.server:<host>:<pid>:<id>``)
+renewed every third of ``douyin.server_lease_seconds`` (15 s): its heartbeat. Events carry
+the server that recorded and the one that claimed them, so when a server dies (SIGKILL,
+a lost machine) its lease expires and another server's recovery sweep (every
+``sweep_seconds``) takes its events over at once — without waiting for the 2-minute claim
+lease. Events left unprocessed by a server that stopped are taken up at start too. The
+sweep runs in the Rasa servers (processing needs the agent); the worker's
+``douyin.inbound`` job reports messages that wait with no server to take them.
+Customers are processed by at most ``max_concurrent_conversations`` at once per server,
+so a burst does not slow everyone.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
+
+from xiaoer.core.outage import log_unavailable, unavailable_service
 
 if TYPE_CHECKING:
     from xiaoer.douyin.settings import ChannelSettings
@@ -39,6 +47,8 @@ class EventProcessor(Protocol):
 logger = logging.getLogger(__name__)
 
 RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by the sweep
+SERVER_LEASE_PREFIX = "douyin.server:"
+WAIT_FOR_OTHER_SERVER_SECONDS = 0.5
 
 
 class CustomerWorkers:
@@ -50,25 +60,54 @@ class CustomerWorkers:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[Any]] = []
         self.processed = 0
+        self._backoff: dict[str, float] = {}
+        from xiaoer.worker.leases import new_holder
+
+        # this server's name in the events it records and claims, and its lease's
+        self.holder = f"{SERVER_LEASE_PREFIX}{new_holder()}"
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        """Take up what an earlier run left, then sweep periodically."""
-        self._background(self.recover(older_than=0))
+        """The heartbeat; take up what an earlier run left, then sweep periodically."""
+        lease = self.service.settings.server_lease_seconds
+        self._background(self._start_recovery())
         self._loops = [
+            asyncio.ensure_future(_every(lease / 3, self.heartbeat, "heartbeat")),
             asyncio.ensure_future(
                 _every(
                     self.service.settings.sweep_interval_seconds,
                     lambda: self.recover(older_than=RECOVER_AFTER_SECONDS),
                     "recovery sweep",
                 )
-            )
+            ),
         ]
+
+    async def _start_recovery(self) -> None:
+        try:
+            await self.heartbeat()
+        except Exception:  # noqa: BLE001 - logged; the heartbeat loop tries again
+            logger.exception("douyin: the first heartbeat failed")
+        await self.recover(older_than=0)
+
+    async def heartbeat(self) -> None:
+        """Renew this server's lease: its claims stay its own while it lives."""
+        from xiaoer.worker.leases import LeaseStore
+
+        store = LeaseStore(self.service.store.db, holder=self.holder)
+        seconds = self.service.settings.server_lease_seconds
+        await asyncio.to_thread(store.acquire, self.holder, seconds)
 
     async def aclose(self) -> None:
         for task in self._loops:
             task.cancel()
         self._loops = []
+        from xiaoer.worker.leases import LeaseStore
+
+        try:  # a clean stop: the other servers take what is left at their next sweep
+            store = LeaseStore(self.service.store.db, holder=self.holder)
+            await asyncio.to_thread(store.release, self.holder)
+        except Exception:  # noqa: BLE001 - the lease then expires by itself
+            logger.warning("douyin: the server's lease was not released (it expires)")
 
     def _background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -103,24 +142,62 @@ class CustomerWorkers:
             while sender_id in self._dirty:
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
-                    if not await asyncio.to_thread(store.claim, event.id):
-                        continue
+                    if not await asyncio.to_thread(store.claim, event.id, self.holder):
+                        state = await asyncio.to_thread(store.event_state, event.event_key)
+                        if not state or state["processed_at"] is not None:
+                            continue  # answered meanwhile
+                        # another server answers an earlier message of this customer: the
+                        # later ones wait for it (or for its lease to expire), in order
+                        self._dirty.add(sender_id)
+                        await asyncio.sleep(WAIT_FOR_OTHER_SERVER_SECONDS)
+                        break
+                    if event.claimed_by and event.claimed_by != self.holder:
+                        logger.warning(
+                            "douyin %s of %s taken over from %s (that server stopped "
+                            "before answering it)",
+                            event.event, sender_id, event.claimed_by,
+                        )  # fmt: skip
                     try:
                         async with self._slots():
                             await self.service.process(event)
                     except Exception as exc:  # noqa: BLE001 - retried by the sweep
+                        service = unavailable_service(exc)
+                        if service is not None:
+                            # a store is down: no attempt counted, this server tries again
+                            # (its claim stays its own) with a growing pause
+                            log_unavailable(logger, service, "douyin message", exc)
+                            self._retry_later(sender_id)
+                            break
                         logger.exception(
                             "douyin %s of %s failed (kept for a retry)", event.event, sender_id
                         )
                         await asyncio.to_thread(store.failed, event.id, type(exc).__name__)
                         break  # later messages wait: the order is kept
+                    self._backoff.pop(sender_id, None)
                     await asyncio.to_thread(store.done, event.id)
                     self.processed += 1
+        except Exception as exc:  # a store call of the loop itself (the database is down)
+            service = unavailable_service(exc)
+            if service is None:
+                raise
+            log_unavailable(logger, service, "douyin queue", exc)
+            self._retry_later(sender_id)
         finally:
             # no await between the last check of _dirty and this removal
             self._workers.pop(sender_id, None)
             if sender_id in self._dirty:
                 self.schedule(sender_id)
+
+    def _retry_later(self, sender_id: str) -> None:
+        """Schedule the customer again after a pause that doubles up to 30 s."""
+        delay = min(30.0, self._backoff.get(sender_id, 0.5) * 2)
+        self._backoff[sender_id] = delay
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self.schedule(sender_id)
+
+        self._background(later())
 
     def _slots(self) -> asyncio.Semaphore:
         """Bounds the conversations processed at once: the rest wait their turn (their
@@ -137,5 +214,9 @@ async def _every(interval: float, job: Callable[[], Awaitable[Any]], what: str) 
             await job()
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - the loop must survive a bad round
-            logger.exception("douyin %s failed", what)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive a bad round
+            service = unavailable_service(exc)
+            if service is not None:
+                log_unavailable(logger, service, f"douyin {what}", exc)
+            else:
+                logger.exception("douyin %s failed", what)

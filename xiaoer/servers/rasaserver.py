@@ -172,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         for handler in set(root.handlers) - set(before):
             root.removeHandler(handler)
     refuse_memory_fallback()
+    from xiaoer.servers import actions_down
+
+    actions_down.install()  # the action server down: one polite message, a human offered
+    from xiaoer.servers import reconnect
+
+    reconnect.install()  # Rasa's SQL stores check their connections (database restarts)
     add_readiness_route()
     from xiaoer.plugins import speed
 

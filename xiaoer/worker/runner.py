@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from xiaoer.core.outage import log_unavailable, unavailable_service
 from xiaoer.worker.jobs import Job
 from xiaoer.worker.leases import LeaseStore
 
@@ -114,8 +115,12 @@ class Runner:
             return True  # renewed moments ago (frequent jobs do not write on every run)
         try:
             held = await asyncio.to_thread(self.leases.acquire, job.name, self.lease_seconds)
-        except Exception:  # noqa: BLE001 - the database may be away for a moment
-            log.exception("lease %s: the database did not answer", job.name)
+        except Exception as exc:  # noqa: BLE001 - the database may be away for a moment
+            service = unavailable_service(exc)
+            if service is not None:
+                log_unavailable(log, service, f"lease {job.name}", exc)
+            else:
+                log.exception("lease %s: the database did not answer", job.name)
             held = False
         if held and job.name not in self.held:
             log.info("lease %s taken: this worker runs the job", job.name)
@@ -153,13 +158,18 @@ class Runner:
                 await self._run_once(job)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - one job's failure never stops the others
+            except Exception as exc:  # noqa: BLE001 - one job's failure never stops the others
                 failed_in_a_row += 1
                 self.failures[job.name] += 1
                 delay = min(job.every * 2**failed_in_a_row, max(job.every, self.max_backoff))
-                log.exception(
-                    "job %s failed (%d in a row); next try in %gs", job.name, failed_in_a_row, delay
-                )
+                service = unavailable_service(exc)
+                if service is not None:  # a store is down: one line, no traceback
+                    log_unavailable(log, service, f"job {job.name}", exc)
+                else:
+                    log.exception(
+                        "job %s failed (%d in a row); next try in %gs",
+                        job.name, failed_in_a_row, delay,
+                    )  # fmt: skip
                 await self._sleep(delay)
                 continue
             if failed_in_a_row:
