@@ -38,6 +38,9 @@ CACHE_ENV = "XIAOER_POLICY_CACHE"
 MAX_ENTRIES = 4096
 _CACHE_ATTR = "_xiaoer_prediction_cache"
 _stock: Any = None  # Rasa's own TEDPolicy.predict_action_probabilities
+# Rasa's graph nodes keep the function they found when the model was loaded: the wrapper
+# stays in place once installed, and this switch turns the cache off and on (tests)
+_enabled = False
 # hits and misses of this process (bench and tests read them)
 stats = {"hits": 0, "misses": 0}
 
@@ -51,7 +54,7 @@ def cache_state() -> str:
     from rasa.core.policies.ted_policy import TEDPolicy
 
     on = getattr(TEDPolicy.predict_action_probabilities, "_xiaoer_cached", False)
-    return "on" if on else "off"
+    return "on" if on and _enabled else "off"
 
 
 def _freeze(value: Any) -> Any:
@@ -99,7 +102,8 @@ def install_prediction_cache() -> bool:
         return False
     from rasa.core.policies.ted_policy import TEDPolicy
 
-    global _stock
+    global _stock, _enabled
+    _enabled = True
     if getattr(TEDPolicy.predict_action_probabilities, "_xiaoer_cached", False):
         return True
     stock = _stock = TEDPolicy.predict_action_probabilities
@@ -112,7 +116,7 @@ def install_prediction_cache() -> bool:
         precomputations: Any = None,
         **kwargs: Any,
     ) -> Any:
-        key = state_key(self, tracker, domain, rule_only_data)
+        key = state_key(self, tracker, domain, rule_only_data) if _enabled else None
         if key is None:
             return stock(self, tracker, domain, rule_only_data, precomputations, **kwargs)
         cache: OrderedDict[Any, Any] = self.__dict__.setdefault(_CACHE_ATTR, OrderedDict())
@@ -135,8 +139,11 @@ def install_prediction_cache() -> bool:
 
 
 def uninstall_prediction_cache() -> None:
-    """Back to Rasa's own method (tests compare both)."""
+    """Rasa's own method again: for models loaded from now on, and (the wrapper passing
+    every call through) for those already loaded. Tests compare both."""
     from rasa.core.policies.ted_policy import TEDPolicy
 
+    global _enabled
+    _enabled = False
     if getattr(TEDPolicy.predict_action_probabilities, "_xiaoer_cached", False):
         TEDPolicy.predict_action_probabilities = _stock
