@@ -360,3 +360,37 @@ def test_cli_assigns_to_the_knowledge_base(
     assert f"已新建知识库条目 kb{entry.id}" in out and entry.answer == "暂不支持刻字定制哦～"
     assert cli.main(["inbox", "kb", str(item), "--entry", str(entry.id)]) == 1
     assert "已处理" in capsys.readouterr().out
+
+
+def test_collecting_does_not_hold_the_database_while_loading_the_segmenter(
+    store: InboxStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first message the worker collects loads pkuseg (tens of seconds on a busy
+    machine). On SQLite a transaction holds the write lock from its start, so that load
+    must happen before it: another process writing meanwhile (a Rasa worker recording a
+    handoff, lead capture) must not wait."""
+    import sqlite3
+
+    from xiaoer.learning import inbox
+
+    if store.db.sqlite_path is None:
+        pytest.skip("PostgreSQL locks rows, not the database")
+    other_writer: list[str] = []
+
+    def slow_segmenter(message: str) -> list[str]:
+        # what another writer sees while the segmenter loads: the lock, at once
+        conn = sqlite3.connect(str(store.db.sqlite_path), timeout=0.1, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            other_writer.append("got the lock")
+        except sqlite3.OperationalError as exc:
+            other_writer.append(str(exc))
+        finally:
+            conn.close()
+        return list(message)
+
+    monkeypatch.setattr(inbox, "_tokenize_fn", slow_segmenter)
+    item = store.collect(message_id="m-lock", sender_id="s1", text="这个咋整", reason="fallback")
+    assert item is not None
+    assert other_writer == ["got the lock"]
