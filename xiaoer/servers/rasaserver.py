@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if speed.install() and sanic_workers() > 1:
         share_lock_store_between_workers()
         one_tensorflow_thread_per_worker()
+    from xiaoer.servers import modelsync
+
+    modelsync.install()  # PUT /model reaches one worker: the others follow it
 
     from xiaoer.core.clock import install_demo_clock
 
