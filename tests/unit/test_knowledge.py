@@ -397,3 +397,21 @@ def test_without_a_model_the_import_says_the_flows_were_not_checked(
 ) -> None:
     report = import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
     assert not report.model_checked and "未检查已有流程" in report.note()
+
+
+def test_one_phrasing_of_several_a_flow_would_take_does_not_refuse_the_entry(
+    store: KnowledgeStore,
+) -> None:
+    model = ModelVerdicts({"发货用的什么包装": ("ask_shipping", 0.95)})
+    rows = [{"问题": "包装盒可以回收吗", "相似问法": "发货用的什么包装|盒子能回收吗|纸盒环保吗",
+             "答案": "纸盒可回收"}]  # fmt: skip
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert [r.status for r in report.rows] == [ADDED]
+    # half of them: refused
+    model.verdicts.update({"快递用什么箱子": ("ask_shipping", 0.95),
+                           "箱子多大": ("product_info", 0.93)})  # fmt: skip
+    rows = [{"问题": "外箱能留着用吗", "相似问法": "快递用什么箱子|箱子多大|外箱结实吗",
+             "答案": "外箱很结实"}]  # fmt: skip
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert report.rows[0].status == REJECTED
+    assert "已有流程会回答：问物流、商品信息" in report.rows[0].reason

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.knowledge.collisions import Collision, CollisionIndex
-from xiaoer.knowledge.modelcheck import Classify, flow_hits
+from xiaoer.knowledge.modelcheck import Classify, flow_collision
 from xiaoer.knowledge.sheets import Table, read_table, write_table
 from xiaoer.knowledge.store import Button, Entry, KnowledgeStore, match_key
 
@@ -197,7 +197,9 @@ def import_table(
         if classify is not None and not unchanged:
             new_texts = [t for t in entry.examples() if current is None
                          or match_key(t) not in {match_key(x) for x in current.examples()}]  # fmt: skip
-            hits = flow_hits(new_texts, classify(new_texts)) if new_texts else []
+            hits = (
+                flow_collision(entry.question, new_texts, classify(new_texts)) if new_texts else []
+            )
             if hits:
                 clashes = [Collision(h.text, with_intent=h.intent, flow=h.label,
                                      confidence=h.confidence) for h in hits]  # fmt: skip

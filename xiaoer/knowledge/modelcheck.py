@@ -6,8 +6,8 @@ worded differently still teaches the model to take such messages away from the f
 answers them from the shop's data (the issue: answers that depend on shop data stay linked
 to it). So, when a model is available, every text of an imported entry (question and
 phrasings) is classified by the current model; an entry with a text classified with
-confidence as one of the shop's business intents is refused as a collision
-("已有流程会回答：问发票"), with the texts concerned.
+confidence as one of the shop's business intents — the standard question, or at least half
+of its texts — is refused as a collision ("已有流程会回答：问发票"), with the texts concerned.
 
 The model is the running assistant's (``POST /model/parse`` on the Rasa server with the API
 token, :func:`running_classifier`); without a server answering, the import runs the
@@ -26,7 +26,8 @@ import requests
 log = logging.getLogger(__name__)
 
 # a text classified as one of these with at least this confidence is the flow's question
-CONFIDENCE = 0.8
+# (``knowledge.flow_confidence`` of xiaoer.yml overrides it)
+CONFIDENCE = 0.9
 # the business intents (flows answering from the shop's data or taking an action), in the
 # words the merchant sees; chit-chat, out_of_scope and the knowledge base are not here
 BUSINESS_INTENTS = {
@@ -66,6 +67,24 @@ def flow_hits(
         if intent in BUSINESS_INTENTS and score >= confidence:
             hits.append(FlowHit(text, intent, score))
     return hits
+
+
+def confidence() -> float:
+    from xiaoer.core.config import get_settings
+
+    value = get_settings().section("knowledge").get("flow_confidence")
+    return float(value) if value is not None else CONFIDENCE
+
+
+def flow_collision(
+    question: str, texts: list[str], verdicts: dict[str, Verdict], threshold: float | None = None
+) -> list[FlowHit]:
+    """The hits that make the entry a flow's question: its standard question is one, or at
+    least half of its texts are (one phrasing of five is the classifier's noise)."""
+    hits = flow_hits(texts, verdicts, confidence() if threshold is None else threshold)
+    if any(h.text == question for h in hits) or (texts and 2 * len(hits) >= len(texts)):
+        return hits
+    return []
 
 
 class ServerClassifier:
