@@ -85,9 +85,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+WORKERS_ENV = "XIAOER_RASA_WORKERS"  # how many workers Rasa decided to run
+
+
 def workers_expected() -> int:
     try:
-        return max(1, int(os.environ.get("SANIC_WORKERS") or 1))
+        return max(1, int(os.environ.get(WORKERS_ENV) or os.environ.get("SANIC_WORKERS") or 1))
     except ValueError:
         return 1
 
@@ -182,9 +185,19 @@ def install() -> None:
     """Record ``PUT /model``'s model, watch it in every worker, serve ``GET /xiaoer/models``.
     Call after every other wrapper of ``load_agent_on_start`` / ``_load_agent``."""
     import rasa.core.run as rasa_run
+    import rasa.core.utils as rasa_utils
     import rasa.server as rasa_server
 
     server_id()  # made here, in the main process, before the workers are forked
+    decide = rasa_utils.number_of_sanic_workers
+
+    def number_of_sanic_workers(*args: Any, **kwargs: Any) -> int:
+        # Rasa runs one worker instead of SANIC_WORKERS without a shared lock store
+        workers = int(decide(*args, **kwargs))
+        os.environ[WORKERS_ENV] = str(workers)  # inherited by the workers
+        return workers
+
+    rasa_utils.number_of_sanic_workers = number_of_sanic_workers
 
     loader = rasa_server._load_agent
 
