@@ -28,19 +28,17 @@ log = logging.getLogger(__name__)
 # a text classified as one of these with at least this confidence is the flow's question
 # (``knowledge.flow_confidence`` of xiaoer.yml overrides it)
 CONFIDENCE = 0.9
-# the business intents (flows answering from the shop's data or taking an action), in the
-# words the merchant sees; chit-chat, out_of_scope and the knowledge base are not here
-BUSINESS_INTENTS = {
-    "order_status": "查订单", "shipping_time": "发货时间", "urge_shipment": "催发货",
-    "change_address": "改地址", "cancel_order": "取消订单", "inform_order_id": "提供订单号",
-    "return_goods": "退货", "refund": "退款", "exchange": "换货", "return_policy": "退换政策",
-    "quality_issue": "质量问题", "ask_price": "问价格", "ask_discount": "问优惠",
-    "ask_size": "问尺码", "ask_stock": "问库存", "product_info": "商品信息",
-    "ask_shipping": "问物流", "ask_invoice": "问发票", "provide_contact": "留联系方式",
-    "ask_wholesale": "批发合作", "ask_service_hours": "客服时间", "how_to_buy": "怎么下单",
-    "ask_comment_one": "直播间扣1", "ask_lucky_bag": "福袋", "ask_live_link": "直播间链接",
-    "request_human": "转人工", "complain": "投诉",
-}  # fmt: skip
+# the business intents (flows answering from the shop's data or taking an action); shown
+# to the merchant by their Chinese labels (xiaoer/core/labels.py). Chit-chat, out_of_scope
+# and the knowledge base itself are not here
+BUSINESS_INTENTS = frozenset({
+    "order_status", "shipping_time", "urge_shipment", "change_address", "cancel_order",
+    "inform_order_id", "return_goods", "refund", "exchange", "return_policy",
+    "quality_issue", "ask_price", "ask_discount", "ask_size", "ask_stock", "product_info",
+    "ask_shipping", "ask_invoice", "provide_contact", "ask_wholesale", "ask_service_hours",
+    "how_to_buy", "ask_comment_one", "ask_lucky_bag", "ask_live_link", "request_human",
+    "complain",
+})  # fmt: skip
 
 Verdict = tuple[str, float]  # intent, confidence
 Classify = Callable[[list[str]], dict[str, Verdict]]
@@ -54,7 +52,9 @@ class FlowHit:
 
     @property
     def label(self) -> str:
-        return BUSINESS_INTENTS.get(self.intent, self.intent)
+        from xiaoer.core.labels import INTENTS
+
+        return INTENTS.get(self.intent, self.intent)
 
 
 def flow_hits(
