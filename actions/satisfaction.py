@@ -145,7 +145,7 @@ class ActionCsatAsk(Action):
         intent = latest_intent(tracker)
         if intent == "thank" and not solved_a_flow(tracker):
             return []  # a thank-you for small talk is not the end of a solved question
-        say(dispatcher, "ask_csat_rating")
+        say(dispatcher, "ask_csat_rating", tracker)  # variants chosen by their answers
         log_event("csat_asked", tracker, trigger=intent or "")
         return [SlotSet("csat_asked", True)]
 
