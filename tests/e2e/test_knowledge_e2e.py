@@ -85,7 +85,8 @@ def stack(kb_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         kb_model,
         workdir,
         console=True,
-        env_extra={"XIAOER_TRAINING_CONFIG": str(SMALL_CONFIG)},
+        # two Sanic workers, as xiaoer.yml runs it: PUT /model reaches one of them
+        env_extra={"XIAOER_TRAINING_CONFIG": str(SMALL_CONFIG), "SANIC_WORKERS": "2"},
         settings={"training": {"models_dir": str(workdir / "models")}},
     ) as s:
         env = {**env_for(workdir), "XIAOER_ADMIN_PASSWORD": PASSWORD}
@@ -167,6 +168,29 @@ def test_import_answer_retrain_and_swap_under_traffic(stack: Stack, tmp_path: Pa
     now = status(stack)["model_file"]
     assert now != before and "run" in now  # the running server answers with the new model
     assert traffic.failed == [] and len(traffic.ok) > 10, traffic.failed[:5]
+    # every worker process answers with it: 20 REST turns and 20 /status (the model of the
+    # worker that answers) on new connections, each worker's own report of its model, and
+    # both workers seen answering
+    answered_by, models = set(), set()
+    for i in range(20):
+        assert stack.say(f"after-swap-{i}-{uuid.uuid4().hex[:6]}", "你好")
+        with requests.Session() as fresh:
+            models.add(fresh.get(f"{stack.rasa_url}/status", params={"token": stack.token},
+                                 timeout=10).json()["model_file"])  # fmt: skip
+        with requests.Session() as fresh:
+            info = fresh.get(f"{stack.rasa_url}/xiaoer/models", params={"token": stack.token},
+                             timeout=10).json()  # fmt: skip
+        answered_by.add(info["answered_by"])
+        assert [w["model"] for w in info["workers"]] == [now, now], info
+    for _ in range(40):  # which worker accepts a connection is the kernel's choice
+        if len(answered_by) == 2:
+            break
+        with requests.Session() as fresh:
+            info = fresh.get(f"{stack.rasa_url}/xiaoer/models", params={"token": stack.token},
+                             timeout=10).json()  # fmt: skip
+        answered_by.add(info["answered_by"])
+    assert models == {now}
+    assert len(answered_by) == 2, answered_by  # both workers answered
 
     from xiaoer.training import latest_runs
 

@@ -344,3 +344,74 @@ def test_the_nlu_component_answers_faq_and_rescues_close_misses(store: Knowledge
     assert rescued["intent"]["name"] == "faq" and describe(rescued)["id"] == cod.id  # type: ignore[index]
     other = parse("我的快递到哪了", "order_status", 0.95)  # other intents are left alone
     assert other["intent"]["name"] == "order_status" and other["response_selector"] == {}
+
+
+class ModelVerdicts:
+    """The current model's classification of texts (intent, confidence), as the Rasa
+    server's /model/parse gives it; records what it was asked."""
+
+    def __init__(self, verdicts: dict[str, tuple[str, float]]) -> None:
+        self.verdicts = verdicts
+        self.asked: list[str] = []
+
+    def __call__(self, texts: list[str]) -> dict[str, tuple[str, float]]:
+        self.asked += texts
+        return {t: self.verdicts.get(t, ("nlu_fallback", 0.3)) for t in texts}
+
+
+def test_a_question_a_shop_data_flow_answers_is_refused_as_a_collision(
+    store: KnowledgeStore,
+) -> None:
+    model = ModelVerdicts({
+        "电子发票怎么开": ("ask_invoice", 0.97),
+        "能给开个票吗": ("ask_invoice", 0.91),
+        "有线下门店吗": ("out_of_scope", 0.99),  # not a flow: the knowledge base may answer
+        "包装环保吗": ("product_info", 0.42),  # not with confidence
+    })  # fmt: skip
+    rows = [
+        {"问题": "电子发票怎么开", "相似问法": "能给开个票吗|发票在哪下载", "答案": "订单页申请"},
+        {"问题": "有线下门店吗", "相似问法": "", "答案": "只有线上店"},
+        {"问题": "包装环保吗", "相似问法": "", "答案": "可降解包装"},
+    ]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert report.model_checked and report.note() == ""
+    refused = report.rows[0]
+    assert refused.status == REJECTED
+    assert refused.reason.startswith("已有流程会回答：问发票")
+    assert "「电子发票怎么开」" in refused.reason and "「能给开个票吗」" in refused.reason
+    assert [c.message() for c in refused.collisions] == [
+        "「电子发票怎么开」已有流程会回答：问发票",
+        "「能给开个票吗」已有流程会回答：问发票",
+    ]
+    assert [r.status for r in report.rows[1:]] == [ADDED, ADDED]
+    assert sorted(e.question for e in store.all()) == ["包装环保吗", "有线下门店吗"]
+    # the same file again: the entries already in are not asked about again
+    model.asked.clear()
+    again = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert [r.status for r in again.rows] == [REJECTED, UNCHANGED, UNCHANGED]
+    assert "有线下门店吗" not in model.asked and "包装环保吗" not in model.asked
+
+
+def test_without_a_model_the_import_says_the_flows_were_not_checked(
+    store: KnowledgeStore,
+) -> None:
+    report = import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    assert not report.model_checked and "未检查已有流程" in report.note()
+
+
+def test_one_phrasing_of_several_a_flow_would_take_does_not_refuse_the_entry(
+    store: KnowledgeStore,
+) -> None:
+    model = ModelVerdicts({"发货用的什么包装": ("ask_shipping", 0.95)})
+    rows = [{"问题": "包装盒可以回收吗", "相似问法": "发货用的什么包装|盒子能回收吗|纸盒环保吗",
+             "答案": "纸盒可回收"}]  # fmt: skip
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert [r.status for r in report.rows] == [ADDED]
+    # half of them: refused
+    model.verdicts.update({"快递用什么箱子": ("ask_shipping", 0.95),
+                           "箱子多大": ("product_info", 0.93)})  # fmt: skip
+    rows = [{"问题": "外箱能留着用吗", "相似问法": "快递用什么箱子|箱子多大|外箱结实吗",
+             "答案": "外箱很结实"}]  # fmt: skip
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert report.rows[0].status == REJECTED
+    assert "已有流程会回答：问物流、商品信息" in report.rows[0].reason

@@ -64,6 +64,7 @@ class FakeServers:
         self.broken = broken  # servers answering the probes wrongly with a new model
         self.calls: list[tuple[str, str]] = []
         self.original = model
+        self.timeout = 5.0
 
     def status(self, url: str) -> dict[str, Any]:
         return {"model_file": Path(self.models[url]).name}
@@ -71,6 +72,10 @@ class FakeServers:
     def load(self, url: str, model: Path | str) -> None:
         self.calls.append((url, Path(model).name))
         self.models[url] = str(model)
+
+    def wait_every_worker(self, url: str, model: str, timeout: float) -> None:
+        if Path(self.models[url]).name != model:
+            raise swap.SwapError(f"{url} 仍在使用旧模型")
 
     def parse(self, url: str, text: str) -> dict[str, Any]:
         new = self.models[url] != self.original
@@ -217,3 +222,57 @@ def test_a_failed_training_says_why(
     )  # fmt: skip
     with pytest.raises(trainer.TrainingError, match="InvalidDomain: duplicate intent"):
         trainer.train("run8", store=KnowledgeStore(project_db))
+
+
+class Workers(swap.ModelApi):
+    """A server of two Sanic workers as ``GET /xiaoer/models`` reports them: the worker
+    that took ``PUT /model`` has the new model, the other follows a few polls later."""
+
+    def __init__(self, follows_after: int, error: str = "") -> None:
+        super().__init__(token="t")
+        self.polls = 0
+        self.follows_after = follows_after
+        self.error = error
+
+    def workers(self, url: str) -> dict[str, Any] | None:
+        self.polls += 1
+        late = "new.tar.gz" if self.polls > self.follows_after else "old.tar.gz"
+        return {
+            "expected_workers": 2,
+            "workers": [{"pid": 1, "model": "new.tar.gz", "error": ""},
+                        {"pid": 2, "model": late, "error": self.error}],
+        }  # fmt: skip
+
+
+def test_the_swap_waits_until_every_worker_answers_with_the_new_model() -> None:
+    api = Workers(follows_after=3)
+    api.wait_every_worker("http://a", "new.tar.gz", timeout=30, poll=0.01)
+    assert api.polls == 4  # returned only once the second worker had it too
+    with pytest.raises(swap.SwapError, match="1 个未切换"):
+        Workers(follows_after=10**6).wait_every_worker("http://a", "new.tar.gz", 0.05, 0.01)
+    with pytest.raises(swap.SwapError, match="加载新模型失败"):
+        Workers(follows_after=10**6, error="new.tar.gz: OSError").wait_every_worker(
+            "http://a", "new.tar.gz", 30, 0.01
+        )
+
+
+def test_workers_of_one_server_share_the_wanted_model_and_report_theirs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from xiaoer.servers import modelsync
+
+    monkeypatch.setenv("XIAOER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(modelsync.SERVER_ID_ENV, "5005-1")
+    monkeypatch.setenv("SANIC_WORKERS", "2")
+    modelsync.record_wanted("/models/new.tar.gz")
+    modelsync.report("old.tar.gz")
+    dead = tmp_path / "run" / "rasa-5005-1" / "worker-999999999.json"
+    dead.write_text('{"pid": 999999999, "model": "old.tar.gz", "error": ""}')
+    seen = modelsync.snapshot()
+    assert seen["wanted"] == "new.tar.gz" and seen["expected_workers"] == 2
+    # a dead process's report is not counted
+    assert seen["workers"] == [{"pid": os.getpid(), "model": "old.tar.gz", "error": ""}]
+    monkeypatch.setenv(modelsync.SERVER_ID_ENV, "5006-2")  # another server on the machine
+    assert modelsync.snapshot()["wanted"] is None

@@ -10,6 +10,7 @@ answer is read when the bot answers); new questions and phrasings are learnt by 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -204,15 +205,23 @@ async def import_upload(request: Request) -> HTTPResponse:
         return render(request, "knowledge_import.html", status=400, report=None, filename=upload.name,
                       error="文件太大（上限约 900 KB），请分成几个文件导入")  # fmt: skip
     form = request.form or {}
-    try:
-        report = import_bytes(
+    products = await shop_products()
+
+    def run_import() -> Any:  # in a thread: the model check asks the Rasa server
+        from xiaoer.knowledge.modelcheck import running_classifier
+
+        return import_bytes(
             upload.body,
             upload.name or "",
             get_knowledge_store(),
-            await shop_products(),
+            products,
             by=current_agent(request).username,
             strict=form.get("strict") == "1",
+            classify=running_classifier(),
         )
+
+    try:
+        report = await asyncio.get_running_loop().run_in_executor(None, run_import)
     except SheetError as exc:
         return render(request, "knowledge_import.html", status=400, report=None,
                       filename=upload.name, error=f"{exc}（没有导入任何条目）")  # fmt: skip

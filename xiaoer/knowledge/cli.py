@@ -92,10 +92,12 @@ def _import(args: argparse.Namespace) -> int:
         print(f"error: 无法读取文件 {path}：{exc.strerror}")
         return 2
     products = asyncio.run(shop_products())
+    from xiaoer.knowledge.modelcheck import running_classifier
+
     try:
         report = import_bytes(
             data, path.name, get_knowledge_store(), products,
-            by="cli", strict=args.strict, dry_run=args.dry_run,
+            by="cli", strict=args.strict, dry_run=args.dry_run, classify=running_classifier(),
         )  # fmt: skip
     except SheetError as exc:
         print(f"error: {exc}（没有导入任何条目）")
@@ -106,6 +108,8 @@ def _import(args: argparse.Namespace) -> int:
                 f"  第 {row.row} 行 {STATUS_LABELS[row.status]}：{row.question or '（无问题）'} — {row.reason}"
             )
     print(("预览（未写入）：" if args.dry_run else "导入完成：") + report.summary())
+    if report.note():
+        print(f"  注意：{report.note()}")
     code = 1 if report.count(REJECTED) else 0
     if args.train and not args.dry_run:
         if not report.written:

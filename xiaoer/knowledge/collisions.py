@@ -64,8 +64,12 @@ class Collision:
     with_intent: str = ""  # an existing intent...
     with_entry: str = ""  # ...or another entry's standard question
     example: str = ""  # the colliding example, as written there
+    flow: str = ""  # the model gives the phrasing to this flow (its Chinese name)
+    confidence: float = 0.0
 
     def message(self) -> str:
+        if self.flow:
+            return f"「{self.phrasing}」已有流程会回答：{self.flow}"
         if self.with_intent:
             return f"「{self.phrasing}」与已有意图 {self.with_intent} 的例句「{self.example}」冲突"
         return f"「{self.phrasing}」与知识库条目「{self.with_entry}」的问法「{self.example}」冲突"
@@ -76,6 +80,7 @@ class Collision:
             "intent": self.with_intent,
             "entry": self.with_entry,
             "example": self.example,
+            "flow": self.flow,
             "message": self.message(),
         }
 

@@ -3,7 +3,8 @@
 An import is idempotent (the same file twice changes nothing) and reports each row:
 added, updated, unchanged or rejected with the reason (empty answer, empty question, a
 question twice in the file, a phrasing colliding with an existing intent's examples or
-another entry's, an unknown product). Every accepted row is written in ONE transaction;
+another entry's, a question the current model gives to a flow answering from shop data
+(:mod:`xiaoer.knowledge.modelcheck`, when a model is available), an unknown product). Every accepted row is written in ONE transaction;
 a file that is not a spreadsheet or lacks a column writes nothing. With ``strict`` a single
 rejected row writes nothing either. Entries not in the file are left as they are.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.knowledge.collisions import Collision, CollisionIndex
+from xiaoer.knowledge.modelcheck import Classify, flow_collision
 from xiaoer.knowledge.sheets import Table, read_table, write_table
 from xiaoer.knowledge.store import Button, Entry, KnowledgeStore, match_key
 
@@ -50,6 +52,7 @@ class RowResult:
 class ImportReport:
     rows: list[RowResult] = field(default_factory=list)
     written: bool = False
+    model_checked: bool = False  # the current model classified the new entries' texts
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
@@ -67,10 +70,17 @@ class ImportReport:
             text += "（有未导入的行，严格模式下未写入任何条目）"
         return text
 
+    def note(self) -> str:
+        """What the merchant should know besides the counts."""
+        if self.model_checked:
+            return ""
+        return "机器人服务未连接：只检查了与已有例句相同的问法，未检查已有流程会回答的问题"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "summary": self.summary(),
             "written": self.written,
+            "model_checked": self.model_checked,
             "counts": {s: self.count(s) for s in (ADDED, UPDATED, UNCHANGED, REJECTED)},
             "rows": [r.as_dict() for r in self.rows],
         }
@@ -126,12 +136,15 @@ def import_table(
     by: str = "",
     strict: bool = False,
     dry_run: bool = False,
+    classify: Classify | None = None,
 ) -> ImportReport:
+    """``classify``: the current model (:mod:`xiaoer.knowledge.modelcheck`); a new or changed
+    entry with a text it gives to a shop-data flow with confidence is refused."""
     products = products or {}
     existing = store.all()
     by_ident = {(e.question_key, e.product): e for e in existing}
     index = CollisionIndex.build(existing)
-    report = ImportReport()
+    report = ImportReport(model_checked=classify is not None)
     to_write: list[Entry] = []
     seen: dict[tuple[str, str], int] = {}
     for offset, row in enumerate(table.rows):
@@ -179,12 +192,30 @@ def import_table(
             result.reason = "问法冲突：" + "；".join(c.message() for c in clashes)
             result.collisions = clashes
             continue
-        seen[ident] = number
         current = by_ident.get(ident)
+        unchanged = current is not None and current.content() == entry.content()
+        if classify is not None and not unchanged:
+            new_texts = [t for t in entry.examples() if current is None
+                         or match_key(t) not in {match_key(x) for x in current.examples()}]  # fmt: skip
+            hits = (
+                flow_collision(entry.question, new_texts, classify(new_texts)) if new_texts else []
+            )
+            if hits:
+                clashes = [Collision(h.text, with_intent=h.intent, flow=h.label,
+                                     confidence=h.confidence) for h in hits]  # fmt: skip
+                flows = "、".join(dict.fromkeys(h.label for h in hits))
+                result.reason = (
+                    f"已有流程会回答：{flows}（"
+                    + "、".join(f"「{h.text}」" for h in hits)
+                    + "），这类问题按店铺数据回答，请不要写进知识库"
+                )
+                result.collisions = clashes
+                continue
+        seen[ident] = number
         if current is not None:
             entry.id = current.id
             entry.created_at = current.created_at
-            if current.content() == entry.content():
+            if unchanged:
                 result.status, result.entry_id = UNCHANGED, current.id
                 index.replace(entry)
                 continue

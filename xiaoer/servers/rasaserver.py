@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             from xiaoer.nlu.tokenizer import share_segmenter_model
 
             share_segmenter_model()  # one copy of pkuseg's model for all workers
+    from xiaoer.servers import modelsync
+
+    modelsync.install()  # PUT /model reaches one worker: the others follow it
 
     from xiaoer.core.clock import install_demo_clock
 

@@ -5,8 +5,9 @@ Which servers: ``$XIAOER_RASA_URLS`` (comma-separated), else ``training.rasa_ser
 xiaoer.yml, else the one Rasa server of :func:`xiaoer.core.rasa_api.rasa_url`. A server
 keeps answering with its current model while it loads the new one (the Rasa server loads
 models in a thread, :mod:`xiaoer.servers.rasaserver`), and the next server is only
-changed once this one answers with the new model, so at scale the others answer
-meanwhile. After each swap the server must parse the probes as the check did; otherwise
+changed once every worker process of this one answers with the new model (a server of
+several Sanic workers: ``PUT /model`` reaches one, the others follow it,
+:mod:`xiaoer.servers.modelsync`), so at scale the others answer meanwhile. After each swap the server must parse the probes as the check did; otherwise
 every server changed so far goes back to the model it had.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,41 @@ class ModelApi:
         if r.status_code != 204:
             raise SwapError(f"{url} 加载模型失败（HTTP {r.status_code}）：{r.text[:200]}")
 
+    def workers(self, url: str) -> dict[str, Any] | None:
+        """Each Sanic worker's model (``GET /xiaoer/models``); None for a server without
+        that route (a plain ``rasa run``: one process, ``/status`` tells)."""
+        r = requests.get(f"{url}/xiaoer/models", params={"token": self.token}, timeout=30)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise SwapError(f"{url} 模型状态查询失败（HTTP {r.status_code}）")
+        return dict(r.json())
+
+    def wait_every_worker(self, url: str, model: str, timeout: float, poll: float = 1.0) -> None:
+        """Until every worker process of the server answers with ``model`` (a file name):
+        ``PUT /model`` reached one of them, the others load it in the background."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.workers(url)
+            if info is None:
+                now = self.status(url)
+                if Path(str(now.get("model_file") or "")).name != model:
+                    raise SwapError(f"{url} 仍在使用旧模型 {now.get('model_file')}")
+                return
+            workers = info.get("workers") or []
+            errors = [w["error"] for w in workers if w.get("error")]
+            if errors:
+                raise SwapError(f"{url} 有服务进程加载新模型失败：{errors[0]}")
+            behind = [w for w in workers if w.get("model") != model]
+            if len(workers) >= int(info.get("expected_workers") or 1) and not behind:
+                return
+            if time.monotonic() > deadline:
+                raise SwapError(
+                    f"{url} 仍有服务进程使用旧模型（{len(behind)} 个未切换，"
+                    f"{len(workers)}/{info.get('expected_workers')} 个已报告）"
+                )
+            time.sleep(poll)
+
     def parse(self, url: str, text: str) -> dict[str, Any]:
         r = requests.post(
             f"{url}/model/parse", params={"token": self.token}, json={"text": text}, timeout=60
@@ -131,9 +168,8 @@ def swap_all(
             say(f"切换模型：第 {i}/{len(states)} 台机器人服务")
             api.load(state.url, model)
             state.swapped = True
-            now = api.status(state.url)
-            if Path(str(now.get("model_file") or "")).name != model.name:
-                raise SwapError(f"{state.url} 仍在使用旧模型 {now.get('model_file')}")
+            say(f"切换模型：第 {i}/{len(states)} 台机器人服务，等待每个服务进程加载新模型")
+            api.wait_every_worker(state.url, model.name, timeout=api.timeout)
             answers = [api.parse(state.url, p.text) for p in probes]
             wrong = failures(probes, answers)
             if wrong:
@@ -164,6 +200,7 @@ def rollback(states: list[ServerState], api: ModelApi, say: Callable[[str], None
         say(f"回滚：{state.url} 恢复旧模型")
         try:
             api.load(state.url, state.previous_path)
+            api.wait_every_worker(state.url, Path(state.previous_path).name, api.timeout)
             state.swapped = False
         except (SwapError, requests.RequestException):
             log.exception("rollback of %s failed", state.url)
