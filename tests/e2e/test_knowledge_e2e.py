@@ -329,7 +329,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     # import: one good row, one without an answer, one colliding
     sheet = tmp_path / "导入.csv"
     sheet.write_bytes(write_csv([
-        {"问题": "可以寄到公司吗", "相似问法": "能送到单位吗", "答案": "可以，填写公司地址即可", "分类": "物流"},
+        {"问题": "可以帮忙写贺卡吗", "相似问法": "能附一张贺卡吗", "答案": "可以的，下单时备注贺卡内容即可", "分类": "定制礼品"},
         {"问题": "有会员吗", "相似问法": "", "答案": ""},
         {"问题": "能大量采购吗", "相似问法": example, "答案": "可以"},
     ]))  # fmt: skip
@@ -356,7 +356,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.select_option("form.kb-filter select[name=category]", "票据")
     page.click("form.kb-filter button:has-text('筛选')")
     expect(page.locator("#kb-table")).to_contain_text("包装能不能不放发票")
-    expect(page.locator("#kb-table")).not_to_contain_text("可以寄到公司吗")
+    expect(page.locator("#kb-table")).not_to_contain_text("可以帮忙写贺卡吗")
 
     # switch off
     row = page.locator("#kb-table tr", has_text="包装能不能不放发票")
@@ -374,7 +374,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
         page.click("text=导出 Excel")
     exported = load_workbook(download.value.path()).worksheets[0]
     questions = {r[0] for r in exported.iter_rows(min_row=2, values_only=True)}
-    assert {"可以寄到公司吗", "包装能不能不放发票", ENTRIES[1]["问题"]} <= questions
+    assert {"可以帮忙写贺卡吗", "包装能不能不放发票", ENTRIES[1]["问题"]} <= questions
 
     # usable at 800 px: no sideways scrolling
     page.set_viewport_size({"width": 800, "height": 700})
@@ -393,7 +393,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.click("button:has-text('退出')")
     login(page, stack, AGENT)
     page.goto(f"{stack.console_url}/knowledge")
-    expect(page.locator("#kb-table")).to_contain_text("可以寄到公司吗")
+    expect(page.locator("#kb-table")).to_contain_text("可以帮忙写贺卡吗")
     assert page.locator("text=新增条目").count() == 0
     response = page.goto(f"{stack.console_url}/knowledge/new")
     assert response is not None and response.status == 403
