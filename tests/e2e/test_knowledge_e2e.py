@@ -349,7 +349,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
 
     # search and category filter
     page.goto(f"{stack.console_url}/knowledge")
-    page.fill("form.kb-filter input[name=q]", "公司")
+    page.fill("form.kb-filter input[name=q]", "贺卡")
     page.click("form.kb-filter button:has-text('筛选')")
     expect(page.locator("#kb-table tbody tr")).to_have_count(1)
     page.goto(f"{stack.console_url}/knowledge")
