@@ -650,3 +650,40 @@ def test_the_simulator_does_not_print_sanics_production_banner(monkeypatch, capl
     with running_simulator() as simulator:
         assert simulator.base_url
     assert not [r for r in caplog.records if "PRODUCTION" in r.getMessage()]
+
+
+# --- the database down longer than the platform's retries: the local spool -------------------
+async def test_webhooks_during_a_database_outage_are_spooled_then_answered_once_in_order(
+    h: Harness, assistant, tmp_path, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    from xiaoer.douyin.spool import Spool
+
+    spool = Spool(tmp_path / "spool" / "douyin-spool.jsonl")
+    h.channel.service._spool = spool
+    record = h.store.record
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(h.store, "record", down)
+    monkeypatch.setattr("xiaoer.douyin.service.SPOOL_SETTLE_SECONDS", 0.1)
+    now = int(time.time() * 1000)
+    contents = [text_content(h.sim, "buyer_db", f"第{i}句", f"m-db{i}", now + i) for i in range(3)]
+    for content in contents:
+        got = await h.run(h.sim.deliver, "im_receive_msg", content, from_user_id="buyer_db")
+        assert got.statuses == [200]  # kept on disk: acknowledged, no retry needed
+    # the platform delivers one again (a duplicate): kept, recorded once later
+    await h.run(h.sim.deliver, "im_receive_msg", contents[1], from_user_id="buyer_db")
+    assert len(spool.path.read_text(encoding="utf-8").splitlines()) == 4
+    assert h.store.count_events() == 0 and assistant.seen == []
+
+    monkeypatch.setattr(h.store, "record", record)  # the database is back
+    assert await h.channel.service.import_spool() == 3
+    await h.replies("buyer_db", 3)
+    await h.channel.drain(5)
+    assert [t for _, t, _ in assistant.seen] == ["第0句", "第1句", "第2句"]
+    assert [r.answered for r in h.sim.replies("buyer_db")] == ["m-db0", "m-db1", "m-db2"]
+    assert spool.size() == 0
+    assert await h.channel.service.import_spool() == 0
