@@ -403,13 +403,42 @@ async def test_duplicates_after_a_restart_are_recognised(sim, assistant, bridge,
 async def test_out_of_order_deliveries_are_processed_in_the_customers_order(h: Harness, assistant):
     h.channel.settings = ChannelSettings(reorder_window_seconds=0.5)
     now = int(time.time() * 1000)
-    first = text_content(h.sim, "buyer_o", "先发的", "m-o1", now)
-    second = text_content(h.sim, "buyer_o", "后发的", "m-o2", now + 1000)
+    # a delivery older than one already received: the platform reorders this customer's
+    # messages (the earlier one could not be answered first: the later one was answered)
+    late = text_content(h.sim, "buyer_o", "更早的", "m-o0", now - 2000)
+    await h.run(h.sim.say, "buyer_o", "刚发的")
+    await h.replies("buyer_o", 1)
+    await h.run(h.sim.deliver, "im_receive_msg", late, from_user_id="buyer_o")
+    await h.replies("buyer_o", 2)
+    # from now on the customer's messages wait the reorder window: a late one overtakes
+    first = text_content(h.sim, "buyer_o", "先发的", "m-o1", now + 1000)
+    second = text_content(h.sim, "buyer_o", "后发的", "m-o2", now + 2000)
     for content in (second, first):  # the platform delivers the later one first
         await h.run(h.sim.deliver, "im_receive_msg", content, from_user_id="buyer_o")
-    await h.replies("buyer_o", 2)
-    assert [t for _, t, _ in assistant.seen] == ["先发的", "后发的"]
-    assert [r.answered for r in h.sim.replies("buyer_o")] == ["m-o1", "m-o2"]
+        await asyncio.sleep(0.2)  # 0.2 s late: within the window
+    await h.replies("buyer_o", 4)
+    assert [t for _, t, _ in assistant.seen][2:] == ["先发的", "后发的"]
+    assert [r.answered for r in h.sim.replies("buyer_o")][2:] == ["m-o1", "m-o2"]
+
+
+async def test_messages_in_order_are_answered_without_the_reorder_window(h: Harness, assistant):
+    h.channel.settings = ChannelSettings(reorder_window_seconds=3.0)
+    for i in range(2):
+        started = time.monotonic()
+        await h.run(h.sim.say, "buyer_quick", f"第{i}句")
+        await h.replies("buyer_quick", i + 1)
+        assert time.monotonic() - started < 2.0  # not held for the 3 s window
+    other = f"buyer_{uuid.uuid4().hex[:6]}"  # another customer's disorder changes nothing
+    await h.run(h.sim.say, other, "新的")
+    await h.run(
+        h.sim.deliver, "im_receive_msg",
+        text_content(h.sim, other, "旧的", "m-old", int(time.time() * 1000) - 60_000),
+        from_user_id=other,
+    )  # fmt: skip
+    started = time.monotonic()
+    await h.run(h.sim.say, "buyer_quick", "第2句")
+    await h.replies("buyer_quick", 3)
+    assert time.monotonic() - started < 2.0
 
 
 async def test_messages_of_one_customer_are_never_processed_concurrently(h: Harness, assistant):

@@ -205,6 +205,8 @@ class DouyinService:
             customer,
             mask_pii(envelope.content.get("message_type") or "-"),
         )
+        if envelope.event == EVENT_RECEIVE:
+            self.workers.note_arrival(customer, at)
         self.workers.schedule(customer)
         return True
 

@@ -2,8 +2,11 @@
 
 The webhook is answered as soon as an event is recorded; :meth:`CustomerWorkers.schedule`
 then makes sure one task (never two) processes the customer's unprocessed events, one at
-a time, in the order the customer sent them (``create_time``; a short
-``reorder_window_seconds`` lets a late delivery overtake). Each event is claimed in the
+a time, in the order the customer sent them (``create_time``). Most deliveries arrive in
+order and are answered at once; when a customer's message arrives after a later one of
+theirs (its ``create_time`` older than one this server already received), deliveries are
+being reordered for that customer: from then on (for :data:`DISORDER_MEMORY_SECONDS`)
+their messages wait ``reorder_window_seconds`` so that a late delivery can overtake. Each event is claimed in the
 store first, so two Rasa servers never process one event twice; a failed event is kept
 (``attempts``) and the customer's later events wait for it.
 
@@ -49,6 +52,10 @@ logger = logging.getLogger(__name__)
 RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by the sweep
 SERVER_LEASE_PREFIX = "douyin.server:"
 WAIT_FOR_OTHER_SERVER_SECONDS = 0.5
+# after a delivery arrived out of order, the customer's messages wait the reorder window
+# this long (the platform's deliveries for them are being reordered)
+DISORDER_MEMORY_SECONDS = 600.0
+MAX_REMEMBERED_CUSTOMERS = 50_000
 
 
 class CustomerWorkers:
@@ -61,6 +68,8 @@ class CustomerWorkers:
         self._loops: list[asyncio.Task[Any]] = []
         self.processed = 0
         self._backoff: dict[str, float] = {}
+        self._newest: dict[str, int] = {}  # the newest create_time received per customer
+        self._disordered: dict[str, float] = {}  # customer -> when one came out of order
         from xiaoer.worker.leases import new_holder
 
         # this server's name in the events it records and claims, and its lease's
@@ -129,6 +138,34 @@ class CustomerWorkers:
         for sender_id in await asyncio.to_thread(store.senders_with_pending, older_than):
             self.schedule(sender_id)
 
+    # --- arrival order ------------------------------------------------------------------
+    def note_arrival(self, sender_id: str, create_time: int) -> None:
+        """A customer's message was recorded: remember when one arrives out of order."""
+        newest = self._newest.get(sender_id)
+        if newest is not None and create_time < newest:
+            if self.reorder_window(sender_id) == 0:
+                logger.info(
+                    "douyin message of %s arrived after a later one: its next messages wait "
+                    "%.1f s for late deliveries",
+                    sender_id, self.service.settings.reorder_window_seconds,
+                )  # fmt: skip
+            self._disordered[sender_id] = time.monotonic()
+            return
+        if len(self._newest) >= MAX_REMEMBERED_CUSTOMERS and sender_id not in self._newest:
+            self._newest.clear()  # a bound on memory: the oldest knowledge goes first
+        self._newest[sender_id] = create_time
+
+    def reorder_window(self, sender_id: str) -> float:
+        """How long the customer's messages wait before their turn: 0 unless one of
+        theirs arrived out of order lately."""
+        since = self._disordered.get(sender_id)
+        if since is None:
+            return 0.0
+        if time.monotonic() - since > DISORDER_MEMORY_SECONDS:
+            del self._disordered[sender_id]
+            return 0.0
+        return self.service.settings.reorder_window_seconds
+
     # --- the per-customer workers ---------------------------------------------------------
     def schedule(self, sender_id: str) -> None:
         self._dirty.add(sender_id)
@@ -138,8 +175,10 @@ class CustomerWorkers:
     async def _work(self, sender_id: str) -> None:
         store = self.service.store
         try:
-            await asyncio.sleep(self.service.settings.reorder_window_seconds)
             while sender_id in self._dirty:
+                window = self.reorder_window(sender_id)
+                if window > 0:  # a late delivery of this customer may still come
+                    await asyncio.sleep(window)
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
                     if not await asyncio.to_thread(store.claim, event.id, self.holder):
