@@ -216,6 +216,9 @@ class DouyinService:
         new. Raises when the database is still down (they stay in the spool)."""
         if not self.spool.size():
             return 0
+        # the lease first: it expired while the database was down, and the events this
+        # server records would look orphaned to the sweeps (which skip the settling time)
+        await self.workers.heartbeat()
         holder = self.workers.holder
 
         def record(event: SpooledEvent) -> int | None:
