@@ -194,7 +194,11 @@ class DouyinService:
             spooled = SpooledEvent(dict(envelope.__dict__), customer, at, msg_id, time.time())
             if not await loop.run_in_executor(self._ack_pool, self.spool.append, spooled):
                 raise  # the spool is full: 503, the platform tries again
-            log_unavailable(logger, service, "douyin webhook (kept in the local spool)", exc)
+            log_unavailable(logger, service, "douyin webhook", exc)
+            logger.info(
+                "douyin %s from %s kept in the local spool (%s unavailable)",
+                envelope.event, customer, service,
+            )  # fmt: skip
             return True
         if event_id is None:
             logger.info("douyin %s for %s: duplicate delivery ignored", envelope.event, customer)
