@@ -130,7 +130,7 @@ def main() -> int:
             with running_stack(model, work / "stack", env_extra=env) as stack:
                 sim.webhook_url = f"{stack.rasa_url}/webhooks/douyin/webhook"
                 print(f"model {model.name}; Rasa server start {stack.rasa_start_seconds:.0f} s; "
-                      f"reorder window {window} s (included in the figures); "
+                      f"reorder window {window} s (waited only after a reordered delivery); "
                       f"{concurrent} conversations processed at once")  # fmt: skip
                 for text in QUESTIONS:  # warm up
                     ask(sim, "bench-warmup", text)

@@ -70,6 +70,7 @@ class CustomerWorkers:
         self._backoff: dict[str, float] = {}
         self._newest: dict[str, int] = {}  # the newest create_time received per customer
         self._disordered: dict[str, float] = {}  # customer -> when one came out of order
+        self._arrived: dict[str, float] = {}  # customer -> when their last message came
         from xiaoer.worker.leases import new_holder
 
         # this server's name in the events it records and claims, and its lease's
@@ -141,30 +142,37 @@ class CustomerWorkers:
     # --- arrival order ------------------------------------------------------------------
     def note_arrival(self, sender_id: str, create_time: int) -> None:
         """A customer's message was recorded: remember when one arrives out of order."""
+        self._arrived[sender_id] = time.monotonic()
         newest = self._newest.get(sender_id)
         if newest is not None and create_time < newest:
-            if self.reorder_window(sender_id) == 0:
+            if sender_id not in self._disordered:
                 logger.info(
                     "douyin message of %s arrived after a later one: its next messages wait "
                     "%.1f s for late deliveries",
                     sender_id, self.service.settings.reorder_window_seconds,
                 )  # fmt: skip
+            if len(self._disordered) >= MAX_REMEMBERED_CUSTOMERS:
+                self._disordered.clear()
             self._disordered[sender_id] = time.monotonic()
             return
         if len(self._newest) >= MAX_REMEMBERED_CUSTOMERS and sender_id not in self._newest:
             self._newest.clear()  # a bound on memory: the oldest knowledge goes first
+            self._arrived.clear()
         self._newest[sender_id] = create_time
 
     def reorder_window(self, sender_id: str) -> float:
-        """How long the customer's messages wait before their turn: 0 unless one of
-        theirs arrived out of order lately."""
+        """How long the customer's next turn still waits: 0 unless one of their
+        messages arrived out of order lately; then up to ``reorder_window_seconds`` after
+        their last message arrived."""
         since = self._disordered.get(sender_id)
         if since is None:
             return 0.0
-        if time.monotonic() - since > DISORDER_MEMORY_SECONDS:
+        now = time.monotonic()
+        if now - since > DISORDER_MEMORY_SECONDS:
             del self._disordered[sender_id]
             return 0.0
-        return self.service.settings.reorder_window_seconds
+        window = self.service.settings.reorder_window_seconds
+        return max(0.0, self._arrived.get(sender_id, now) + window - now)
 
     # --- the per-customer workers ---------------------------------------------------------
     def schedule(self, sender_id: str) -> None:
