@@ -20,7 +20,11 @@ def backend() -> ShopBackend:
 
 
 def shop_facts() -> dict[str, str]:
-    return backend().policies().facts()
+    """The shop's facts for answers; the bot's name and service hours come from the bot's
+    profile (console 基本信息, read live: xiaoer/core/profile.py)."""
+    from xiaoer.core.profile import bot_profile
+
+    return {**backend().policies().facts(), **bot_profile().facts()}
 
 
 def metadata_buyer_id(tracker: Tracker) -> str | None:

@@ -57,6 +57,17 @@ async def answer_digression(
     if intent == "thank":
         dispatcher.utter_message(response="utter_thank")
         return True
+    if intent == "keyword_reply":  # a merchant's keyword rule: its reply, without buttons
+        from actions.keyword_replies import ActionKeywordReply
+
+        inner = CollectingDispatcher()
+        await ActionKeywordReply().run(inner, tracker, domain)
+        kept = {
+            k: v for k, v in (inner.messages or [{}])[0].items() if k in ("text", "image") and v
+        }
+        if kept:
+            dispatcher.utter_message(**kept, keyword_rule=inner.messages[0].get("keyword_rule"))
+        return bool(kept)
     if intent in ORDER_FLOW_INTENTS or intent == "greet" or "订单号" in text:
         return False  # the order number is what is needed: the question with help says so
     action = _answering_action(intent)

@@ -16,6 +16,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import latest_intent, log_event
 from actions.messages import say
+from xiaoer.core.senders import is_sandbox
 from xiaoer.handoff.service import Conversation, reason_for_intent, request_handoff
 from xiaoer.nlu.fields import KEYWORD_FIELD
 
@@ -104,8 +105,9 @@ def start_handoff(
     say(dispatcher, outcome.message, tracker=tracker, **outcome.values)
     events: list[EventType] = [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
     request = outcome.request
-    if request is None:  # the REST channel's hourly limit: not queued
-        log_event("handoff_limited", tracker, reason=reason)
+    if request is None:  # the REST channel's hourly limit, or the test chat: not queued
+        kind = "handoff_sandbox" if is_sandbox(tracker.sender_id) else "handoff_limited"
+        log_event(kind, tracker, reason=reason)
         return events
     if outcome.paused:
         events.append(ConversationPaused())

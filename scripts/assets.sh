@@ -9,6 +9,9 @@ BUILT=node_modules/echarts/dist/echarts.min.js
 
 if [[ ! -f "$BUILT" || package-lock.json -nt node_modules/.package-lock.json ]]; then
   if ! command -v npm >/dev/null 2>&1; then
+    scripts/system-deps.sh nodejs npm  # a fresh machine: Debian's Node.js and npm
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
     echo "error: npm not found: install Node.js and npm (scripts/system-deps.sh) for the console's charts" >&2
     exit 1
   fi

@@ -43,13 +43,16 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("XIAOER_TEST_MODEL")
     if given:
         return Path(given)
-    out = ROOT / "models"
-    subprocess.run(
-        [str(Path(sys.executable).with_name("rasa")), "train", "--out", str(out)],
+    # as scripts/test.sh: `xiaoer train` (the project's data and the knowledge base's
+    # generated retrieval intent and rule)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("xiaoer")), "train", "--quiet", "--print-path"],
         cwd=ROOT,
         check=True,
+        capture_output=True,
+        text=True,
     )
-    return max(out.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 # --- the project database (xiaoer/core/db.py) ---------------------------------------------

@@ -16,6 +16,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from xiaoer.core.config import get_settings  # noqa: E402
 from xiaoer.devtools.stack import (  # noqa: E402
@@ -78,6 +79,7 @@ TRAINING_INPUTS = (
     "data",
     "xiaoer/nlu",
     "xiaoer/text",
+    "xiaoer/knowledge/training_data.py",  # the knowledge base's generated training files
 )
 
 
@@ -101,9 +103,16 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
 
     ``rasa train`` itself reuses unchanged components from its cache; skipping it when
     nothing changed saves the packaging of a new, identical model."""
+    from xiaoer.knowledge.store import get_knowledge_store
+    from xiaoer.training import trainer
+
     root = get_settings().root
     out = out or root / "models"
-    fingerprint = training_fingerprint(root)
+    kb = get_knowledge_store()
+    # the knowledge base is trained too (generated retrieval intents, docs/knowledge.md)
+    fingerprint = hashlib.sha256(
+        f"{training_fingerprint(root)}:{kb.fingerprint()}".encode()
+    ).hexdigest()[:16]
     marker = out / f"{fingerprint}.model"
     if marker.exists():
         model = out / marker.read_text().strip()
@@ -112,10 +121,10 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
                 f"==> model up to date ({model.name}): data/, domain.yml and config.yml unchanged"
             )
             return model
-    print("==> rasa train (data/, domain.yml or config.yml changed)")
+    print("==> rasa train (data/, domain.yml, config.yml or the knowledge base changed)")
     started = time.monotonic()
     subprocess.run(
-        [_rasa(), "train", "--out", str(out)],
+        trainer.rasa_train_args(trainer.prepare(store=kb), out),
         cwd=root,
         env=_env(),
         check=True,
@@ -489,6 +498,93 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(f"店小二: [图片] {message['image']}")
 
 
+def cmd_keywords(args: argparse.Namespace) -> int:
+    """``xiaoer keywords list|add|remove|test``: the keyword rules (关键词回复), live at once
+    in the running assistant (its cache: a few seconds)."""
+    from xiaoer.keywords import RuleError, explain, get_keyword_store
+    from xiaoer.keywords.store import RuleSummary
+
+    store = get_keyword_store()
+    if args.keywords_command == "list":
+        rules = store.all(fresh=True)
+        for rule in rules:
+            print(RuleSummary(rule))
+        if not rules:
+            print("还没有关键词规则（xiaoer keywords add --help）")
+        return 0
+    if args.keywords_command == "remove":
+        if not store.remove(args.rule_id):
+            print(f"错误：没有规则 #{args.rule_id}", file=sys.stderr)
+            return 1
+        print(f"已删除规则 #{args.rule_id}")
+        return 0
+    if args.keywords_command == "test":
+        result = explain(args.sentence, channel=args.channel or None)
+        print(result.summary)
+        if args.verbose:
+            for rule in result.rules:
+                print(f"  #{rule.id} {rule.label}: {result.reasons.get(rule.id, '')}")
+        return 0
+    window_start = window_end = ""
+    if args.window:
+        window_start, _, window_end = args.window.partition("-")
+    form = {
+        "name": args.name or "",
+        "mode": args.mode,
+        "keywords": args.keyword or [],
+        "pattern": args.pattern or "",
+        "exclude": args.exclude or [],
+        "action": "handoff" if args.handoff else "reply",
+        "reply_text": args.reply or "",
+        "buttons": [{"title": b} for b in args.button or []],
+        "image_url": args.image or "",
+        "handoff_reason": args.handoff or "",
+        "priority": str(args.priority),
+        "channel": args.channel or "",
+        "window_start": window_start,
+        "window_end": window_end,
+        "negation": not args.no_negation,
+        "enabled": not args.disabled,
+    }
+    try:
+        rule = store.add(form, by="cli")
+    except RuleError as exc:
+        for message in exc.errors.values():
+            print(f"错误：{message}", file=sys.stderr)
+        return 2
+    print(f"已添加 {RuleSummary(rule)}")
+    return 0
+
+
+def _keywords_parser(sub: Any) -> None:
+    p = sub.add_parser("keywords", help="keyword rules: list, add, remove, test a sentence")
+    kw = p.add_subparsers(dest="keywords_command", required=True)
+    kw.add_parser("list", help="every rule, in matching order")
+    add = kw.add_parser("add", help="add a rule (live within seconds)")
+    add.add_argument("keyword", nargs="*", help="keywords (modes exact / contains)")
+    add.add_argument("--mode", choices=("exact", "contains", "regex"), default="contains")
+    add.add_argument("--pattern", help="the regular expression (mode regex)")
+    what = add.add_mutually_exclusive_group(required=True)
+    what.add_argument("--reply", help="the reply text ({shop_name} {bot_name} {service_hours})")
+    what.add_argument("--handoff", choices=("complaint", "request"), help="hand over instead")
+    add.add_argument("--button", action="append", help="a button under the reply (repeatable)")
+    add.add_argument("--image", help="an image URL sent with the reply")
+    add.add_argument("--exclude", action="append", help="an exclusion word (repeatable)")
+    add.add_argument("--priority", type=int, default=50, help="0-100, higher first")
+    add.add_argument("--channel", choices=("rest", "douyin"), help="only on this channel")
+    add.add_argument("--window", help="HH:MM-HH:MM, the shop's clock (may wrap midnight)")
+    add.add_argument("--name", help="a name shown in the console")
+    add.add_argument("--no-negation", action="store_true", help="match even when negated")
+    add.add_argument("--disabled", action="store_true", help="add it switched off")
+    rm = kw.add_parser("remove", help="delete a rule")
+    rm.add_argument("rule_id", type=int)
+    test = kw.add_parser("test", help="which rule a sentence triggers, and why")
+    test.add_argument("sentence")
+    test.add_argument("--channel", choices=("rest", "douyin"), default=None)
+    test.add_argument("-v", "--verbose", action="store_true", help="why each other rule did not")
+    p.set_defaults(func=cmd_keywords)
+
+
 def cmd_designer(args: argparse.Namespace) -> int:
     """``rasa shell`` / ``rasa interactive`` beside running servers (xiaoer/devtools/designer.py)."""
     from xiaoer.devtools import designer
@@ -497,6 +593,13 @@ def cmd_designer(args: argparse.Namespace) -> int:
     return designer.run(
         args.command, model=model, actions_url=args.actions_url, extra=args.rasa_args
     )
+
+
+def cmd_kb(args: argparse.Namespace) -> int:
+    """The knowledge base (docs/knowledge.md): import, export, list, retrain."""
+    from xiaoer.knowledge import cli as kb_cli
+
+    return kb_cli.run(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -648,6 +751,7 @@ def _main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("notify", help="deliver queued proactive notifications now")
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.set_defaults(func=cmd_notify)
+    _keywords_parser(sub)
     for name, text in (
         ("report", "analytics of a date range: summary, --json, --png (docs/analytics.md)"),
         ("analytics", "analytics rebuild: replay the event log into the analytics store"),
@@ -660,6 +764,9 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="default: $XIAOER_RASA_URL, else console.rasa_url")
     p.add_argument("--sender", default=None)
     p.set_defaults(func=cmd_chat)
+    from xiaoer.knowledge.cli import add_parser as add_kb_parser
+
+    add_kb_parser(sub, cmd_kb)
     for name, rasa_command in (
         ("shell", "rasa shell"),
         ("interactive", "rasa interactive (exports to data/stories/, data/nlu/)"),

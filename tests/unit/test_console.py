@@ -504,13 +504,14 @@ def test_admin_settings_persist_and_are_validated(console):
     assert boss.post(url, data={**form, "start": "25:00"}, timeout=10).status_code == 400
     assert boss.post(url, data=form, allow_redirects=False, timeout=10).status_code == 302
     saved = console["settings"].overrides(fresh=True)
-    assert saved["keywords"] == ["12315", "律师函"] and saved["working_hours"]["start"] == "08:30"
+    # handoff keywords are keyword rules now (/keywords): the settings page no longer saves them
+    assert "keywords" not in saved and saved["working_hours"]["start"] == "08:30"
     assert saved["permissions"] == {
         "cancel_paid_orders": False, "change_address": True, "open_after_sales": False, "give_coupons": False,
     }  # fmt: skip
     assert saved["greeting_scripts"]["new_follower"] == {"day": ["欢迎关注{shop_name}～"]}
     page = boss.get(url, timeout=10).text
-    assert "律师函" in page and "08:30" in page and "欢迎关注{shop_name}～" in page
+    assert 'href="/keywords"' in page and "08:30" in page and "欢迎关注{shop_name}～" in page
 
 
 def test_static_assets_are_served_locally(console):

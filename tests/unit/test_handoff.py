@@ -168,12 +168,20 @@ def test_unanswered_requests_are_due_for_an_announcement(monkeypatch):
 
 
 def test_keywords_are_read_at_run_time_by_the_nlu_component():
+    # the handoff keywords are keyword rules since issue 15 (xiaoer/keywords): the old
+    # default keywords became rules, edited live without retraining
+    from xiaoer.keywords import get_keyword_store
+
+    store = get_keyword_store()
+    lawyer = next(r for r in store.all(fresh=True) if r.keywords == ("律师",))
     component = HandoffKeywordClassifier({})
     message = Message({TEXT: "我要找律师告你们", INTENT: {"name": "refund", "confidence": 0.8}})
     component.process([message])
-    assert message.get(INTENT) == {"name": "complain", "confidence": 1.0, "handoff_keyword": "律师"}
-    get_settings_store().save("keywords", ["黑猫投诉"])
-    get_settings_store().overrides(fresh=True)
+    assert message.get(INTENT) == {
+        "name": "complain", "confidence": 1.0, "handoff_keyword": "律师", "keyword_rule": lawyer.id,
+    }  # fmt: skip
+    store.set_enabled(lawyer.id, False)
+    store.add({"keywords": "黑猫投诉", "action": "handoff", "handoff_reason": "complaint"})
     untouched = Message({TEXT: "我要找律师", INTENT: {"name": "refund", "confidence": 0.8}})
     component.process([untouched])
     assert untouched.get(INTENT)["name"] == "refund"

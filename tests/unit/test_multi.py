@@ -213,3 +213,22 @@ def test_clauses_that_only_name_values_go_with_the_request():
     assert asyncio.run(split_requests(message, parse)) == [message]
     both = "T恤 165 55kg穿什么码 包邮吗"
     assert asyncio.run(split_requests(both, parse)) == ["T恤 165 55kg穿什么码", "包邮吗"]
+
+
+def test_every_message_carries_its_channel_for_the_keyword_rules():
+    """Keyword rules limited to a channel read ``channel`` from the metadata, set here from
+    the input channel (the sandbox channel sets the channel it simulates itself)."""
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+    from xiaoer.nlu.multi import handle_message
+
+    seen: list[dict[str, Any]] = []
+
+    async def on_new_message(message: UserMessage) -> None:
+        seen.append(dict(message.metadata or {}))
+
+    for metadata in ({}, {"channel": "douyin"}):
+        message = UserMessage("在吗", CollectingOutputChannel(), "x", input_channel="rest",
+                              metadata=dict(metadata))  # fmt: skip
+        asyncio.run(handle_message(message, on_new_message, _Agent(None)))
+    assert [m["channel"] for m in seen] == ["rest", "douyin"]

@@ -262,6 +262,7 @@ def test_every_job_module_of_the_registry_declares_its_jobs(caplog):
     assert {
         "events.follow", "leads.crm", "leads.assign", "leads.rescore",
         "notifications.deliver", "handoff.reannounce", "learning.follow", "learning.outcomes",
+        "training.retrain",
     } <= names  # fmt: skip
     missing = [r.getMessage() for r in caplog.records]
     assert all("xiaoer.douyin.jobs" in m for m in missing), missing

@@ -1,5 +1,6 @@
 """Admin pages: agent accounts (roles, skill groups, shifts) and the merchant's handoff
-settings (working hours, keywords, groups, quick replies, greeting scripts, permissions).
+settings (working hours, groups, quick replies, greeting scripts, permissions). The handoff
+keywords are keyword rules now (xiaoer/console/keywords_views.py).
 
 Settings are saved in ``console_settings`` of the project database and override xiaoer.yml; the
 action server and the NLU read them at run time."""
@@ -263,7 +264,6 @@ async def save_settings(request: Request) -> HTTPResponse:
         return _settings_page(request, status=400, errors=errors)
     values: dict[str, Any] = {
         "working_hours": {"start": start, "end": end},
-        "keywords": _lines(form.get("keywords"), 30),
         "groups": groups,
         "quick_replies": _lines(form.get("quick_replies")),
         "customer_tags": _lines(form.get("customer_tags"), 20),

@@ -40,10 +40,14 @@ from xiaoer.console import (
     admin_views,
     analytics_views,
     auth_views,
+    keywords_views,
+    knowledge_views,
     leads_views,
     learning_views,
     outbox_views,
+    profile_views,
     queue_views,
+    testchat_views,
     workspace_views,
 )
 from xiaoer.console.web import (
@@ -71,8 +75,13 @@ BLUEPRINTS: list[Blueprint] = [
     leads_views.bp,
     outbox_views.bp,
     workspace_views.bp,
+    keywords_views.bp,
+    profile_views.bp,
+    testchat_views.bp,
+    testchat_views.api,
     analytics_views.bp,
     learning_views.bp,
+    knowledge_views.bp,
 ]
 
 _names = itertools.count(1)

@@ -134,3 +134,21 @@ class RasaClient:
         if metadata:
             event["metadata"] = metadata
         await self.append_events(sender_id, [event])
+
+    async def sandbox_turn(self, session: str, text: str, channel: str = "") -> dict[str, Any]:
+        """One message of the console's test chat through the sandbox channel
+        (xiaoer/channels/sandbox.py): the bot's messages and what produced them."""
+        try:
+            async with aiohttp.ClientSession(timeout=self.timeout) as session_:
+                async with session_.post(
+                    f"{self.url}/webhooks/sandbox/webhook",
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    json={"session": session, "message": text, "channel": channel},
+                ) as resp:
+                    if resp.status != 200:
+                        raise RasaApiError(
+                            f"机器人服务拒绝了请求（HTTP {resp.status}）", resp.status
+                        )
+                    return dict(await resp.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RasaApiError("无法连接机器人服务，请确认机器人已启动") from exc

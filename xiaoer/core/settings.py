@@ -71,6 +71,7 @@ EDITABLE_KEYS = (
     "customer_tags",
     "reannounce_after_minutes",
     "minutes_per_case",
+    "profile",  # the bot's profile (xiaoer/core/profile.py)
 )
 CACHE_SECONDS = 3.0
 

@@ -179,7 +179,9 @@ class HandoffDesk:
         False: a plain close)."""
         events: list[dict[str, Any]] = [{"event": "resume"}]
         if announce:
-            bot_name = (get_settings().shop or {}).get("bot_name", "店小二")
+            from xiaoer.core.profile import bot_profile
+
+            bot_name = bot_profile().name  # the bot's profile (console 基本信息)
             events.append(
                 {
                     "event": "bot",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.agents import get_agent_store
+from xiaoer.core.senders import is_sandbox
 from xiaoer.core.settings import handoff_settings
 from xiaoer.handoff.store import HandoffRequest, get_handoff_store
 
@@ -130,6 +131,10 @@ def request_handoff(
 
     ``what``: what the bot collected for the agent ("订单信息"), when it hands over at
     once after a flow (the ``handed_over*`` messages) rather than on request."""
+    if is_sandbox(conversation.sender_id):
+        # the console's test chat: the merchant sees that it would hand over; no queue
+        # entry, no pause, nothing an agent or a report counts
+        return HandoffOutcome("handoff_sandbox")
     if conversation.limited:
         # no queue entry (the agents' queue cannot be flooded): the customer is asked to wait
         return HandoffOutcome("handoff_busy")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from xiaoer.core.clock import BEIJING
+from xiaoer.core.senders import is_sandbox
 from xiaoer.leads.assign import assign_lead
 from xiaoer.leads.crm import get_crm_outbox
 from xiaoer.leads.store import CapturedContact, CaptureResult, get_lead_store
@@ -102,6 +103,8 @@ def handle_event(event: dict[str, Any]) -> CaptureResult | None:
         return None
     if event.get("event") != "user":
         return None
+    if is_sandbox(str(event["sender_id"])):
+        return None  # the merchant's test chat: never a lead
     metadata = event.get("metadata") or {}
     contacts = contacts_from_event(event)
     intent_name = ((event.get("parse_data") or {}).get("intent") or {}).get("name")

@@ -225,6 +225,10 @@ async def handle_message(
 ) -> None:
     """Hand ``message`` to the assistant, as several consecutive messages when it holds
     several requests (see the module docstring)."""
+    # the channel, for keyword rules limited to one (xiaoer/nlu/keywords.py); set here,
+    # after each channel has cleaned its clients' metadata, so no client can choose it
+    message.metadata = {**(message.metadata or {})}
+    message.metadata.setdefault("channel", message.input_channel)
     text = message.text or ""
     parts = [text]
     if agent is not None and len(clauses(text)) >= 2 and await _may_split(agent, message):

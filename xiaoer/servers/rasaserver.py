@@ -111,6 +111,48 @@ def add_readiness_route() -> None:
     rasa_run.configure_app = configure_app
 
 
+def load_models_in_thread() -> None:
+    """``PUT /model`` (the hot swap of a retrained model, xiaoer/training/swap.py) loads the
+    new model in a thread: Rasa 3.6 loads it on the event loop, which then answers nobody
+    for the 10-30 s a model takes to load. The stores and endpoints of the new agent are
+    still made on the loop, as Rasa makes them; the running agent answers until the new
+    one is ready, then Rasa replaces it in one assignment."""
+    import asyncio
+
+    import rasa.core.agent as rasa_agent
+    import rasa.server as rasa_server
+    from rasa.exceptions import ModelNotFound
+
+    original = rasa_server._load_agent
+
+    async def _load_agent(
+        model_path: str | None = None,
+        model_server: Any = None,
+        remote_storage: str | None = None,
+        endpoints: Any = None,
+    ) -> Any:
+        if model_server or remote_storage or not model_path or (endpoints and endpoints.model):
+            return await original(model_path, model_server, remote_storage, endpoints)
+        agent = await rasa_agent.load_agent(endpoints=endpoints)  # stores, no model yet
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, agent.load_model, model_path)
+        except (ModelNotFound, OSError, ValueError) as exc:
+            logger.warning("model %s could not be loaded: %s", model_path, exc)
+        except Exception as exc:  # noqa: BLE001 - Rasa's own handler answers 500 for the same
+            logger.exception("model %s could not be loaded", model_path)
+            raise rasa_server.ErrorResponse(
+                500, "LoadingError", "the model could not be loaded"
+            ) from exc
+        if not agent.is_ready():
+            raise rasa_server.ErrorResponse(
+                400, "BadRequest", f"Agent with name '{model_path}' could not be loaded."
+            )
+        logger.info("model loaded in the background: %s", Path(model_path).name)
+        return agent
+
+    rasa_server._load_agent = _load_agent
+
+
 FILE_LOCK_STORE = "xiaoer.plugins.locks.FileLockStore"
 
 
@@ -179,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reconnect.install()  # Rasa's SQL stores check their connections (database restarts)
     add_readiness_route()
+    load_models_in_thread()
     from xiaoer.plugins import speed
 
     if speed.install() and sanic_workers() > 1:

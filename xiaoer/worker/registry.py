@@ -21,6 +21,7 @@ JOB_MODULES: list[str] = [
     "xiaoer.analytics.jobs",  # analytics store from the event stream (its own cursor)
     "xiaoer.douyin.jobs",  # Douyin replies the platform did not take: resend; pause expiry
     "xiaoer.learning.jobs",  # the inbox of misunderstood messages; reply variants' outcomes
+    "xiaoer.training.jobs",  # retraining (knowledge base) and hot swap of the model
 ]
 
 

@@ -1,0 +1,346 @@
+"""The knowledge base: import (every rejection reason), export round trip, idempotence,
+live answers, the run-time matcher, the generated training data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openpyxl import Workbook, load_workbook
+
+from xiaoer.knowledge.answers import Matcher, answer_for, describe
+from xiaoer.knowledge.collisions import intent_examples
+from xiaoer.knowledge.importing import (
+    ADDED,
+    REJECTED,
+    UNCHANGED,
+    UPDATED,
+    export_bytes,
+    import_bytes,
+)
+from xiaoer.knowledge.sheets import SheetError, read_table, template, write_csv, write_xlsx
+from xiaoer.knowledge.store import Entry, KnowledgeError, KnowledgeStore
+from xiaoer.knowledge.training_data import intents_of, write_inputs
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTS = {"p1001": "P1001", "纯棉短袖t恤": "P1001", "p1003": "P1003", "陶瓷马克杯": "P1003"}
+
+GOOD = [
+    {
+        "问题": "可以货到付款吗",
+        "相似问法": "支持货到付款吗\n能不能到付｜收到货再付钱可以吗",
+        "答案": "亲，暂不支持货到付款哦",
+        "分类": "支付",
+    },
+    {
+        "问题": "T恤可以机洗吗",
+        "相似问法": "短袖能用洗衣机洗吗|T恤怎么洗",
+        "答案": "可以机洗，建议冷水反面洗",
+        "商品": "纯棉短袖T恤",
+        "分类": "商品使用",
+    },
+    {"问题": "有没有实体店", "相似问法": "线下有店吗", "答案": "我们只有线上店铺哦"},
+]
+
+
+@pytest.fixture()
+def store(project_db: Any, data_dir: Path) -> KnowledgeStore:
+    return KnowledgeStore(project_db)
+
+
+def csv_bytes(rows: list[dict[str, str]]) -> bytes:
+    return write_csv(rows)
+
+
+def an_intent_example() -> tuple[str, str]:
+    """A real training example of an existing intent (data/nlu)."""
+    intent, example = next(v for v in intent_examples().values() if v[0] == "ask_wholesale")
+    return intent, example
+
+
+def test_good_csv_is_imported_with_its_phrasings(store: KnowledgeStore) -> None:
+    report = import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    assert [r.status for r in report.rows] == [ADDED, ADDED, ADDED]
+    entries = {e.question: e for e in store.all()}
+    assert entries["可以货到付款吗"].phrasings == [
+        "支持货到付款吗",
+        "能不能到付",
+        "收到货再付钱可以吗",
+    ]
+    assert entries["T恤可以机洗吗"].phrasings == ["短袖能用洗衣机洗吗", "T恤怎么洗"]
+    assert entries["T恤可以机洗吗"].product == "P1001"  # the name became the product id
+    assert entries["可以货到付款吗"].category == "支付"
+    assert report.rows[1].row == 3  # spreadsheet row numbers (header is row 1)
+
+
+def test_the_same_file_twice_changes_nothing(store: KnowledgeStore) -> None:
+    import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    before = [(e.id, e.updated_at, e.content()) for e in store.all()]
+    again = import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    assert [r.status for r in again.rows] == [UNCHANGED] * 3
+    assert [(e.id, e.updated_at, e.content()) for e in store.all()] == before
+    assert not again.changed
+
+
+def test_a_changed_answer_updates_the_entry_in_place(store: KnowledgeStore) -> None:
+    import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    first_id = store.all()[0].id
+    rows = [dict(GOOD[0], 答案="现在支持货到付款了"), *GOOD[1:]]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS)
+    assert [r.status for r in report.rows] == [UPDATED, UNCHANGED, UNCHANGED]
+    entry = store.get(first_id or 0)
+    assert entry is not None and entry.answer == "现在支持货到付款了"
+    assert len(store.all()) == 3
+
+
+def test_every_rejection_reason_is_reported_and_good_rows_still_imported(
+    store: KnowledgeStore,
+) -> None:
+    store.save(Entry(question="有没有实体店", answer="只有线上店", phrasings=["线下有店吗"]))
+    intent, example = an_intent_example()
+    rows = [
+        {"问题": "能开发票吗吗吗", "相似问法": "", "答案": ""},  # empty answer
+        {"问题": "", "相似问法": "随便问问", "答案": "有答案没问题"},  # empty question
+        {"问题": "周末发货吗", "相似问法": "", "答案": "发的"},
+        {"问题": "周末發貨嗎？", "相似问法": "", "答案": "重复"},  # duplicate (normalised)
+        {"问题": "能批量买吗", "相似问法": example, "答案": "可以"},  # an intent's example
+        {"问题": "有门店吗", "相似问法": "线下有店吗！", "答案": "没有"},  # another entry's
+        {"问题": "杯子送礼盒吗", "相似问法": "", "答案": "送", "商品": "P9999"},  # unknown product
+    ]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS)
+    by_row = {r.row: r for r in report.rows}
+    assert by_row[2].status == REJECTED and by_row[2].reason == "答案为空"
+    assert by_row[3].status == REJECTED and by_row[3].reason == "问题为空"
+    assert by_row[4].status == ADDED
+    assert by_row[5].status == REJECTED and "与第 4 行的问题相同" in by_row[5].reason
+    assert by_row[6].status == REJECTED and f"已有意图 {intent}" in by_row[6].reason
+    assert by_row[6].collisions[0].example == example
+    assert by_row[7].status == REJECTED and "有没有实体店" in by_row[7].reason
+    assert by_row[7].collisions[0].example == "线下有店吗"
+    assert by_row[8].status == REJECTED and "未知商品「P9999」" in by_row[8].reason
+    assert sorted(e.question for e in store.all()) == ["周末发货吗", "有没有实体店"]
+
+
+def test_the_same_question_for_two_products_is_two_entries(store: KnowledgeStore) -> None:
+    rows = [
+        {
+            "问题": "可以定制刻字吗",
+            "相似问法": "能印名字吗",
+            "答案": "T恤可以印字",
+            "商品": "P1001",
+        },
+        {
+            "问题": "可以定制刻字吗",
+            "相似问法": "能印名字吗",
+            "答案": "杯子可以刻字",
+            "商品": "P1003",
+        },
+    ]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS)
+    assert [r.status for r in report.rows] == [ADDED, ADDED]
+    first, second = store.all()
+    assert answer_for(first.key, "P1003", store) == second
+    assert answer_for(first.key, "P1001", store) == first
+    # the model learns the question once; the product picks the answer
+    assert list(intents_of(store.all())) == [first.intent]
+
+
+@pytest.mark.parametrize(
+    "data,name",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "photo.csv"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "old.xls"),
+        (b"PK\x03\x04not really a zip", "broken.xlsx"),
+        ("问题,答案\n可以货到付款吗,不可以\n".encode(), "nocolumn.csv"),
+    ],
+)
+def test_a_file_that_is_no_knowledge_table_writes_nothing(
+    store: KnowledgeStore, data: bytes, name: str
+) -> None:
+    with pytest.raises(SheetError) as error:
+        import_bytes(data, name, store, PRODUCTS)
+    assert error.value.args[0]  # a sentence for the merchant
+    if name == "nocolumn.csv":
+        assert "缺少列：相似问法" in str(error.value)
+    assert store.all() == []
+
+
+def test_strict_import_writes_nothing_when_a_row_is_rejected(store: KnowledgeStore) -> None:
+    rows = [*GOOD, {"问题": "没答案的问题", "相似问法": "", "答案": ""}]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, strict=True)
+    assert not report.written and report.count(REJECTED) == 1
+    assert store.all() == []
+
+
+def test_an_import_failing_midway_leaves_nothing_half_written(
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store._write
+    calls = []
+
+    def failing(conn: Any, entry: Entry, by: str) -> Entry:
+        calls.append(entry.question)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(conn, entry, by)
+
+    monkeypatch.setattr(store, "_write", failing)
+    with pytest.raises(RuntimeError):
+        import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    monkeypatch.setattr(store, "_write", real)
+    assert store.all() == []
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_export_round_trip(store: KnowledgeStore, kind: str) -> None:
+    import_bytes(csv_bytes(GOOD), "kb.csv", store, PRODUCTS)
+    entry = store.all()[0]
+    entry.image_url = "https://img.example.com/cod.png"
+    entry.enabled = False
+    from xiaoer.knowledge.store import Button
+
+    entry.buttons = [Button("转人工", "/request_human"), Button("查订单", "查订单")]
+    store.save(entry)
+    before = [e.content() for e in store.all()]
+    data = export_bytes(store, f"kb.{kind}")
+    if kind == "xlsx":
+        sheet = load_workbook(io.BytesIO(data)).worksheets[0]
+        assert [c.value for c in sheet[1]][:3] == ["问题", "相似问法", "答案"]
+    report = import_bytes(data, f"kb.{kind}", store, PRODUCTS)
+    assert {r.status for r in report.rows} == {UNCHANGED}
+    assert [e.content() for e in store.all()] == before
+
+
+def test_xlsx_with_other_tools_headings_and_the_template_read(store: KnowledgeStore) -> None:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["标准问题", "相似问题", "回答"])
+    sheet.append(["支持七天无理由吗", "七天能退吗", "支持的亲"])
+    out = io.BytesIO()
+    book.save(out)
+    report = import_bytes(out.getvalue(), "kb.xlsx", store, PRODUCTS)
+    assert [r.status for r in report.rows] == [ADDED]
+    for kind in ("xlsx", "csv"):
+        table = read_table(template(kind), f"t.{kind}")
+        assert table.columns[:3] == ["问题", "相似问法", "答案"] and len(table.rows) == 2
+    assert write_xlsx([])[:2] == b"PK"
+
+
+def test_console_checks_refuse_collisions_and_empty_answers(store: KnowledgeStore) -> None:
+    _, example = an_intent_example()
+    with pytest.raises(KnowledgeError, match="答案不能为空"):
+        store.save(Entry(question="有会员积分吗", answer=" "))
+    with pytest.raises(KnowledgeError, match="冲突"):
+        store.save(Entry(question="批量", answer="可以", phrasings=[example]))
+    saved = store.save(Entry(question="有会员积分吗", answer="有小礼物"))
+    saved.phrasings = ["积分怎么用"]
+    store.save(saved)  # an entry never collides with itself
+    assert store.get(saved.id or 0).phrasings == ["积分怎么用"]  # type: ignore[union-attr]
+
+
+def test_answers_are_read_live_and_a_switched_off_entry_is_not_used(store: KnowledgeStore) -> None:
+    entry = store.save(Entry(question="有没有实体店", answer="只有线上店"))
+    assert answer_for(entry.intent, None, store).answer == "只有线上店"  # type: ignore[union-attr]
+    entry.answer = "杭州有一家体验店"
+    store.save(entry)
+    assert answer_for(entry.intent, None, store).answer == "杭州有一家体验店"  # type: ignore[union-attr]
+    store.set_enabled(entry.id or 0, False)
+    assert answer_for(entry.intent, None, store) is None
+
+
+def test_describe_names_the_entry_for_the_test_chat(store: KnowledgeStore) -> None:
+    entry = store.save(Entry(question="有没有实体店", answer="只有线上店", category="店铺"))
+    parse = {
+        "intent": {"name": "faq", "confidence": 0.9},
+        "response_selector": {"faq": {"response": {"intent_response_key": entry.intent}}},
+    }
+    for what in (entry.intent, entry.key, f"utter_{entry.intent}", parse):
+        described = describe(what)
+        assert described is not None
+        assert (
+            described["question"] == "有没有实体店"
+            and described["edit_url"] == f"/knowledge/{entry.id}"
+        )
+    assert describe("greet") is None
+    assert describe({"intent": {"name": "greet"}}) is None
+
+
+def test_matcher_answers_exact_and_near_exact_phrasings_only(store: KnowledgeStore) -> None:
+    entry = store.save(
+        Entry(question="可以货到付款吗", answer="不支持", phrasings=["收到货以后再付钱可以吗"])
+    )
+    matcher = Matcher(store, ttl=0)
+    assert matcher.match("可以货到付款吗？").key == entry.key  # type: ignore[union-attr]
+    assert matcher.match("可以貨到付款嗎").key == entry.key  # type: ignore[union-attr]
+    assert matcher.match("收到货以后再付钱可以吗亲").key == entry.key  # type: ignore[union-attr]
+    assert matcher.match("可以退款吗") is None
+    assert matcher.match("我要投诉你们") is None
+    store.set_enabled(entry.id or 0, False)
+    assert matcher.match("可以货到付款吗") is None
+
+
+def test_training_data_is_generated_outside_data(store: KnowledgeStore, tmp_path: Path) -> None:
+    store.save(
+        Entry(question="有没有实体店", answer="只有线上店", phrasings=["线下有店吗", "[门店]在哪"])
+    )
+    off = store.save(Entry(question="送礼盒吗", answer="送"))
+    store.set_enabled(off.id or 0, False)
+    inputs = write_inputs(tmp_path / "build", store.all(), ROOT)
+    nlu = yaml.safe_load((tmp_path / "build" / "data" / "knowledge_nlu.yml").read_text("utf-8"))
+    assert nlu["nlu"] == [
+        {
+            "intent": store.all()[0].intent,
+            "examples": "- 有没有实体店\n- 线下有店吗\n- 【门店】在哪\n",
+        }
+    ]
+    domain = yaml.safe_load((inputs.domain / "knowledge.yml").read_text("utf-8"))
+    assert domain["intents"] == [{"faq": {"is_retrieval_intent": True}}]
+    assert domain["actions"] == ["action_kb_answer", "utter_faq"]
+    assert (inputs.domain / "domain.yml").read_text("utf-8") == (ROOT / "domain.yml").read_text(
+        "utf-8"
+    )
+    assert inputs.data == [ROOT / "data", tmp_path / "build" / "data"]
+    assert inputs.entries == 1
+
+
+def test_nearest_picks_the_entry_with_the_most_similar_example(store: KnowledgeStore) -> None:
+    cod = store.save(Entry(question="支持货到付款吗", answer="不支持", phrasings=["能到付吗"]))
+    store.save(Entry(question="可以开纸质收据吗", answer="可以", phrasings=["要一张收据"]))
+    matcher = Matcher(store, ttl=0)
+    near = matcher.nearest("货到了再付款行不行")
+    assert near is not None and near.key == cod.key and 0 < near.score < 100
+
+
+def test_the_nlu_component_answers_faq_and_rescues_close_misses(store: KnowledgeStore) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from xiaoer.nlu.knowledge import KnowledgeMatcher
+
+    cod = store.save(Entry(question="支持货到付款吗", answer="不支持", phrasings=["能到付吗"]))
+    receipt = store.save(
+        Entry(question="可以开纸质收据吗", answer="可以", phrasings=["要一张收据"])
+    )
+    component = KnowledgeMatcher({**KnowledgeMatcher.get_default_config(), "refresh_seconds": 0})
+
+    def parse(text: str, intent: str, confidence: float = 0.9) -> dict[str, Any]:
+        message = Message(data={"text": text})
+        message.set("intent", {"name": intent, "confidence": confidence})
+        message.set("intent_ranking", [{"name": intent, "confidence": confidence}])
+        component.process([message])
+        return {
+            "intent": message.get("intent"),
+            "response_selector": message.get("response_selector") or {},
+        }
+
+    exact = parse("支持貨到付款嗎？", "ask_discount", 0.4)  # before any retrain: the matcher
+    assert exact["intent"]["name"] == "faq" and describe(exact)["id"] == cod.id  # type: ignore[index]
+    similar = parse("纸质的收据能开一张吗", "faq", 0.8)  # the classifier knew it is an faq
+    assert describe(similar)["id"] == receipt.id  # type: ignore[index]
+    assert similar["intent"]["confidence"] == 0.8
+    rescued = parse("货到再付款行不", "nlu_fallback", 0.3)
+    assert rescued["intent"]["name"] == "faq" and describe(rescued)["id"] == cod.id  # type: ignore[index]
+    other = parse("我的快递到哪了", "order_status", 0.95)  # other intents are left alone
+    assert other["intent"]["name"] == "order_status" and other["response_selector"] == {}

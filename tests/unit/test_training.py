@@ -1,0 +1,219 @@
+"""Retraining runs and the hot swap's logic (the real servers: tests/e2e/test_knowledge_e2e.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xiaoer.training import runner, swap
+from xiaoer.training.check import Probe, failures
+from xiaoer.training.store import TrainingRunStore
+
+
+@pytest.fixture()
+def runs(project_db: Any, data_dir: Path) -> TrainingRunStore:
+    return TrainingRunStore(project_db)
+
+
+def test_requests_coalesce_into_the_queued_run_and_one_worker_claims_it(
+    runs: TrainingRunStore,
+) -> None:
+    first = runs.request("boss", "导入 kb.xlsx")
+    assert runs.request("inbox", "新例句") == first  # still queued: one retrain for both
+    assert runs.claim() == first
+    assert runs.claim() is None  # nobody else gets it
+    run = runs.get(first)
+    assert run is not None and run["state"] == "training" and run["state_label"] == "训练中"
+    assert runs.request("boss", "又改了") != first  # a change during training: a new run
+
+
+def test_a_run_left_by_a_dead_worker_is_failed(runs: TrainingRunStore) -> None:
+    run_id = runs.request("boss", "x")
+    runs.claim()
+    assert runs.fail_orphans(older_than=600) == 0
+    runs.update(run_id, progress="训练中")
+    from xiaoer.training.store import training_runs
+
+    with runs.db.begin() as conn:
+        conn.execute(training_runs.update().values(heartbeat_at=time.time() - 3600))
+    assert runs.fail_orphans(older_than=600) == 1
+    run = runs.get(run_id)
+    assert run is not None and run["state"] == "failed" and "中断" in run["error"]
+
+
+def test_wait_live_returns_the_finished_run_and_times_out_otherwise(
+    runs: TrainingRunStore,
+) -> None:
+    from xiaoer.training import wait_live
+
+    run_id = runs.request("boss", "x")
+    with pytest.raises(TimeoutError):
+        wait_live(run_id, timeout=0.3, poll=0.1)
+    runs.update(run_id, state="live", progress="新模型已上线")
+    assert wait_live(run_id, timeout=1)["state"] == "live"
+
+
+class FakeServers:
+    """Rasa servers as the swap sees them: which model each has, what it answers."""
+
+    def __init__(self, urls: list[str], model: str, broken: set[str] = frozenset()) -> None:
+        self.models = {u: model for u in urls}
+        self.broken = broken  # servers answering the probes wrongly with a new model
+        self.calls: list[tuple[str, str]] = []
+        self.original = model
+
+    def status(self, url: str) -> dict[str, Any]:
+        return {"model_file": Path(self.models[url]).name}
+
+    def load(self, url: str, model: Path | str) -> None:
+        self.calls.append((url, Path(model).name))
+        self.models[url] = str(model)
+
+    def parse(self, url: str, text: str) -> dict[str, Any]:
+        new = self.models[url] != self.original
+        if new and url in self.broken:
+            return {"intent": {"name": "nlu_fallback"}}
+        if text == "可以货到付款吗":
+            return {
+                "intent": {"name": "faq"},
+                "response_selector": {"faq": {"response": {"intent_response_key": "faq/kb1"}}},
+            }
+        return {"intent": {"name": "greet"}}
+
+
+PROBES = [Probe("你好", "greet"), Probe("可以货到付款吗", "faq", "faq/kb1")]
+
+
+def test_swap_changes_every_server_one_after_another(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.tar.gz", tmp_path / "new.tar.gz"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    servers = FakeServers(["http://a", "http://b"], str(old))
+    result = swap.swap_all(new, PROBES, servers=["http://a", "http://b"], api=servers)  # type: ignore[arg-type]
+    assert result.ok
+    assert servers.calls == [("http://a", "new.tar.gz"), ("http://b", "new.tar.gz")]
+    assert {Path(m).name for m in servers.models.values()} == {"new.tar.gz"}
+
+
+def test_a_server_failing_its_checks_rolls_every_server_back(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.tar.gz", tmp_path / "new.tar.gz"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    servers = FakeServers(["http://a", "http://b", "http://c"], str(old), broken={"http://b"})
+    result = swap.swap_all(new, PROBES, servers=list(servers.models), api=servers)  # type: ignore[arg-type]
+    assert not result.ok and result.rolled_back
+    assert "http://b" in result.error and "nlu_fallback" in result.error
+    # a and b went back to the old model; c was never touched
+    assert {u: Path(m).name for u, m in servers.models.items()} == {
+        "http://a": "old.tar.gz", "http://b": "old.tar.gz", "http://c": "old.tar.gz",
+    }  # fmt: skip
+    assert ("http://c", "new.tar.gz") not in servers.calls
+
+
+def test_probe_failures_are_told_in_words() -> None:
+    wrong = failures(PROBES, [{"intent": {"name": "greet"}}, {"intent": {"name": "greet"}}])
+    assert wrong == ["「可以货到付款吗」应识别为 faq，实际为 greet"]
+
+
+def test_a_run_goes_live_or_fails_visibly(
+    runs: TrainingRunStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "m.tar.gz"
+    model.write_bytes(b"model")
+
+    def fake_train(name: str, progress: Any, **kw: Any) -> Any:
+        progress("训练中：意图识别 50%", 50)
+        return runner.trainer.Trained(model, 1.0, 3)
+
+    monkeypatch.setattr(runner.trainer, "train", fake_train)
+    monkeypatch.setattr(runner.check, "check_model", lambda m, p: [])
+    monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: swap.SwapResult(True, []))
+    run_id = runs.request("boss", "x")
+    assert runner.run_next(runs) == run_id
+    run = runs.get(run_id)
+    assert run is not None and (run["state"], run["percent"], run["model"]) == (
+        "live",
+        100,
+        str(model),
+    )
+
+    monkeypatch.setattr(
+        runner.check, "check_model", lambda m, p: ["「你好」应识别为 greet，实际为 faq"]
+    )
+    swapped = []
+    monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: swapped.append(1))
+    run_id = runs.request("boss", "y")
+    runner.run_next(runs)
+    run = runs.get(run_id)
+    assert run is not None and run["state"] == "failed" and "你好" in run["error"]
+    assert swapped == []  # a model failing its checks is never loaded
+
+    def broken_train(name: str, progress: Any, **kw: Any) -> Any:
+        raise runner.trainer.TrainingError("训练失败：YAML 格式错误")
+
+    monkeypatch.setattr(runner.trainer, "train", broken_train)
+    run_id = runs.request("boss", "z")
+    runner.run_next(runs)
+    run = runs.get(run_id)
+    assert run is not None and run["state"] == "failed" and "YAML" in run["error"]
+
+
+FAKE_RASA = """
+import sys, pathlib
+args = sys.argv[1:]
+out = pathlib.Path(args[args.index("--out") + 1])
+name = args[args.index("--fixed-model-name") + 1]
+print("INFO rasa.engine.training.hooks  - Starting to train component 'DIETClassifier'.", flush=True)
+sys.stdout.write("Epochs:  50%|#####     | 1/2\\rEpochs: 100%|##########| 2/2\\n")
+print("INFO rasa.engine.training.hooks  - Starting to train component 'ResponseSelector'.")
+(out / (name + ".tar.gz")).write_bytes(b"model")
+print(f"Your Rasa model is trained and saved at '{out / name}.tar.gz'.")
+"""
+
+
+def test_training_reports_progress_and_returns_the_model(
+    project_db: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rasa train`` as a child process: its components and epochs become the progress;
+    the model it saved is returned (a fake ``rasa`` script stands in for Rasa here)."""
+    import sys
+
+    from xiaoer.knowledge.store import KnowledgeStore
+    from xiaoer.training import trainer
+
+    script = tmp_path / "fake_rasa.py"
+    script.write_text(FAKE_RASA)
+    monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr(
+        trainer, "rasa_train_args",
+        lambda inputs, out, name: [sys.executable, str(script), "--out", str(out),
+                                   "--fixed-model-name", name],
+    )  # fmt: skip
+    heard: list[tuple[str, int]] = []
+    trained = trainer.train(
+        "run7", lambda text, p: heard.append((text, p)), store=KnowledgeStore(project_db)
+    )
+    assert trained.model == tmp_path / "models" / "run7.tar.gz" and trained.model.exists()
+    assert ("训练中：意图识别 50%", 50) in heard and ("训练中：意图识别 100%", 100) in heard
+    assert ("训练中：知识库问答", 0) in heard and heard[-1] == ("训练完成", 100)
+
+
+def test_a_failed_training_says_why(
+    project_db: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from xiaoer.knowledge.store import KnowledgeStore
+    from xiaoer.training import trainer
+
+    monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
+    monkeypatch.setattr(
+        trainer, "rasa_train_args",
+        lambda inputs, out, name: [sys.executable, "-c",
+                                   "print('InvalidDomain: duplicate intent'); raise SystemExit(1)"],
+    )  # fmt: skip
+    with pytest.raises(trainer.TrainingError, match="InvalidDomain: duplicate intent"):
+        trainer.train("run8", store=KnowledgeStore(project_db))
