@@ -697,7 +697,7 @@ async def test_webhooks_during_a_database_outage_are_spooled_then_answered_once_
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(h.store, "record", down)
-    monkeypatch.setattr("xiaoer.douyin.service.SPOOL_SETTLE_SECONDS", 0.1)
+    monkeypatch.setattr("xiaoer.douyin.workers.SETTLE_SECONDS", 0.1)
     now = int(time.time() * 1000)
     contents = [text_content(h.sim, "buyer_db", f"第{i}句", f"m-db{i}", now + i) for i in range(3)]
     for content in contents:

@@ -59,9 +59,6 @@ logger = logging.getLogger(__name__)
 
 HANDLED_EVENTS = (EVENT_RECEIVE, EVENT_SEND, EVENT_ENTER, EVENT_FOLLOW)
 SPOOL_IMPORT_SECONDS = 1.0  # how often a non-empty spool is tried (an empty one: a stat)
-# imported events wait this long before their turns: the other servers' spools (and late
-# deliveries) come in meanwhile, so a customer's messages are answered in their order
-SPOOL_SETTLE_SECONDS = 2.0
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -192,6 +189,7 @@ class DouyinService:
                 raise
             # the database is down: kept on disk (fsync'd), acknowledged, imported later
             spooled = SpooledEvent(dict(envelope.__dict__), customer, at, msg_id, time.time())
+            self.workers.outage_seen = True
             if not await loop.run_in_executor(self._ack_pool, self.spool.append, spooled):
                 raise  # the spool is full: 503, the platform tries again
             log_unavailable(logger, service, "douyin webhook", exc)
@@ -200,6 +198,7 @@ class DouyinService:
                 envelope.event, customer, service,
             )  # fmt: skip
             return True
+        self.workers.database_back()
         if event_id is None:
             logger.info("douyin %s for %s: duplicate delivery ignored", envelope.event, customer)
             return False
@@ -216,7 +215,7 @@ class DouyinService:
 
     async def import_spool(self) -> int:
         """Record the webhooks kept in the spool while the database was down; their
-        customers are answered after :data:`SPOOL_SETTLE_SECONDS`. Returns how many were
+        customers are answered after ``workers.SETTLE_SECONDS``. Returns how many were
         new. Raises when the database is still down (they stay in the spool)."""
         if not self.spool.size():
             return 0
@@ -247,14 +246,10 @@ class DouyinService:
             await asyncio.get_running_loop().run_in_executor(self._ack_pool, run)
         finally:
             if recorded:
-                customers = list(dict.fromkeys(recorded))
-
-                async def later() -> None:
-                    await asyncio.sleep(SPOOL_SETTLE_SECONDS)
-                    for customer in customers:
-                        self.workers.schedule(customer)
-
-                self.workers._background(later())
+                self.workers.outage_seen = True
+                self.workers.database_back()  # turns wait: the other servers import too
+                for customer in dict.fromkeys(recorded):
+                    self.workers.schedule(customer)
         return len(recorded)
 
     async def no_reply_reason(self, envelope: Envelope) -> str | None:

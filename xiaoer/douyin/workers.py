@@ -55,6 +55,9 @@ WAIT_FOR_OTHER_SERVER_SECONDS = 0.5
 # after a delivery arrived out of order, the customer's messages wait the reorder window
 # this long (the platform's deliveries for them are being reordered)
 DISORDER_MEMORY_SECONDS = 600.0
+# after the database was down, turns wait this long once it is back: the servers import
+# the webhooks they kept in their spools (each within a second) before any is answered
+SETTLE_SECONDS = 2.0
 MAX_REMEMBERED_CUSTOMERS = 50_000
 
 
@@ -71,6 +74,10 @@ class CustomerWorkers:
         self._newest: dict[str, int] = {}  # the newest create_time received per customer
         self._disordered: dict[str, float] = {}  # customer -> when one came out of order
         self._arrived: dict[str, float] = {}  # customer -> when their last message came
+        # after the database was down: turns wait until then (monotonic), so that every
+        # server's spool is imported first and a customer's messages keep their order
+        self.hold_until = 0.0
+        self.outage_seen = False
         from xiaoer.worker.leases import new_holder
 
         # this server's name in the events it records and claims, and its lease's
@@ -105,7 +112,18 @@ class CustomerWorkers:
 
         store = LeaseStore(self.service.store.db, holder=self.holder)
         seconds = self.service.settings.server_lease_seconds
-        await asyncio.to_thread(store.acquire, self.holder, seconds)
+        try:
+            await asyncio.to_thread(store.acquire, self.holder, seconds)
+        except Exception:
+            self.outage_seen = True
+            raise
+        self.database_back()
+
+    def database_back(self) -> None:
+        """A store call worked: after an outage, turns wait :data:`SETTLE_SECONDS`."""
+        if self.outage_seen:
+            self.outage_seen = False
+            self.hold_until = time.monotonic() + SETTLE_SECONDS
 
     async def aclose(self) -> None:
         for task in self._loops:
@@ -184,8 +202,8 @@ class CustomerWorkers:
         store = self.service.store
         try:
             while sender_id in self._dirty:
-                window = self.reorder_window(sender_id)
-                if window > 0:  # a late delivery of this customer may still come
+                window = max(self.reorder_window(sender_id), self.hold_until - time.monotonic())
+                if window > 0:  # a late delivery (or a spooled one) may still come
                     await asyncio.sleep(window)
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
