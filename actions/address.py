@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, log_event
+from actions.common import backend, log_event, sandbox_stop
 from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import backend_failed, hand_over
 from actions.messages import say
@@ -189,8 +189,10 @@ class ActionChangeAddress(OrderFlowSubmit):
         if tracker.get_slot("address_confirmed") is not True:
             say(dispatcher, "address_kept", **values)
             return RESET
+        if sandbox_stop(dispatcher, tracker, "sandbox_address", **values):
+            return RESET
         try:
-            await backend().update_address(order.order_id, Recipient(name, phone, address))
+            await backend(tracker).update_address(order.order_id, Recipient(name, phone, address))
         except (NotSupportedByBackend, OperationRejected):
             return RESET + hand_over(
                 dispatcher, tracker, "change_address", "订单和新的收货信息", details

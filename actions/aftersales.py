@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, fmt_time, latest_intent, log_event
+from actions.common import backend, fmt_time, latest_intent, log_event, sandbox_stop
 from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
 from actions.handoff import backend_failed, hand_over
 from actions.messages import say
@@ -465,8 +465,12 @@ class ActionSubmitAfterSales(OrderFlowSubmit):
             wanted_color=color or None,
             wanted_size=size or None,
         )
+        if sandbox_stop(
+            dispatcher, tracker, "sandbox_after_sales", type_words=kind.words, **values
+        ):
+            return RESET
         try:
-            case = await backend().create_after_sale(request)
+            case = await backend(tracker).create_after_sale(request)
         except NotSupportedByBackend:
             say(dispatcher, "as_submit_in_app")
             return RESET + hand_over(dispatcher, tracker, "after_sales", "售后信息", details)

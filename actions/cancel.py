@@ -8,7 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import backend, log_event
+from actions.common import backend, log_event, sandbox_stop
 from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import backend_failed, hand_over
 from actions.messages import say
@@ -85,8 +85,10 @@ class ActionCancelOrder(OrderFlowSubmit):
         if tracker.get_slot("cancel_confirmed") is not True:
             say(dispatcher, "cancel_kept", **values)
             return RESET
+        if sandbox_stop(dispatcher, tracker, "sandbox_cancel", **values):
+            return RESET
         try:
-            await backend().cancel_order(order.order_id)
+            await backend(tracker).cancel_order(order.order_id)
         except (NotSupportedByBackend, OperationRejected):
             return RESET + hand_over(
                 dispatcher,

@@ -7,16 +7,38 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
 
+from xiaoer.core.senders import is_sandbox
 from xiaoer.shop.access import ChannelSecurity, security_settings
-from xiaoer.shop.backend import ShopBackend
+from xiaoer.shop.backend import ReadOnlyBackend, ShopBackend
 from xiaoer.shop.factory import get_backend
 
 logger = logging.getLogger("xiaoer.actions")
 
 
-def backend() -> ShopBackend:
-    return get_backend()
+def backend(tracker: Tracker | None = None) -> ShopBackend:
+    """The shop backend; read-only for the console's test chat (``tracker`` of a sandboxed
+    sender): a test conversation never changes the shop."""
+    shop = get_backend()
+    if tracker is not None and is_sandbox(tracker.sender_id):
+        return ReadOnlyBackend(shop)
+    return shop
+
+
+def sandbox_stop(
+    dispatcher: CollectingDispatcher, tracker: Tracker, key: str, **values: Any
+) -> bool:
+    """In the console's test chat, a flow stops before it changes the shop: message ``key``
+    says what would be submitted and that nothing was (True: stopped, the caller submits
+    nothing)."""
+    if not is_sandbox(tracker.sender_id):
+        return False
+    from actions.messages import say
+
+    say(dispatcher, key, **values)
+    log_event("sandbox_not_submitted", tracker, what=key)
+    return True
 
 
 def shop_facts() -> dict[str, str]:

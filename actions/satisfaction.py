@@ -1,6 +1,8 @@
 """Customer satisfaction (CSAT): asked once per conversation when it ends, skippable.
 
-When a conversation ends (goodbye; thanks after a solved flow; an agent handing it back,
+When a conversation ends (goodbye; thanks after a solved flow — see :func:`solved_a_flow`:
+a business question the bot answered or a form that ran to its end in this session, never
+small talk alone; an agent handing it back,
 which the console triggers as ``EXTERNAL_ask_csat``) ``action_csat_ask`` asks once for a
 1-5 rating with buttons (numbered options on Douyin). A rating (intent ``rate_service``,
 entity ``csat_rating``) starts ``csat_form``; a low rating (1-2) also asks what went
@@ -25,14 +27,37 @@ LOW_RATING = 2
 SKIPPED = "skipped"
 SKIP_WORDS = ("跳过", "不用", "不评", "算了", "没有", "无", "skip")
 CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
-# actions that do not solve anything on their own (thanks after them asks no rating)
+# what the customer says that is not a question to solve (a thank-you after these alone is
+# small talk, not the end of a solved question)
+NOT_A_QUESTION = frozenset(
+    {
+        "greet",
+        "goodbye",
+        "thank",
+        "affirm",
+        "deny",
+        "bot_challenge",
+        "out_of_scope",
+        "nlu_fallback",
+        "request_human",
+        "complain",
+        "rate_service",
+        "EXTERNAL_douyin_greet",
+        "EXTERNAL_ask_csat",
+    }
+)
+# actions that do not answer anything on their own
 NOT_SOLVING = frozenset(
     {
         "action_listen",
         "action_session_start",
+        "action_restart",
         "action_greet",
         "action_douyin_greet",
         "action_default_fallback",
+        "action_two_stage_fallback",
+        "action_default_ask_affirmation",
+        "action_deactivate_loop",
         "action_offer_human",
         "action_handoff",
         "action_decline_human",
@@ -40,23 +65,55 @@ NOT_SOLVING = frozenset(
         "action_csat_thanks",
         "action_unlikely_intent",
         "action_extract_slots",
+        "utter_greet",
+        "utter_thank",
+        "utter_goodbye",
+        "utter_default",
     }
 )
+CSAT_FORM = "csat_form"
 AGENT_CLOSED = "EXTERNAL_ask_csat"
 
 
+def _answers(name: str) -> bool:
+    """An action that answers the customer (not a question of a form, not plumbing)."""
+    return bool(
+        name
+        and name not in NOT_SOLVING
+        and not name.startswith(("utter_ask_", "action_ask_", "validate_"))
+        and not name.endswith("_form")
+    )
+
+
 def solved_a_flow(tracker: Tracker) -> bool:
-    """Whether the bot answered something real since the session started."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "session_started":
-            return False
-        name = str(event.get("name") or "")
-        if (
-            event.get("event") == "action"
-            and name.startswith("action_")
-            and name not in NOT_SOLVING
-        ):
-            return True
+    """Whether this session solved something: the bot answered a business question (an
+    answering action after a customer intent that is not small talk), or a form (order
+    lookup, after-sales, …) ran to its end — not one the customer cancelled."""
+    events = list(tracker.events)
+    for i in range(len(events) - 1, -1, -1):
+        if events[i].get("event") == "session_started":
+            events = events[i + 1 :]
+            break
+    intent = ""
+    last_action = ""
+    active = ""
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            intent = str(((event.get("parse_data") or {}).get("intent") or {}).get("name") or "")
+        elif kind == "action":
+            last_action = str(event.get("name") or "")
+            if intent and intent not in NOT_A_QUESTION and _answers(last_action):
+                return True
+        elif kind == "active_loop":
+            name = event.get("name")
+            if name:
+                active = str(name)
+            else:
+                # ended by the form itself (all slots filled), not action_deactivate_loop
+                if active and active != CSAT_FORM and last_action == active:
+                    return True
+                active = ""
     return False
 
 
@@ -88,7 +145,7 @@ class ActionCsatAsk(Action):
         intent = latest_intent(tracker)
         if intent == "thank" and not solved_a_flow(tracker):
             return []  # a thank-you for small talk is not the end of a solved question
-        say(dispatcher, "ask_csat_rating")
+        say(dispatcher, "ask_csat_rating", tracker)  # variants chosen by their answers
         log_event("csat_asked", tracker, trigger=intent or "")
         return [SlotSet("csat_asked", True)]
 

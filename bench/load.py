@@ -71,20 +71,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (Sanic workers)."""
+def rss_mb(pid: int, field: str = "VmRSS:", source: str = "status") -> float:
+    """Resident memory of a process and all its descendants (Sanic workers). RSS counts the
+    pages workers share (pkuseg's model, loaded before the fork) once per process; ``pss_mb``
+    splits them between the sharers, so its sum is the machine's real cost."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/{source}").read_text().splitlines():
+                if line.startswith(field):
                     total += int(line.split()[1])
         except OSError:
             continue
         children = subprocess.run(["pgrep", "-P", str(p)], capture_output=True, text=True).stdout
         todo += [int(c) for c in children.split()]
     return total / 1024
+
+
+def pss_mb(pid: int) -> float:
+    return rss_mb(pid, "Pss:", "smaps_rollup")
 
 
 @dataclass
@@ -275,6 +281,7 @@ def run_embedded(model: Path, work: Path, stock: bool, args: argparse.Namespace)
         figures.put("Douyin 100 customers lost", lost)
         figures.put("Douyin 100 customers duplicated", dup)
         figures.put("Rasa server RSS MB", rss_mb(stack.rasa.pid))
+        figures.put("Rasa server PSS MB (all processes)", pss_mb(stack.rasa.pid))
         figures.put("action server RSS MB", rss_mb(stack.actions.pid))
     return figures
 

@@ -397,6 +397,16 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             n = service.dismiss(ids, status, "cli")
             print(f"已标记 {n} 条")
             return 0
+        if args.inbox_command == "kb":
+            assigned = service.assign_to_kb(
+                ids, "cli", entry_id=args.entry, question=args.question or "",
+                answer=args.answer or "", category=args.category or "",
+                retrain=not args.no_retrain,
+            )  # fmt: skip
+            for text in assigned.added:
+                print(f"+ kb{assigned.entry_id} {mask_pii(text)}")
+            print(assigned.retrain_message)
+            return 0
         change = service.preview(ids, args.intent, args.topic)
         if change.empty:
             print("这些例句已在训练数据中，无需修改")
@@ -728,6 +738,15 @@ def _main(argv: list[str] | None = None) -> int:
     q.add_argument("--topic", default=None, help="data/nlu/<topic>.yml for a new intent")
     q.add_argument("--yes", action="store_true", help="write without asking")
     q.add_argument("--no-retrain", action="store_true", help="write only, retrain later")
+    q = inbox.add_parser("kb", help="add messages to a knowledge-base entry (existing or new)")
+    q.add_argument("ids", help="message ids, comma-separated")
+    q.add_argument("--entry", type=int, default=None, help="an existing entry's id (kb<id>)")
+    q.add_argument("--answer", default=None, help="a new entry's answer")
+    q.add_argument(
+        "--question", default=None, help="a new entry's question (default: the first message)"
+    )
+    q.add_argument("--category", default=None, help="a new entry's category")
+    q.add_argument("--no-retrain", action="store_true", help="save only, retrain later")
     for name in ("ignore", "out-of-scope"):
         inbox.add_parser(name, help=f"mark messages {name}").add_argument("ids")
     inbox.add_parser("collect", help="read new events now (the worker does it every second)")

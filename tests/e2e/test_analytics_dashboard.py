@@ -122,9 +122,66 @@ def test_the_dashboard_shows_the_scripted_figures(console: dict[str, Any], page:
     assert "asdfgh" in page.locator('[data-table="fallback_messages"]').inner_text()
     # usable at 1366x768: nothing wider than the window
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    assert not overflowing(page)
+    # the top search box is the console's, empty here (it once showed the date range)
+    assert page.locator("#top-search").input_value() == ""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "analytics-dashboard.png"), full_page=True)
     page.screenshot(path=str(ARTIFACTS / "analytics-dashboard-1366x768.png"))
+
+
+# every card, table and chart whose content is wider than its box (without its own scroll)
+OVERFLOWING = """() => [...document.querySelectorAll('.kpi, .kpi *, .chart-card > header, .toolbar, .toolbar *')]
+  .filter(el => el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX === 'visible')
+  .map(el => (el.getAttribute('data-kpi') || el.className || el.tagName) + ': ' + el.textContent.trim().slice(0, 40))"""
+
+
+def overflowing(page: Any) -> list[str]:
+    found = list(page.evaluate(OVERFLOWING))
+    # every nav entry visible (the nav would scroll its last entries out of sight)
+    if page.evaluate("(n => n.scrollWidth > n.clientWidth + 1)(document.querySelector('.nav'))"):
+        found.append("nav: " + page.locator(".nav").inner_text())
+    return found
+
+
+def test_a_merchant_reads_chinese_labels_never_codes(console: dict[str, Any], page: Any) -> None:
+    page.goto(f"{console['url']}/analytics?{RANGE}")
+    body = page.locator("main").inner_text()
+    for code in ("nlu_fallback", "order_status", "requested", "rest", "bot_response", "backlog"):
+        assert code not in body, code
+    intents = page.locator('[data-table="intents"]').inner_text()
+    assert "未识别" in intents and "意图" in intents
+    assert "客户要求人工" in page.locator('[data-table="handoff_reasons"]').inner_text()
+    assert "网页" in page.locator('[data-table="channels"]').inner_text()
+    # the outbox is a snapshot of now, whatever the range: the page says so
+    assert "当前待发送" in page.locator('[data-kpi="after_sales"]').inner_text()
+    assert "当前" in page.locator('[data-table="outbox"]').inner_text()
+    # ratings read 5分 and still drill down by their number
+    five = page.locator('[data-table="csat"] a', has_text="5分").first
+    assert "what=rating%3A5" in str(five.get_attribute("href"))
+    # a drill-down names what it lists in Chinese
+    page.locator('[data-table="intents"] a', has_text="未识别").first.click()
+    page.wait_for_url("**/analytics/conversations?**")
+    head = page.locator(".toolbar").inner_text()
+    assert "意图：未识别" in head and "nlu_fallback" not in head
+
+
+def test_the_dashboard_reads_well_at_800_px(console: dict[str, Any], page: Any) -> None:
+    page.set_viewport_size({"width": 800, "height": 900})
+    try:
+        page.goto(f"{console['url']}/analytics?{RANGE}")
+        count = page.locator("[data-chart]").count()
+        page.wait_for_function(
+            f"document.querySelectorAll('[data-chart][data-ready] canvas').length >= {count}",
+            timeout=15_000,
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800
+        assert not overflowing(page)
+        assert kpi(page, "conversations") == "4"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "analytics-dashboard-800.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1366, "height": 768})
 
 
 def test_a_number_drills_down_to_its_conversations(console: dict[str, Any], page: Any) -> None:
@@ -152,8 +209,10 @@ def test_csv_export_round_trips_and_the_report_agrees(console: dict[str, Any], p
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     header, rows = parse_csv(r.content.decode("utf-8"))
-    assert header == ["intent", "messages", "share"]
-    assert rows == shown
+    # Chinese headers and labels; the code column is kept for a round trip, hidden on the page
+    assert header == ["意图", "消息数", "占比（%）", "代码"]
+    assert [row[:3] for row in rows] == shown
+    assert {row[0]: row[3] for row in rows}["未识别"] == "nlu_fallback"
     # the command line prints the dictionary the dashboard shows
     api = requests.get(f"{console['url']}/api/analytics?{RANGE}", cookies=cookies, timeout=10)
     result = subprocess.run(

@@ -4,9 +4,12 @@ an example of ``request_human``, written to ``data/nlu/service.yml``, and after 
 retrain and the hot swap (``xiaoer.training``: the worker's ``training.retrain`` job) the
 running Rasa server understands it.
 
-The project's Rasa files are copied into the stack's folder (the console writes there);
-its config is made small (fewer epochs) so that the retrain takes a few minutes. Needs
-the training package (the knowledge-base work); skipped where it is not installed.
+The project's Rasa files are copied into the stack's folder: it holds the stack's
+xiaoer.yml, a ``domain.yml`` and ``data/``, so it is the project folder both the console
+writes to and the retrain trains (``xiaoer.training.trainer.project_dir``). The retrain
+uses the small configuration of the tests (tests/data/small_config.yml, fewer epochs) so
+that it takes a few minutes; the run is followed as the console's progress bar follows it
+(``/knowledge/runs``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 from xiaoer.agents.store import AgentStore
 from xiaoer.core.config import PROJECT_ROOT
@@ -28,21 +30,20 @@ from xiaoer.devtools.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
-training = pytest.importorskip("xiaoer.training", reason="needs the retrain and hot swap")
-
 PASSWORD = "learning-e2e-pass-1"
-MESSAGE = (
-    "呼叫小二本尊出来说话"  # not in the data; the shipped model does not read it as a human request
+# requests for a human in words that are not in the data: the test takes the first one the
+# running model misreads AND the inbox collects (a fallback, or a confidence below
+# learning.low_confidence), so that it does not depend on one model's quirks
+CANDIDATES = (
+    "麻烦摇一个喘气的过来回我",
+    "别让程序回了，换个有血有肉的",
+    "能不能让管事的活人跟我说两句",
+    "把你们那边坐班的叫过来",
+    "呼叫小二本尊出来说话",
 )
-RETRAIN_SECONDS = 1800
-
-
-def small_config(path: Path) -> None:
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for component in config["pipeline"] + config["policies"]:
-        if "epochs" in component:
-            component["epochs"] = 20
-    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+LOW_CONFIDENCE = 0.7
+RETRAIN_SECONDS = 900
+SMALL_CONFIG = PROJECT_ROOT / "tests" / "data" / "small_config.yml"
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +57,33 @@ def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             shutil.copytree(source, target)
         else:
             shutil.copy(source, target)
-    small_config(workdir / "config.yml")
-    with running_stack(trained_model, workdir, console=True) as s:
+    with running_stack(
+        trained_model,
+        workdir,
+        console=True,
+        env_extra={"XIAOER_TRAINING_CONFIG": str(SMALL_CONFIG)},
+        settings={"training": {"models_dir": str(workdir / "models")}},
+    ) as s:
         AgentStore(workdir / "var" / "xiaoer.db").create("boss", PASSWORD, role="admin")
         s.say("warm-up", "你好")
         yield s
 
 
-def parse(stack: Stack, text: str) -> str:
+def parse(stack: Stack, text: str) -> tuple[str, float]:
     r = requests.post(f"{stack.rasa_url}/model/parse", params={"token": stack.token},
                       json={"text": text}, timeout=60)  # fmt: skip
     r.raise_for_status()
-    return str(r.json()["intent"]["name"])
+    intent = r.json()["intent"]
+    return str(intent["name"]), float(intent.get("confidence") or 0.0)
+
+
+def misread(stack: Stack) -> str:
+    """A request for a human the running model gets wrong and the inbox collects."""
+    for text in CANDIDATES:
+        name, confidence = parse(stack, text)
+        if name != "request_human" and (name == "nlu_fallback" or confidence < LOW_CONFIDENCE):
+            return text
+    raise AssertionError("the model reads every candidate as request_human: add a new one")
 
 
 def login(stack: Stack) -> requests.Session:
@@ -84,25 +100,40 @@ def login(stack: Stack) -> requests.Session:
     return s
 
 
+def wait_run(console: requests.Session, stack: Stack, run_id: int) -> dict:
+    """The run as the console's progress bar sees it, once it is over."""
+    deadline = time.monotonic() + RETRAIN_SECONDS
+    while time.monotonic() < deadline:
+        runs = console.get(f"{stack.console_url}/knowledge/runs", timeout=10).json()["runs"]
+        run = next((r for r in runs if r["id"] == run_id), None)
+        if run is not None and run["done"]:
+            return dict(run)
+        time.sleep(2)
+    raise AssertionError(
+        f"run {run_id} not over in {RETRAIN_SECONDS} s: {stack.log('worker')[-3000:]}"
+    )
+
+
 def test_a_misunderstood_message_is_learned_and_understood_after_the_swap(stack: Stack) -> None:
-    assert parse(stack, MESSAGE) != "request_human"
+    message = misread(stack)
     sender = f"learn-{uuid.uuid4().hex[:8]}"
-    stack.say(sender, MESSAGE)
+    stack.say(sender, message)
     console = login(stack)
-    # the worker's learning follower collects it
-    deadline, item_id = time.monotonic() + 30, None
+    # the worker's learning follower collects it (its first message loads pkuseg: seconds,
+    # more on a busy machine)
+    deadline, item_id = time.monotonic() + 120, None
     while time.monotonic() < deadline and item_id is None:
         groups = console.get(f"{stack.console_url}/learning", headers={"Accept": "application/json"},
                              timeout=10).json()["groups"]  # fmt: skip
         for g in groups:
             for item in g["items"]:
-                if item["text"] == MESSAGE:
+                if item["text"] == message:
                     item_id = item["id"]
         time.sleep(0.5)
     assert item_id is not None, stack.log("worker")[-3000:]
     preview = console.post(f"{stack.console_url}/learning/preview",
                            data={"ids": [item_id], "intent": "request_human"}, timeout=30)  # fmt: skip
-    assert preview.status_code == 200 and f"+    - {MESSAGE}" in preview.text
+    assert preview.status_code == 200 and f"+    - {message}" in preview.text
     digest = re.search(r'name="digest" value="([^"]+)"', preview.text).group(1)  # type: ignore[union-attr]
     accepted = console.post(f"{stack.console_url}/learning/accept",
                             data={"ids": [item_id], "intent": "request_human", "digest": digest},
@@ -110,11 +141,11 @@ def test_a_misunderstood_message_is_learned_and_understood_after_the_swap(stack:
     assert accepted.status_code == 200, accepted.text[:2000]
     body = accepted.json()
     assert body["written"] and body["run_id"]
-    assert f"    - {MESSAGE}\n" in (stack.workdir / "data/nlu/service.yml").read_text(
+    assert f"    - {message}\n" in (stack.workdir / "data/nlu/service.yml").read_text(
         encoding="utf-8"
     )
-    run = training.wait_live(body["run_id"], timeout=RETRAIN_SECONDS)
-    assert run["state"] == "live", run
-    assert parse(stack, MESSAGE) == "request_human"
-    replies = stack.say(f"after-{sender}", MESSAGE)
+    run = wait_run(console, stack, body["run_id"])
+    assert run["state"] == "live", (run, stack.log("worker")[-3000:])
+    assert parse(stack, message)[0] == "request_human"
+    replies = stack.say(f"after-{sender}", message)
     assert any("人工" in (r.get("text") or "") for r in replies), replies

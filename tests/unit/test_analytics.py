@@ -6,18 +6,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests import analytics_script as s
 from xiaoer.analytics import metrics
-from xiaoer.analytics.export import csv_tables, parse_csv, to_csv
+from xiaoer.analytics.export import OVERVIEW_KEYS, csv_tables, parse_csv, to_csv
 from xiaoer.analytics.jobs import AnalyticsFollower
+from xiaoer.analytics.report import write_png
+from xiaoer.core import labels
 from xiaoer.core.senders import is_sandbox
 
+ROOT = Path(__file__).resolve().parents[2]
 DAY1, DAY2 = date.fromisoformat(s.DAY), date.fromisoformat(s.NEXT_DAY)
 
 
@@ -179,9 +184,60 @@ def test_every_table_exports_as_csv_and_reads_back(scripted: Any) -> None:
         assert back_rows == [["" if v is None else str(v) for v in r] for r in rows], name
         assert list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[0] == header
     header, rows = tables["intents"]
-    assert dict((r[0], int(r[1])) for r in rows)["nlu_fallback"] == 2
+    # a Chinese label first, the code kept in the "代码" column for a round trip
+    assert header == ["意图", "消息数", "占比（%）", "代码"]
+    by_code = {r[header.index("代码")]: r for r in rows}
+    assert by_code["nlu_fallback"][0] == "未识别" and by_code["nlu_fallback"][1] == 2
     header, rows = tables["csat_comments"]
-    assert rows[0][header.index("comment")] == "等太久了"
+    assert rows[0][header.index("留言")] == "等太久了"
+
+
+def test_tables_show_chinese_labels_never_raw_codes(scripted: Any) -> None:
+    """What a merchant reads: every header and label in Chinese; codes only in "代码"."""
+    db, broker = scripted
+    AnalyticsFollower(broker, state_db=db).poll()
+    f = metrics.compute(db, DAY1, DAY2)
+    tables = csv_tables(f)
+    codes = set(f["intents"]) | set(f["handoff_reasons"]) | set(f["channels"])
+    codes |= {r["name"] for r in f["csat"]["by_flow"]} | set(OVERVIEW_KEYS)
+    assert "requested" in f["handoff_reasons"] or f["handoff_reasons"]
+    for name, (header, rows) in tables.items():
+        for h in header:
+            assert not re.fullmatch(r"[a-z_]+", h), (name, h)  # no English header
+        shown = [
+            v
+            for r in rows
+            for i, v in enumerate(r)
+            if "代码" not in header or i != header.index("代码")
+        ]
+        leaked = [v for v in shown if isinstance(v, str) and v in codes]
+        assert not leaked, (name, leaked)
+    reasons = {r[0] for r in tables["handoff_reasons"][1]}
+    assert reasons == {labels.reason(code) for code in f["handoff_reasons"]}
+    assert all(re.search(r"[\u4e00-\u9fff]", r) for r in reasons)
+    channels = dict((r[2], r[0]) for r in tables["channels"][1])
+    assert channels["rest"] == "网页"
+    header, rows = tables["outbox"]
+    assert "当前" in header[0] and all(r[0].startswith("当前") for r in rows)
+    # shares among what customers asked (the pie's slices), seconds to one decimal
+    shares = [r[2] for r in tables["intents"][1]]
+    assert abs(sum(shares) - 100) < 0.5
+    for name in ("times", "agents"):
+        for r in tables[name][1]:
+            assert all(not isinstance(v, float) or v == round(v, 1) for v in r), (name, r)
+
+
+def test_every_intent_of_the_domain_has_a_chinese_label() -> None:
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    intents = [i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]]
+    missing = [i for i in intents if i not in labels.INTENTS]
+    assert not missing
+    assert labels.intent("ask_price") == "问价格"
+    assert labels.intent("a_new_intent") == "其他问题"  # never the raw code
+    forms = list(domain["forms"])
+    assert not [f for f in forms if f not in labels.FLOWS]
+    assert labels.flow("action_order_status") == "查订单"
+    assert labels.channel("douyin") == "抖音" and labels.channel("xyz") == "其他渠道"
 
 
 def test_report_json_has_the_promised_keys(scripted: Any, capsys: Any) -> None:
@@ -207,6 +263,13 @@ def test_report_png_and_bad_dates(scripted: Any, tmp_path: Path, capsys: Any) ->
     AnalyticsFollower(broker, state_db=db).poll()
     png = tmp_path / "summary.png"
     assert report(["--from", s.DAY, "--to", s.NEXT_DAY, "--png", str(png), "--no-follow"]) == 0
+    # the chart's labels are Chinese: intents and handoff reasons by their labels
+    f = metrics.compute(db, DAY1, DAY2)
+    drawn = write_png(f, tmp_path / "again.png")
+    text = "\n".join(drawn)
+    assert "未识别" in text and labels.reason(next(iter(f["handoff_reasons"]))) in text
+    assert not [code for code in [*f["intents"], *f["handoff_reasons"]] if code in drawn]
+    assert "当前待发送" in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert report(["--from", "2026-13-01", "--to", s.DAY, "--no-follow"]) == 2
     assert "YYYY-MM-DD" in capsys.readouterr().err

@@ -215,12 +215,56 @@ def test_component_drops_a_negated_complaint_of_the_model():
     assert nlu("你们太过分了我要投诉", "complain", 0.9)["name"] == "complain"
 
 
+def test_component_drops_a_model_complaint_whose_word_is_excluded_in_context():
+    # the model may read a complaint in a camera question: the migrated rule of 曝光
+    # excludes 拍照, so the complaint is dropped, the next intent answers
+    found = nlu("这款手机拍照曝光怎么调", "complain", 0.8)
+    assert found["name"] == "nlu_fallback" and found["negated"] == "曝光"
+    assert nlu("你们再不处理我就曝光你们", "complain", 0.9)["name"] == "complain"
+    assert nlu("拍照曝光不对，我要投诉", "complain", 0.9)["name"] == "complain"
+
+
 def test_an_edit_is_live_for_the_component_within_the_cache():
     store = get_keyword_store()
     invoice = rule(keywords="发票", reply_text="旧回复")
     assert nlu("发票")["keyword_rule"] == invoice.id
     store.set_enabled(invoice.id, False)  # this process: at once
     assert nlu("发票")["name"] == "nlu_fallback"
+
+
+def test_an_edit_by_another_process_is_live_here_within_a_second(data_dir):
+    """As a second Sanic worker of the Rasa server: the rules are in this process's memory
+    when another process (the console, the CLI) adds, edits and switches off a rule."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    store = get_keyword_store()
+    assert nlu("可以货到付款吗")["name"] == "nlu_fallback"  # the rules are now in memory
+
+    def elsewhere(code: str) -> None:
+        script = "from xiaoer.keywords.store import KeywordRuleStore as S; s = S(); " + code
+        env = {**os.environ, "XIAOER_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+
+    def live_within(check, limit: float) -> None:
+        started = time.monotonic()
+        while not check():
+            assert time.monotonic() - started < limit, "not live within the limit"
+            time.sleep(0.05)
+
+    elsewhere("s.add({'keywords': '到付', 'action': 'reply', 'reply_text': '不支持到付'})")
+    started = time.monotonic()
+    live_within(lambda: nlu("可以货到付款吗")["name"] == "keyword_reply", 1.0)
+    [added] = [r for r in store.all() if r.keywords == ("到付",)]
+    elsewhere(f"s.update({added.id}, {{**s.get({added.id}).as_form(), 'keywords': '货到付款'}})")
+    live_within(lambda: ("货到付款",) in [r.keywords for r in store.enabled()], 1.0)
+    elsewhere(f"s.set_enabled({added.id}, False)")
+    live_within(lambda: nlu("可以货到付款吗")["name"] == "nlu_fallback", 1.0)
+    assert time.monotonic() - started < 60
 
 
 async def test_reply_action_says_the_rules_reply_with_buttons_and_image():

@@ -143,6 +143,49 @@ def test_inbox_bad_intent_and_dismiss(console: dict[str, Any]) -> None:
     assert "今天天气怎么样" not in boss.get(console["url"] + "/learning", timeout=10).text
 
 
+def test_inbox_assigns_messages_to_a_knowledge_base_entry(console: dict[str, Any]) -> None:
+    from xiaoer.knowledge.store import Entry, KnowledgeStore
+    from xiaoer.training.store import TrainingRunStore
+
+    inbox = console["inbox"]
+    db = console["project"] / "var" / "xiaoer.db"
+    kb = KnowledgeStore(db)
+    wrap = kb.save(Entry(question="可以礼品包装吗", answer="可以，下单备注礼品包装～"), by="boss")
+    a = seen(inbox, "g1", "cust-g1", "能帮我包成礼物吗")
+    b = seen(inbox, "g2", "cust-g2", "送人的能不能包装好看点")
+    boss = login(console, "boss")
+    page = boss.get(console["url"] + "/learning", timeout=10).text
+    assert f'<option value="{wrap.id}">kb{wrap.id} 可以礼品包装吗</option>' in page
+    assert 'formaction="/learning/kb"' in page
+    r = boss.post(console["url"] + "/learning/kb", data={"ids": [a, b], "kb_entry": str(wrap.id)},
+                  allow_redirects=False, timeout=30)  # fmt: skip
+    assert r.status_code == 303, r.text[:1000]
+    assert kb.get(wrap.id).phrasings == ["能帮我包成礼物吗", "送人的能不能包装好看点"]  # type: ignore[arg-type,union-attr]
+    assert inbox.get(a).resolution == f"kb:{wrap.id}"  # type: ignore[union-attr]
+    notice = boss.get(console["url"] + r.headers["location"], timeout=10).text
+    assert f"已补充知识库条目 kb{wrap.id}" in notice and "重新训练" in notice
+    assert TrainingRunStore(db).latest(1)[0]["state"] == "queued"  # the retrain is requested
+    # a new entry from a message, with its answer (JSON for scripts)
+    c = seen(inbox, "g3", "cust-g3", "可以寄到海外吗")
+    r = boss.post(console["url"] + "/learning/kb", headers={"Accept": "application/json"},
+                  data={"ids": [c], "kb_entry": "new", "kb_answer": "暂时只发中国大陆哦～"},
+                  timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text[:1000]
+    created = kb.get(r.json()["entry_id"])
+    assert created is not None and r.json()["created"]
+    assert (created.question, created.answer) == ("可以寄到海外吗", "暂时只发中国大陆哦～")
+    # without an answer a new entry is refused, the message stays open
+    d = seen(inbox, "g4", "cust-g4", "有没有实体发票盒")
+    r = boss.post(console["url"] + "/learning/kb", data={"ids": [d], "kb_entry": "new"}, timeout=30)
+    assert r.status_code == 400 and "需要填写答案" in r.text
+    assert inbox.get(d).status == "open"  # type: ignore[union-attr]
+    # admins only
+    agent = login(console, "after")
+    r = agent.post(console["url"] + "/learning/kb",
+                   data={"ids": [d], "kb_entry": str(wrap.id)}, timeout=10)  # fmt: skip
+    assert r.status_code == 403 and inbox.get(d).status == "open"  # type: ignore[union-attr]
+
+
 def test_variants_page_add_pin_switch_off(console: dict[str, Any]) -> None:
     boss = login(console, "boss")
     page = boss.get(console["url"] + "/learning/variants", timeout=10)

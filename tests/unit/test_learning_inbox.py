@@ -275,3 +275,122 @@ def test_retrain_is_requested_through_the_training_package(monkeypatch: pytest.M
     fake.request_retrain = broken  # type: ignore[attr-defined]
     run_id, message = service.request_retrain("admin", "待学习")
     assert run_id is None and "queue full" in message and "已写入训练数据" in message
+
+
+# --- assigning messages to the knowledge base -------------------------------------------------
+def test_assign_to_an_existing_and_a_new_knowledge_base_entry(store: InboxStore) -> None:
+    from xiaoer.knowledge.store import Entry, KnowledgeStore
+    from xiaoer.training import get_run
+
+    kb = KnowledgeStore(store.db)
+    receipt = kb.save(Entry(question="可以开纸质收据吗", answer="可以，随包裹寄出～"), by="boss")
+    a = store.collect(message_id="k1", sender_id="rest:a", text="纸质收据能不能给一张",
+                      reason="fallback", intent="nlu_fallback", confidence=0.3)  # fmt: skip
+    b = store.collect(message_id="k2", sender_id="rest:b", text="收据寄给我 电话13812345678",
+                      reason="low_confidence", intent="ask_invoice", confidence=0.5)  # fmt: skip
+    assert a is not None and b is not None
+    done = service.assign_to_kb([a, b], "boss", entry_id=receipt.id, store=store, kb=kb)
+    entry = kb.get(receipt.id)  # type: ignore[arg-type]
+    assert entry is not None and not done.created
+    # the messages are the entry's phrasings now; no customer's number goes in
+    assert entry.phrasings == ["纸质收据能不能给一张", "收据寄给我 电话13800000000"]
+    assert entry.answer == "可以，随包裹寄出～" and entry.updated_by == "boss"
+    assert store.get(a).status == "accepted"  # type: ignore[union-attr]
+    assert store.get(b).resolution == f"kb:{receipt.id}"  # type: ignore[union-attr]
+    # a retrain is requested through the training package (queued in the project database)
+    assert done.run_id is not None and get_run(done.run_id)["state"] == "queued"  # type: ignore[index]
+    assert f"kb{receipt.id}" in done.retrain_message and "重新训练" in done.retrain_message
+
+    # a new entry: its question is the first message, the others its phrasings
+    c = store.collect(message_id="k3", sender_id="rest:c", text="你们店有没有会员积分",
+                      reason="fallback", intent="nlu_fallback", confidence=0.2)  # fmt: skip
+    d = store.collect(message_id="k4", sender_id="rest:d", text="积分怎么攒",
+                      reason="fallback", intent="nlu_fallback", confidence=0.2)  # fmt: skip
+    assert c is not None and d is not None
+    with pytest.raises(service.InboxError, match="答案"):
+        service.assign_to_kb([c, d], "boss", store=store, kb=kb, retrain=False)
+    new = service.assign_to_kb([c, d], "boss", answer="暂时没有会员积分哦～", category="店铺",
+                               store=store, kb=kb, retrain=False)  # fmt: skip
+    created = kb.get(new.entry_id)
+    assert new.created and created is not None
+    assert (created.question, created.phrasings) == ("你们店有没有会员积分", ["积分怎么攒"])
+    assert created.answer == "暂时没有会员积分哦～" and created.category == "店铺"
+    assert new.run_id is None and store.get(d).resolution == f"kb:{new.entry_id}"  # type: ignore[union-attr]
+
+
+def test_assign_to_knowledge_base_refusals_change_nothing(store: InboxStore) -> None:
+    from xiaoer.knowledge.store import Entry, KnowledgeStore
+
+    kb = KnowledgeStore(store.db)
+    first = kb.save(Entry(question="支持分期付款吗", answer="支持月付～"), by="boss")
+    other = kb.save(Entry(question="有线下门店吗", answer="没有哦～"), by="boss")
+    item = store.collect(message_id="r1", sender_id="rest:r", text="有线下门店吗",
+                         reason="fallback", intent="nlu_fallback", confidence=0.2)  # fmt: skip
+    assert item is not None
+    with pytest.raises(service.InboxError, match="没有编号"):
+        service.assign_to_kb([item], "boss", entry_id=9999, store=store, kb=kb)
+    # another entry's question as this entry's phrasing: the store's collision check
+    with pytest.raises(service.InboxError):
+        service.assign_to_kb([item], "boss", entry_id=first.id, store=store, kb=kb, retrain=False)
+    assert kb.get(first.id).phrasings == []  # type: ignore[arg-type,union-attr]
+    assert store.get(item).status == "open"  # type: ignore[union-attr]
+    # assigned to the entry that already has it: nothing to add, no retrain, item handled
+    done = service.assign_to_kb([item], "boss", entry_id=other.id, store=store, kb=kb)
+    assert done.added == [] and done.run_id is None and "无需修改" in done.retrain_message
+    assert store.get(item).status == "accepted"  # type: ignore[union-attr]
+    with pytest.raises(service.InboxError, match="已处理"):
+        service.assign_to_kb([item], "boss", entry_id=other.id, store=store, kb=kb)
+
+
+def test_cli_assigns_to_the_knowledge_base(
+    store: InboxStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xiaoer import cli
+    from xiaoer.knowledge.store import KnowledgeStore
+
+    monkeypatch.setattr("xiaoer.learning.inbox.get_inbox_store", lambda: store)
+    monkeypatch.setattr("xiaoer.learning.service.get_inbox_store", lambda: store)
+    item = store.collect(message_id="c1", sender_id="rest:c", text="能不能刻字定制",
+                         reason="fallback", intent="nlu_fallback", confidence=0.2)  # fmt: skip
+    assert item is not None
+    assert cli.main(["inbox", "kb", str(item), "--answer", "暂不支持刻字定制哦～",
+                     "--no-retrain"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    entry = next(e for e in KnowledgeStore(store.db).all() if e.question == "能不能刻字定制")
+    assert f"已新建知识库条目 kb{entry.id}" in out and entry.answer == "暂不支持刻字定制哦～"
+    assert cli.main(["inbox", "kb", str(item), "--entry", str(entry.id)]) == 1
+    assert "已处理" in capsys.readouterr().out
+
+
+def test_collecting_does_not_hold_the_database_while_loading_the_segmenter(
+    store: InboxStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first message the worker collects loads pkuseg (tens of seconds on a busy
+    machine). On SQLite a transaction holds the write lock from its start, so that load
+    must happen before it: another process writing meanwhile (a Rasa worker recording a
+    handoff, lead capture) must not wait."""
+    import sqlite3
+
+    from xiaoer.learning import inbox
+
+    if store.db.sqlite_path is None:
+        pytest.skip("PostgreSQL locks rows, not the database")
+    other_writer: list[str] = []
+
+    def slow_segmenter(message: str) -> list[str]:
+        # what another writer sees while the segmenter loads: the lock, at once
+        conn = sqlite3.connect(str(store.db.sqlite_path), timeout=0.1, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            other_writer.append("got the lock")
+        except sqlite3.OperationalError as exc:
+            other_writer.append(str(exc))
+        finally:
+            conn.close()
+        return list(message)
+
+    monkeypatch.setattr(inbox, "_tokenize_fn", slow_segmenter)
+    item = store.collect(message_id="m-lock", sender_id="s1", text="这个咋整", reason="fallback")
+    assert item is not None
+    assert other_writer == ["got the lock"]

@@ -167,3 +167,74 @@ def test_returning_customer_segment(store: VariantStore, monkeypatch: pytest.Mon
                           part="day", sender_id="back", shown_at=time.time() - 86400)  # fmt: skip
     assert choose("greet_intro", CATALOGUE, "back", store=store)[1]["segment"] == "returning"  # type: ignore[index]
     assert choose("greet_intro", CATALOGUE, "first", store=store)[1]["segment"] == "new"  # type: ignore[index]
+
+
+def test_paid_outcome_finds_the_buyer_behind_a_douyin_conversation(store: VariantStore) -> None:
+    """An offer shown on Douyin (whose channel names the buyer, as the order lookups trust
+    it) and left unanswered closes as "paid" once that buyer paid an order after it, as
+    the shop backend shows; a REST client claiming the same buyer is not believed."""
+    import time
+    from datetime import datetime, timezone
+
+    from xiaoer.shop.factory import get_backend
+    from xiaoer.shop.sqlite_backend import orders
+
+    get_backend.cache_clear()  # the demo shop on the project database
+    offer = {"response": "ask_contact_ask_price", "variant": "c1", "segment": "new",
+             "daypart": "day"}  # fmt: skip
+    shown = time.time() - 3600
+    tracker = OutcomeTracker(store)
+    for sender, channel in (("douyin:open-1", "douyin"), ("rest:claims", "rest")):
+        tracker({**user_event(sender, "这件多少钱", "ask_price", shown - 1),
+                 "input_channel": channel, "metadata": {"buyer_id": "BUYER-PAID"}})  # fmt: skip
+        tracker(bot_event(sender, offer, shown))
+    with store.db.begin() as conn:
+        paid_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        conn.execute(orders.insert().values(
+            order_id="6900000000000000001", buyer_id="BUYER-PAID", status="paid",
+            total_fen=9900, created_at=paid_at, paid_at=paid_at,
+        ))  # fmt: skip
+    closed = close_stale(store=store, left_after=1800, paid=variants.backend_paid_check)
+    assert closed == 2
+    assert store.outcome_counts("ask_contact_ask_price") == {"c1": {"paid": 1, "left": 1}}
+    assert store.stats("ask_contact_ask_price")["c1"].successes == 1
+    # a payment before the exposure is no outcome of it
+    tracker({**user_event("douyin:open-2", "在吗", "greet", shown + 10),
+             "input_channel": "douyin", "metadata": {"buyer_id": "BUYER-PAID"}})  # fmt: skip
+    tracker(bot_event("douyin:open-2", offer, time.time() + 5))
+    assert close_stale(store=store, now=time.time() + 4000, left_after=1800,
+                       paid=variants.backend_paid_check) == 1  # fmt: skip
+    assert store.outcome_counts("ask_contact_ask_price")["c1"] == {"paid": 1, "left": 2}
+    get_backend.cache_clear()
+
+
+def test_buyer_named_by_a_later_message_reaches_the_open_exposure(store: VariantStore) -> None:
+    tracker = OutcomeTracker(store)  # e.g. a worker restarted between the message and the offer
+    offer = {"response": "ask_contact_ask_price", "variant": "c1", "segment": "new",
+             "daypart": "day"}  # fmt: skip
+    tracker(bot_event("douyin:later", offer, 10.0))
+    assert store.open_exposures("douyin:later")[0].buyer_id == ""
+    tracker({**user_event("douyin:later", "嗯", "affirm", 11.0), "input_channel": "douyin",
+             "metadata": {"buyer_id": "B-LATER"}})  # fmt: skip
+    assert store.open_exposures("douyin:later")[0].buyer_id == "B-LATER"
+
+
+def test_csat_question_is_a_bandit_response_rewarded_by_a_rating(store: VariantStore) -> None:
+    from actions.messages import catalogue
+
+    variations = catalogue()["ask_csat_rating"]
+    assert len(variations) >= 2  # the catalogue's variations are its variants
+    picked = choose("ask_csat_rating", variations, "douyin:rate", store=store)
+    assert picked is not None and picked[0].buttons  # the score buttons come with it
+    tag = picked[1]
+    tracker = OutcomeTracker(store)
+    tracker(bot_event("douyin:rate", tag, 10.0))
+    tracker(user_event("douyin:rate", '/rate_service{"csat_rating":"4"}', "rate_service", 11.0,
+                       entities=[{"entity": "csat_rating", "value": "4"}]))  # fmt: skip
+    tracker(bot_event("douyin:skip", tag, 10.0))
+    tracker(user_event("douyin:skip", '/rate_service{"csat_rating":"skip"}', "rate_service", 11.0,
+                       entities=[{"entity": "csat_rating", "value": "skip"}]))  # fmt: skip
+    tracker(user_event("douyin:skip", "好的", "affirm", 12.0))
+    counts = store.outcome_counts("ask_csat_rating")[tag["variant"]]
+    assert counts == {"rated": 1, "continued": 1}
+    assert store.stats("ask_csat_rating")[tag["variant"]].successes == 1  # only the rating

@@ -87,6 +87,31 @@ def test_baseline_is_frozen() -> None:
     assert "douyin_events" in text and "inbox_items" not in text
 
 
+def test_tables_created_before_their_revision_are_kept(empty_db: Database) -> None:
+    """A development database at 0001 where a store already created its new table from
+    its declaration (no revision existed yet): 0002 keeps that table and its rows."""
+    md = migrate.load_metadata()
+    assert migrate.upgrade(empty_db, "0001") == ["0001"]
+    md.tables["kb_entries"].create(empty_db.engine)
+    with empty_db.begin() as conn:
+        conn.execute(
+            md.tables["kb_entries"]
+            .insert()
+            .values(
+                question="支持货到付款吗",
+                question_key="支持货到付款吗",
+                answer="支持的亲",
+                created_at="2026-11-30T10:00:00",
+                updated_at="2026-11-30T10:00:00",
+            )
+        )
+    assert migrate.upgrade(empty_db)[-1] == migrate.head()
+    assert _schema_diff(empty_db) == []
+    with empty_db.connect() as conn:
+        rows = conn.execute(select(md.tables["kb_entries"].c.question)).scalars().all()
+    assert rows == ["支持货到付款吗"]
+
+
 def test_postgresql_not_migrated_is_refused_with_the_command(
     empty_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -183,6 +183,36 @@ def test_explanations_name_intent_rule_retrieval_form_and_actions():
     assert third["forms"] == ["order_status_form"] and third["slots"] == {}
 
 
+def test_a_knowledge_base_answer_names_its_entry_and_an_edit_link(project_db):
+    from xiaoer.console.testchat_views import decorate
+    from xiaoer.knowledge import Entry, KnowledgeStore
+
+    store = KnowledgeStore(project_db)
+    entry = store.save(
+        Entry(question="可以货到付款吗", answer="暂不支持货到付款", phrasings=["能到付吗"])
+    )
+    events = [
+        {"event": "user", "text": "能到付吗", "parse_data": {
+            "intent": {"name": "faq", "confidence": 0.95}, "entities": [],
+            "response_selector": {"faq": {"response": {
+                "intent_response_key": entry.intent, "confidence": 0.91}}}}},
+        {"event": "action", "name": "action_kb_answer", "policy": "policy_2_RulePolicy",
+         "confidence": 1.0},
+        {"event": "bot", "text": "暂不支持货到付款", "metadata": {}},
+    ]  # fmt: skip
+    [turn] = [decorate(t) for t in explain_events(events)]
+    assert turn["kb"] == {
+        "id": entry.id,
+        "question": "可以货到付款吗",
+        "url": f"/knowledge/{entry.id}",
+    }
+    assert turn["actions"][0]["policy_label"] == "规则（data/rules）"
+    # an entry deleted since: the answer is explained without a dead link
+    store.delete(entry.id or 0)
+    [gone] = [decorate(t) for t in explain_events(events)]
+    assert "kb" not in gone
+
+
 async def test_a_test_chat_urge_records_nothing_in_the_agents_queue():
     from actions.urge import ActionUrgeShipment
     from xiaoer.shop.urges import get_urge_store

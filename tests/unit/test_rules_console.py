@@ -181,6 +181,25 @@ def test_avatar_upload_and_public_url(console):
     assert 'src="/profile/avatar?v=' in boss.get(f"{console['url']}/profile", timeout=10).text
 
 
+def test_the_avatar_url_serves_its_image_on_every_process_at_once(console):
+    """Another process (a second console, the CLI) changes the avatar: this console's
+    settings cache has not seen it yet, the URL of the new image serves it already."""
+    from xiaoer.core.profile import ProfileStore
+
+    store = ProfileStore(console["rules"].db)
+    gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;" + bytes(range(16))
+    digest = store.save_avatar(gif, by="boss")
+    url = f"{console['url']}/profile/avatar"
+    served = requests.get(url, params={"v": digest}, timeout=10)
+    assert served.status_code == 200 and served.content == gif
+    assert served.headers["Content-Type"] == "image/gif"
+    assert "immutable" in served.headers["Cache-Control"]
+    current = requests.get(url, timeout=10)  # no digest: the avatar in force, not cached
+    assert current.content == gif and current.headers["Cache-Control"] == "no-cache"
+    unknown = requests.get(url, params={"v": "0" * 64}, timeout=10)
+    assert unknown.status_code == 404
+
+
 def test_layout_links_the_new_pages_for_admins(console):
     page = login(console, "boss").get(f"{console['url']}/", timeout=10).text
     for href in ('href="/keywords"', 'href="/profile"', 'href="/testchat"'):

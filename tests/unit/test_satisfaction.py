@@ -31,28 +31,111 @@ async def test_goodbye_asks_once_with_five_buttons_and_a_skip() -> None:
     assert msgs == [] and events == []
 
 
-async def test_thanks_ask_only_after_a_solved_question() -> None:
-    small_talk = tracker(
+def said(text: str, intent: str) -> dict:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+
+
+def did(name: str) -> dict:
+    return {"event": "action", "name": name}
+
+
+def loop(name: str | None) -> dict:
+    return {"event": "active_loop", "name": name}
+
+
+START = [did("action_session_start"), {"event": "session_started"}, did("action_listen")]
+# 我的订单到哪了 → the order form asks for the number → it is given → the status is told
+ORDER_STATUS_ANSWERED = [
+    *START,
+    said("我的订单到哪了", "order_status"),
+    did("order_status_form"),
+    loop("order_status_form"),
+    {"event": "slot", "name": "requested_slot", "value": "order_id"},
+    did("action_listen"),
+    said("6938271045123400002", "inform_order_id"),
+    did("order_status_form"),
+    {"event": "slot", "name": "order_id", "value": "6938271045123400002"},
+    {"event": "slot", "name": "requested_slot", "value": None},
+    loop(None),
+    did("action_order_status"),
+    did("action_listen"),
+]
+
+
+def thanks_after(events: list[dict], slots: dict | None = None):
+    return tracker(
         "thank",
         "谢谢",
-        events=[
-            {"event": "session_started"},
-            {"event": "action", "name": "action_greet"},
-            {"event": "user", "text": "谢谢"},
-        ],
+        slots=slots,
+        events=[*events, said("谢谢", "thank"), did("utter_thank")],
     )
-    assert await run(ActionCsatAsk(), small_talk) == ([], [])
-    solved = tracker(
-        "thank",
-        "谢谢",
-        events=[
-            {"event": "session_started"},
-            {"event": "action", "name": "action_order_status"},
-            {"event": "user", "text": "谢谢"},
-        ],
-    )
-    msgs, events = await run(ActionCsatAsk(), solved)
-    assert msgs and events[0]["name"] == "csat_asked"
+
+
+async def test_thanks_after_an_answered_order_status_asks_for_a_rating() -> None:
+    msgs, events = await run(ActionCsatAsk(), thanks_after(ORDER_STATUS_ANSWERED))
+    assert [b["title"] for b in msgs[0]["buttons"]][:5] == ["1分", "2分", "3分", "4分", "5分"]
+    assert events[0]["name"] == "csat_asked" and events[0]["value"] is True
+
+
+async def test_thanks_after_a_greeting_alone_asks_nothing() -> None:
+    hello = [*START, said("你好", "greet"), did("action_greet"), did("action_listen")]
+    assert await run(ActionCsatAsk(), thanks_after(hello)) == ([], [])
+    # small talk around it changes nothing: 你是机器人吗
+    chat = [
+        *hello,
+        said("你是机器人吗", "bot_challenge"),
+        did("utter_iamabot"),
+        did("action_listen"),
+    ]
+    assert await run(ActionCsatAsk(), thanks_after(chat)) == ([], [])
+
+
+async def test_thanks_before_the_question_is_answered_asks_nothing() -> None:
+    # the form still waits for the order number: nothing is solved yet
+    asked = ORDER_STATUS_ANSWERED[:8]
+    assert await run(ActionCsatAsk(), thanks_after(asked)) == ([], [])
+    # the customer cancelled the form: not solved either
+    cancelled = [*asked, said("算了", "deny"), did("action_deactivate_loop"), loop(None)]
+    assert await run(ActionCsatAsk(), thanks_after(cancelled)) == ([], [])
+    # a question answered in an earlier session does not count in this one
+    earlier = [*ORDER_STATUS_ANSWERED, *START, said("你好", "greet"), did("action_greet")]
+    assert await run(ActionCsatAsk(), thanks_after(earlier)) == ([], [])
+
+
+async def test_thanks_after_a_finished_form_or_an_answered_faq_asks() -> None:
+    after_sales = [
+        *START,
+        said("我要退货", "return_goods"),
+        did("after_sales_form"),
+        loop("after_sales_form"),
+        did("action_listen"),
+        said("是的", "affirm"),
+        did("after_sales_form"),
+        {"event": "slot", "name": "requested_slot", "value": None},
+        loop(None),
+        did("action_listen"),
+    ]
+    msgs, _ = await run(ActionCsatAsk(), thanks_after(after_sales))
+    assert msgs
+    faq = [
+        *START,
+        said("可以开发票吗", "ask_invoice"),
+        did("action_answer_faq"),
+        did("action_listen"),
+    ]
+    msgs, _ = await run(ActionCsatAsk(), thanks_after(faq))
+    assert msgs
+
+
+async def test_the_rating_is_asked_once_only() -> None:
+    first = thanks_after(ORDER_STATUS_ANSWERED)
+    msgs, events = await run(ActionCsatAsk(), first)
+    assert len(msgs) == 1 and events[0]["name"] == "csat_asked"
+    # 谢谢 again, or 再见: the question is not repeated in this conversation
+    again = thanks_after(ORDER_STATUS_ANSWERED, slots={"csat_asked": True})
+    assert await run(ActionCsatAsk(), again) == ([], [])
+    bye = tracker("goodbye", "再见", slots={"csat_asked": True})
+    assert await run(ActionCsatAsk(), bye) == ([], [])
 
 
 async def test_the_agent_closing_asks_for_a_rating() -> None:

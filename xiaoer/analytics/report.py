@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from xiaoer.analytics import metrics
+from xiaoer.core import labels
 from xiaoer.core.clock import BEIJING
 from xiaoer.core.db import get_database
 
@@ -42,9 +43,13 @@ def seconds(value: float | None) -> str:
 
 
 def summary_lines(f: dict[str, Any]) -> list[str]:
+    """The summary in Chinese; intents, reasons and channels by their labels."""
     csat = f["csat"]
+    top_intents = list(f["intents"].items())[:5]
+    reasons = list(f["handoff_reasons"].items())[:5]
     return [
-        f"{f['from']} 至 {f['to']}" + (f"（渠道 {f['channel']}）" if f["channel"] else ""),
+        f"{f['from']} 至 {f['to']}"
+        + (f"（渠道：{labels.channel(f['channel'])}）" if f["channel"] else ""),
         f"会话 {f['conversations']}  客户消息 {f['customer_messages']}  "
         f"新客户 {f['new_customers']}  老客户 {f['returning_customers']}",
         f"机器人独立解决 {pct(f['automation_rate'])}  转人工 {pct(f['handoff_rate'])}  "
@@ -54,14 +59,17 @@ def summary_lines(f: dict[str, Any]) -> list[str]:
         f"p90 {seconds(f['agent_first_response_seconds']['p90'])}  "
         f"处理时长 p50 {seconds(f['agent_handling_seconds']['p50'])}",
         f"线索 {f['leads']['captured']}（已联系 {f['leads']['contacted']}，成交 {f['leads']['won']}）"
-        f"  售后单 {f['after_sales']['cases']}  待发送 {f['outbox']['backlog']}",
+        f"  售后单 {f['after_sales']['cases']}  当前待发送 {f['outbox']['backlog']}",
         f"满意度 {csat['average'] if csat['average'] is not None else '—'} 分"
         f"（{csat['responses']} 份评价，回复率 {pct(csat['response_rate'])}）",
+        "热门问题 " + ("、".join(f"{labels.intent(k)} {v}" for k, v in top_intents) or "—"),
+        "转人工原因 " + ("、".join(f"{labels.reason(k)} {v}" for k, v in reasons) or "—"),
     ]
 
 
-def write_png(f: dict[str, Any], path: Path) -> None:
-    """One page: the summary, conversations per bucket by outcome, intents, CSAT."""
+def write_png(f: dict[str, Any], path: Path) -> list[str]:
+    """One page: the summary, conversations per bucket by outcome, intents, CSAT.
+    Returns the texts drawn (titles, tick labels, the summary), all in Chinese."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,7 +81,7 @@ def write_png(f: dict[str, Any], path: Path) -> None:
     plt.rcParams["axes.unicode_minus"] = False
     fig = plt.figure(figsize=(11.69, 8.27), dpi=110)  # A4 landscape
     fig.suptitle("店小二 数据报告", fontsize=16, fontweight="bold")
-    fig.text(0.03, 0.93, "\n".join(summary_lines(f)), va="top", fontsize=9.5, linespacing=1.6)
+    fig.text(0.03, 0.93, "\n".join(summary_lines(f)), va="top", fontsize=9, linespacing=1.5)
 
     keys = list(f["series"])
     ax = fig.add_axes((0.06, 0.38, 0.55, 0.3))
@@ -94,25 +102,26 @@ def write_png(f: dict[str, Any], path: Path) -> None:
 
     ax = fig.add_axes((0.70, 0.38, 0.27, 0.3))
     top = list(f["intents"].items())[:10][::-1]
-    ax.barh([k for k, _ in top], [v for _, v in top], color="#91cc75")
+    ax.barh([labels.intent(k) for k, _ in top], [v for _, v in top], color="#91cc75")
     ax.tick_params(labelsize=7)
     ax.set_title("意图 Top 10", fontsize=10)
 
     ax = fig.add_axes((0.06, 0.06, 0.25, 0.24))
     dist = f["csat"]["distribution"]
-    ax.bar(list(dist), list(dist.values()), color="#73c0de")
+    ax.bar([f"{k}分" for k in dist], list(dist.values()), color="#73c0de")
     ax.set_title("满意度评分分布", fontsize=10)
 
     ax = fig.add_axes((0.38, 0.06, 0.25, 0.24))
-    reasons = f["handoff_reasons"] or {"—": 0}
+    reasons = {labels.reason(k): v for k, v in f["handoff_reasons"].items()} or {"—": 0}
     ax.bar(list(reasons), list(reasons.values()), color="#fc8452")
     ax.tick_params(labelsize=7)
+    ax.tick_params(axis="x", labelrotation=20)
     ax.set_title("转人工原因", fontsize=10)
 
     ax = fig.add_axes((0.70, 0.06, 0.27, 0.24))
     leads = f["leads"]
     ax.bar(
-        ["获取", "已联系", "成交"],
+        ["获取线索", "已联系", "已成交"],
         [leads["captured"], leads["contacted"], leads["won"]],
         color="#9a60b4",
     )
@@ -120,8 +129,13 @@ def write_png(f: dict[str, Any], path: Path) -> None:
     stamp = datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M")
     fig.text(0.99, 0.01, f"生成于 {stamp}", ha="right", fontsize=7, color="#888")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png")  # draws the tick labels too
+    drawn = [t.get_text() for t in fig.texts]
+    for axes in fig.axes:
+        drawn.append(axes.get_title())
+        drawn += [t.get_text() for t in axes.get_xticklabels() + axes.get_yticklabels()]
     plt.close(fig)
+    return [t for t in drawn if t]
 
 
 def main(argv: list[str] | None = None) -> int:

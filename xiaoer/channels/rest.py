@@ -41,7 +41,7 @@ from xiaoer.conversations.inbox import get_rest_inbox
 from xiaoer.core import logsafe
 from xiaoer.core.config import get_settings
 from xiaoer.core.outage import CUSTOMER_MESSAGE, log_unavailable, unavailable_service
-from xiaoer.core.ratelimit import SlidingWindow
+from xiaoer.core.ratelimit import RateLimit, shared_window
 from xiaoer.handoff.activity import record_customer_message
 from xiaoer.handoff.waiting import queue_notice
 from xiaoer.nlu.multi import handle_message
@@ -208,9 +208,12 @@ TOO_MANY = "您发送消息太频繁啦，请稍等一会儿再试～"
 class XiaoerRestInput(RestInput):
     def __init__(self, settings: RestSettings | None = None) -> None:
         self.settings = settings or rest_settings()
-        self.per_sender = SlidingWindow(self.settings.per_sender_per_minute, 60)
-        self.per_address = SlidingWindow(self.settings.per_address_per_minute, 60)
-        self.handoffs = SlidingWindow(self.settings.new_handoffs_per_address_per_hour, 3600)
+        # counted together by every Sanic worker (and, with Redis, every server)
+        self.per_sender = shared_window("rest_sender", self.settings.per_sender_per_minute, 60)
+        self.per_address = shared_window("rest_address", self.settings.per_address_per_minute, 60)
+        self.handoffs = shared_window(
+            "rest_handoffs", self.settings.new_handoffs_per_address_per_hour, 3600
+        )
 
     @classmethod
     def name(cls) -> str:
@@ -219,7 +222,7 @@ class XiaoerRestInput(RestInput):
     def get_output_channel(self) -> OutputChannel | None:
         return InboxOutputChannel()
 
-    def _limited(self, window: SlidingWindow, key: str) -> HTTPResponse | None:
+    def _limited(self, window: RateLimit, key: str) -> HTTPResponse | None:
         if window.allow(key):
             return None
         return _error(

@@ -10,6 +10,7 @@ dictionary ``xiaoer report --json`` prints.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -19,10 +20,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from xiaoer.analytics import metrics
-from xiaoer.analytics.export import csv_tables, to_csv
+from xiaoer.analytics.export import CODE, csv_tables, to_csv
 from xiaoer.analytics.store import analytics_conversations
+from xiaoer.console import labels
 from xiaoer.console.access import shown
-from xiaoer.console.labels import INTENTS, REASONS
 from xiaoer.console.web import NAV_ITEMS, current_agent, login_required, render, wants_json
 from xiaoer.core.clock import BEIJING, now_beijing
 from xiaoer.core.db import get_database
@@ -32,7 +33,6 @@ bp = Blueprint("analytics")
 NAV_ITEMS.append(("/analytics", "数据分析", "admin"))
 
 BUCKET_LABELS = {"hour": "按小时", "day": "按天", "week": "按周"}
-CHANNEL_LABELS = {"rest": "网页", "douyin": "抖音", "doudian_push": "抖店", "": "全部渠道"}
 OUTCOME_LABELS = {"automated": "机器人解决", "handoff": "转人工", "unresolved": "未解决"}
 MAX_DAYS = 366
 
@@ -125,29 +125,57 @@ async def dashboard(request: Request) -> HTTPResponse:
         request,
         "analytics.html",
         f=figures,
-        q=q,
+        rng=q,  # not "q": the layout's search box reads q
         qs=lambda **more: _qs(q, **more),
         presets=[(label, a.isoformat(), b.isoformat()) for label, a, b in presets(today)],
         channels=sorted(set(figures["channels"]) | {"rest", "douyin"}),
-        channel_labels=CHANNEL_LABELS,
+        channel_label=labels.channel,
         bucket_labels=BUCKET_LABELS,
-        reason_labels=REASONS,
-        intent_labels=INTENTS,
         tables=csv_tables(figures),
-        data_json=_json_for_script(
-            {
-                **figures,
-                "labels": {
-                    "reasons": REASONS,
-                    "intents": INTENTS,
-                    "channels": CHANNEL_LABELS,
-                    "outcomes": OUTCOME_LABELS,
-                },
-            }
-        ),
+        CODE=CODE,
+        data_json=_json_for_script({**figures, "labels": chart_labels(figures)}),
         pct=lambda v: f"{v * 100:.1f}%",
         secs=_secs,
     )
+
+
+def chart_labels(f: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The Chinese label of every code the charts show (from xiaoer.core.labels)."""
+    intents = set(f["intents"]) | {r["name"] for r in f["csat"]["by_intent"]}
+    for counts in f["intent_trend"].values():
+        intents |= set(counts)
+    return {
+        "intents": {code: labels.intent(code) for code in intents},
+        "reasons": {code: labels.reason(code) for code in f["handoff_reasons"]},
+        "channels": {code: labels.channel(code) for code in f["channels"]},
+        "after_sales": {
+            code: labels.after_sales_reason(code) for code in f["after_sales"]["by_reason"]
+        },
+        "outcomes": OUTCOME_LABELS,
+    }
+
+
+def drill_title(what: str) -> str:
+    """What a drill-down lists, in Chinese (``intent:ask_price`` → 意图：问价格)."""
+    kind, _, code = what.partition(":")
+    simple = {
+        "all": "全部会话", "new": "新客户", "returning": "老客户", "automated": "机器人解决",
+        "handoff": "转人工", "unresolved": "未解决", "fallback": "有未识别消息",
+        "lead": "留下线索", "csat": "有满意度评价", "greeted": "主动问候", "case": "售后单",
+    }  # fmt: skip
+    if not code:
+        return simple.get(kind, "会话")
+    named: dict[str, tuple[str, Callable[[str], str]]] = {
+        "intent": ("意图", labels.intent),
+        "reason": ("转人工原因", labels.reason),
+        "channel": ("渠道", labels.channel),
+        "rating": ("评分", lambda c: f"{c}分"),
+        "product": ("商品", str),
+        "agent": ("客服编号", str),
+        "bucket": ("时间", str),
+    }
+    title, label = named.get(kind, ("条件", str))
+    return f"{title}：{label(code)}"
 
 
 def _secs(value: float | None) -> str:
@@ -217,11 +245,13 @@ async def drill_down(request: Request) -> HTTPResponse:
         "analytics_conversations.html",
         rows=rows,
         what=what,
-        q=q,
+        what_title=drill_title(what),
+        rng=q,  # not "q": the layout's search box reads q
         qs=lambda **more: _qs(q, **more),
         outcome_labels=OUTCOME_LABELS,
-        reason_labels=REASONS,
-        channel_labels=CHANNEL_LABELS,
+        reason_label=labels.reason,
+        channel_label=labels.channel,
+        intent_label=labels.intent,
     )
 
 
@@ -280,6 +310,8 @@ async def conversation(request: Request) -> HTTPResponse:
         lines=lines,
         note=note,
         outcome=OUTCOME_LABELS[metrics.outcome(dict(row._mapping))],
-        reason_labels=REASONS,
+        reason_label=labels.reason,
+        channel_label=labels.channel,
+        intent_label=labels.intent,
         back=request.args.get("back") or "/analytics",
     )

@@ -3,7 +3,8 @@
 * ``/learning`` (待学习): the inbox grouped by similarity, with the suggested intents;
   select messages (or a whole group) and assign them to an intent (existing or new),
   preview the change as a diff, accept it (written, validated, retrain requested); or
-  mark them out of scope / ignore them. ``/learning/conversation?sender=…`` shows the
+  to a knowledge-base entry (existing or new: the messages become its phrasings,
+  retrain requested); or mark them out of scope / ignore them. ``/learning/conversation?sender=…`` shows the
   conversation a message came from.
 * ``/learning/variants`` (回复优化): for each response chosen by outcomes, per customer
   segment, every variant's exposures, outcomes and success rate with its 95 % interval;
@@ -76,11 +77,18 @@ def _inbox_page(
         counts=store.counts(),
         state=state,
         intents=domain_intents(service.project_root()),
+        kb_entries=_kb_entries(),
         reasons=REASON_LABELS,
         statuses=STATUS_LABELS,
         error=error,
         notice=notice,
     )
+
+
+def _kb_entries() -> list[tuple[int, str]]:
+    from xiaoer.knowledge.store import get_knowledge_store
+
+    return [(e.id, e.question) for e in get_knowledge_store().all() if e.id is not None]
 
 
 @bp.get("/learning")
@@ -133,6 +141,38 @@ async def accept(request: Request) -> HTTPResponse:
         return _inbox_page(request, error=str(exc), status=400)
     if wants_json(request):
         return response.json({"written": result.written, "run_id": result.run_id,
+                              "message": result.retrain_message})  # fmt: skip
+    from urllib.parse import quote
+
+    return response.redirect(f"/learning?notice={quote(result.retrain_message)}", status=303)
+
+
+@bp.post("/learning/kb")
+@login_required(role="admin")
+async def assign_kb(request: Request) -> HTTPResponse:
+    """Assign the selected messages to a knowledge-base entry (existing or new)."""
+    me = current_agent(request)
+    form = request.form or {}
+    chosen = str(form.get("kb_entry") or "").strip()
+    try:
+        entry_id = None if chosen in ("", "new") else int(chosen)
+    except ValueError:
+        return _inbox_page(request, error="请选择一个知识库条目", status=400)
+    try:
+        result = await asyncio.to_thread(
+            service.assign_to_kb,
+            _ids(request),
+            me.username,
+            entry_id=entry_id,
+            question=str(form.get("kb_question") or "")[:200],
+            answer=str(form.get("kb_answer") or "")[:2000],
+            category=str(form.get("kb_category") or "")[:50],
+        )
+    except service.InboxError as exc:
+        return _inbox_page(request, error=str(exc), status=400)
+    if wants_json(request):
+        return response.json({"entry_id": result.entry_id, "created": result.created,
+                              "added": result.added, "run_id": result.run_id,
                               "message": result.retrain_message})  # fmt: skip
     from urllib.parse import quote
 

@@ -1,13 +1,16 @@
 """Console page of the bot's profile (基本信息), admins only: name, avatar, welcome message,
 sign-off, human service hours (xiaoer/core/profile.py). Applied live on every channel.
 
-``GET /profile/avatar`` serves the current avatar to anyone (a web widget shows it to
-customers; it holds nothing private), as the stored image type, never sniffed.
+``GET /profile/avatar`` serves the avatar to anyone (a web widget shows it to customers; it
+holds nothing private), as the stored image type, never sniffed: ``?v=<sha256>`` (the URL
+the pages use) that image, cacheable for good; without it the current one, read from the
+database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -25,6 +28,7 @@ from xiaoer.core.profile import (
 
 bp = Blueprint("console_profile", url_prefix="/profile")
 NAV_ITEMS.append(("/profile", "基本信息", "admin"))
+DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 FIELDS = ("name", "welcome", "sign_off", "service_start", "service_end")
 
 
@@ -96,12 +100,21 @@ async def upload_avatar(request: Request) -> HTTPResponse:
 
 @bp.get("/avatar")
 async def avatar(request: Request) -> HTTPResponse:
-    found = await asyncio.to_thread(get_profile_store().avatar, bot_profile().avatar)
+    store = get_profile_store()
+    wanted = str(request.args.get("v") or "").lower()
+    if DIGEST_RE.fullmatch(wanted):
+        # the image of that digest (the pages' URLs): the same in every console process
+        # whatever its settings cache says, and never changing
+        found = await asyncio.to_thread(store.avatar, wanted)
+        cache = "public, max-age=31536000, immutable"
+    else:
+        found = await asyncio.to_thread(lambda: store.avatar(store.current_avatar()))
+        cache = "no-cache"
     if found is None:
         return response.text("no avatar", status=404)
     kind, data = found
     return response.raw(
         data,
         content_type=kind,
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"},
     )

@@ -10,6 +10,7 @@ edit it), the form and the actions with the policy that chose them.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -21,6 +22,9 @@ from xiaoer.console.web import NAV_ITEMS, current_agent, login_required, render
 from xiaoer.core.profile import bot_profile
 from xiaoer.core.rasa_api import RasaApiError
 from xiaoer.keywords.store import get_keyword_store
+from xiaoer.knowledge import describe
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("console_testchat", url_prefix="/testchat")
 api = Blueprint("console_testchat_api", url_prefix="/api/testchat")
@@ -39,19 +43,16 @@ def new_session(agent_id: int) -> str:
 
 
 def kb_entry(key: str | None) -> dict[str, Any] | None:
-    """The knowledge-base entry behind a retrieval answer (``faq/kb12``), with its edit
-    link, from the knowledge base's ``describe`` (None: not a knowledge-base answer)."""
+    """The knowledge-base entry behind a retrieval answer (``faq/kb12``, ``utter_faq/kb12``):
+    ``xiaoer.knowledge.describe`` (id, question, answer, ``edit_url``…); None when it is no
+    knowledge-base answer or the entry is gone."""
     if not key:
         return None
     try:
-        from xiaoer.knowledge import describe
-    except ImportError:  # the knowledge base is not installed: the key alone is shown
-        return None
-    try:
-        found = describe(key)
+        return describe(key)
     except Exception:  # noqa: BLE001 - an explanation must never break the chat
+        logger.exception("knowledge-base entry of %s unavailable", key)
         return None
-    return dict(found) if found else None
 
 
 def decorate(turn: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,9 @@ class BotProfile:
 
     @property
     def avatar_url(self) -> str:
-        return f"/profile/avatar?v={self.avatar[:12]}" if self.avatar else ""
+        # the image's own digest: the URL names one image for good (any console process
+        # serves it the same, browsers may keep it), a new avatar gets a new URL
+        return f"/profile/avatar?v={self.avatar}" if self.avatar else ""
 
     def facts(self) -> dict[str, str]:
         """What the profile contributes to the shop's facts (answer placeholders)."""
@@ -221,6 +223,13 @@ class ProfileStore:
         current["avatar"] = digest
         settings.save(PROFILE_KEY, current, by=by)
         return digest
+
+    def current_avatar(self) -> str:
+        """The digest of the avatar in force now, read from the database (not the
+        settings cache of this process)."""
+        from xiaoer.core.settings import SettingsStore
+
+        return build_profile(SettingsStore(self.db).overrides(fresh=True)).avatar
 
     def avatar(self, digest: str) -> tuple[str, bytes] | None:
         """(content type, bytes) of a stored avatar."""

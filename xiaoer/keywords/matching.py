@@ -18,7 +18,7 @@ that matches and a sentence for every rule that does not.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -208,3 +208,26 @@ def negated_intent(intent: str, text: str) -> str | None:
                 seen = seen or word
             position = norm.find(word, position + 1)
     return seen
+
+
+def excluded_sense(intent: str, text: str, rules: Sequence[KeywordRule]) -> str | None:
+    """When the model read a complaint in a message whose complaint words are each there
+    in another sense, as the merchant's handoff rule for that word says with its exclusion
+    words ("这款手机拍照曝光怎么调": 曝光 with 拍照): that word; else None."""
+    if intent != "complain":
+        return None
+    norm = normalize_text(text or "")
+    present = [w for w in HANDOFF_WORDS[intent] if w in norm]
+    if not present:
+        return None
+    for word in present:
+        excused = any(
+            rule.enabled
+            and rule.action == "handoff"
+            and word in [normalize_text(k) for k in rule.keywords]
+            and any(x and normalize_text(x) in norm for x in rule.exclude)
+            for rule in rules
+        )
+        if not excused:
+            return None
+    return present[0]

@@ -10,9 +10,13 @@ priority (higher first, then the older rule), only on their channel (if one is s
 within their time window (the shop's clock, Beijing time; may wrap midnight) and when
 switched on.
 
-Rules live in the table ``keyword_rules`` of the project database. Every process reads them
-through a cache of :data:`CACHE_SECONDS`, so an edit applies within seconds, without
-retraining or restarting.
+Rules live in the table ``keyword_rules`` of the project database. Every change made through
+:class:`KeywordRuleStore` also writes a new version token (``console_settings`` key
+:data:`VERSION_KEY`) in the same transaction. Every process (each Sanic worker of the Rasa
+server, the console, the CLI) keeps the rules in memory and compares the token at most
+every :data:`CHECK_SECONDS` (one primary-key read): an edit is live on every worker within a
+fraction of a second, without retraining or restarting. A full reload every
+:data:`CACHE_SECONDS` catches changes made to the table by hand.
 
 The merchant's old handoff keywords (``handoff.keywords``: the console's setting, else
 xiaoer.yml, else the defaults) become handoff rules once, the first time the rules are read
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import threading
 import time as _time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -31,6 +36,7 @@ from typing import Any
 
 import regex
 from sqlalchemy import Column, Integer, Table, Text, select
+from sqlalchemy.engine import Connection
 
 from xiaoer.core.clock import BEIJING, now_beijing
 from xiaoer.core.db import Database, database_for, metadata
@@ -71,7 +77,11 @@ MAX_KEYWORD_CHARS = 30
 MAX_PATTERN_CHARS = 200
 MAX_REPLY_CHARS = 1000
 MAX_BUTTONS = 6
-CACHE_SECONDS = 2.0
+# how often a process compares the rules' version token (an edit is live that fast)
+CHECK_SECONDS = 0.25
+# a full reload at least this often (changes made to the table outside the store)
+CACHE_SECONDS = 30.0
+VERSION_KEY = "keyword_rules_version"
 MIGRATION_MARKER = "keyword_rules_migrated"
 _HHMM = regex.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -356,18 +366,26 @@ class KeywordRuleStore:
 
     # --- reading -----------------------------------------------------------------------
     def all(self, fresh: bool = False) -> list[KeywordRule]:
-        """Every rule, in matching order (priority, then age); cached a few seconds."""
+        """Every rule, in matching order (priority, then age); kept in memory while the
+        version token stays the same (compared at most every :data:`CHECK_SECONDS`)."""
+        now = _time.monotonic()
         with _cache_lock:
             cached = _cache.get(self.db.url)
-            if not fresh and cached and _time.monotonic() - cached[0] < CACHE_SECONDS:
-                return list(cached[1])
+        if not fresh and cached is not None and now - cached.loaded < CACHE_SECONDS:
+            if now - cached.checked < CHECK_SECONDS:
+                return list(cached.rules)
+            if _version(self.db) == cached.version:
+                cached.checked = now
+                return list(cached.rules)
         migrate_old_keywords(self.db)
         t = keyword_rules.c
         with self.db.connect() as conn:
+            # the token first: a change between the two reads only causes one more reload
+            version = _version(self.db, conn)
             rows = conn.execute(select(keyword_rules).order_by(t.priority.desc(), t.id)).all()
         rules = [_rule(r) for r in rows]
         with _cache_lock:
-            _cache[self.db.url] = (_time.monotonic(), rules)
+            _cache[self.db.url] = _Cached(now, now, version, rules)
         return list(rules)
 
     def enabled(self) -> list[KeywordRule]:
@@ -393,6 +411,7 @@ class KeywordRuleStore:
                 )
             )
             rule_id = int(result.inserted_primary_key[0])
+            _bump_version(self.db, conn, stamp, by)
         self._changed()
         rule = self.get(rule_id)
         assert rule is not None
@@ -407,6 +426,7 @@ class KeywordRuleStore:
                 .where(keyword_rules.c.id == int(rule_id))
                 .values(**values, updated_at=stamp, updated_by=by)
             ).rowcount
+            _bump_version(self.db, conn, stamp, by)
         if not done:
             raise KeyError(rule_id)
         self._changed()
@@ -422,14 +442,17 @@ class KeywordRuleStore:
                 .where(keyword_rules.c.id == int(rule_id))
                 .values(enabled=int(enabled), updated_at=stamp, updated_by=by)
             ).rowcount
+            _bump_version(self.db, conn, stamp, by)
         self._changed()
         return bool(done)
 
-    def remove(self, rule_id: int) -> bool:
+    def remove(self, rule_id: int, by: str = "") -> bool:
+        stamp = now_beijing().isoformat(timespec="seconds")
         with self.db.begin() as conn:
             done = conn.execute(
                 keyword_rules.delete().where(keyword_rules.c.id == int(rule_id))
             ).rowcount
+            _bump_version(self.db, conn, stamp, by)
         self._changed()
         return bool(done)
 
@@ -438,8 +461,43 @@ class KeywordRuleStore:
             _cache.pop(self.db.url, None)
 
 
-_cache: dict[str, tuple[float, list[KeywordRule]]] = {}
+@dataclass
+class _Cached:
+    """The rules a process holds: loaded and last compared (monotonic), their token."""
+
+    loaded: float
+    checked: float
+    version: str
+    rules: list[KeywordRule]
+
+
+_cache: dict[str, _Cached] = {}
 _cache_lock = threading.Lock()
+
+
+def _version(db: Database, conn: Connection | None = None) -> str:
+    """The rules' version token ("" before the first change)."""
+    from xiaoer.core.settings import console_settings
+
+    query = select(console_settings.c.value_json).where(console_settings.c.key == VERSION_KEY)
+    if conn is not None:
+        value = conn.execute(query).scalar()
+    else:
+        with db.connect() as own:
+            value = own.execute(query).scalar()
+    return str(value or "")
+
+
+def _bump_version(db: Database, conn: Connection, stamp: str, by: str) -> None:
+    """A new version token, in the transaction of the change: every process reloads."""
+    from xiaoer.core.settings import console_settings
+
+    row = {"key": VERSION_KEY, "value_json": json.dumps(uuid.uuid4().hex), "updated_at": stamp,
+           "updated_by": by or "keywords"}  # fmt: skip
+    db.upsert(conn, console_settings, row, key=["key"],
+              update=["value_json", "updated_at", "updated_by"])  # fmt: skip
+
+
 _migrated: set[str] = set()
 
 
@@ -501,6 +559,7 @@ def migrate_old_keywords(db: Database) -> int:
                     )
                 )
                 created += 1
+            _bump_version(db, conn, stamp, "migration")
     _migrated.add(db.url)
     return created
 

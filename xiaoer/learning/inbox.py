@@ -215,6 +215,11 @@ class InboxStore:
             return None
         now = at if at is not None else time.time()
         t = inbox_items.c
+        # before the transaction: on SQLite begin() holds the write lock, and the first
+        # call loads pkuseg (tens of seconds on a busy machine) — every other writer of the
+        # project database would wait that long
+        if tokens is None:
+            tokens = tokenize(text)
         with self.db.begin() as conn:
             seen = conn.execute(
                 select(inbox_sightings.c.item_id).where(
@@ -237,7 +242,7 @@ class InboxStore:
                         inbox_items.insert().values(
                             text_key=key,
                             text=text.strip()[:500],
-                            tokens=tokens if tokens is not None else tokenize(text),
+                            tokens=tokens,
                             intent=intent,
                             confidence=float(confidence),
                             ranking_json=json.dumps(ranked, ensure_ascii=False),

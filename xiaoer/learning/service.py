@@ -15,9 +15,10 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xiaoer.learning.inbox import InboxItem, InboxStore, get_inbox_store
-from xiaoer.learning.nludata import NluDataError, Plan, apply, plan
+from xiaoer.learning.nludata import NluDataError, Plan, apply, clean_example, plan
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,10 @@ class AcceptResult:
 
 
 def project_root() -> Path:
-    from xiaoer.core.config import get_settings
+    """The folder whose data/ the retrain trains (xiaoer.training.trainer.project_dir)."""
+    from xiaoer.training.trainer import project_dir
 
-    return Path(get_settings().root)
+    return project_dir()
 
 
 def _open_items(store: InboxStore, item_ids: list[int]) -> list[InboxItem]:
@@ -121,6 +123,79 @@ def accept(
         message = "已写入训练数据"
     log.info("inbox: %s accepted %s as %s (%s)", by, item_ids, intent, message)
     return AcceptResult(change, written, output, run_id, message)
+
+
+@dataclass
+class KbAssignResult:
+    entry_id: int
+    question: str
+    created: bool
+    added: list[str]  # the phrasings added to the entry
+    run_id: int | None
+    retrain_message: str
+
+
+def assign_to_kb(
+    item_ids: list[int],
+    by: str,
+    *,
+    entry_id: int | None = None,
+    question: str = "",
+    answer: str = "",
+    category: str = "",
+    store: InboxStore | None = None,
+    kb: Any = None,
+    retrain: bool = True,
+) -> KbAssignResult:
+    """Assign inbox messages to a knowledge-base entry: an existing one (``entry_id``: the
+    messages become its phrasings) or a new one (``answer`` given; its question is
+    ``question`` or the first message, the other messages its phrasings). Saved through the
+    knowledge base's store (its checks: a phrasing another entry or an intent already has
+    is refused, nothing saved), the messages marked accepted (resolution ``kb:<id>``), a
+    retrain requested. Customers' contacts never go into an entry."""
+    from xiaoer.knowledge.store import Entry, KnowledgeError, get_knowledge_store, match_key
+
+    store = store or get_inbox_store()
+    kb = kb or get_knowledge_store()
+    with _write_lock:
+        items = _open_items(store, item_ids)
+        texts = [clean_example(i.text) for i in items]
+        if entry_id is not None:
+            entry = kb.get(entry_id)
+            if entry is None:
+                raise InboxError(f"知识库中没有编号为 {entry_id} 的条目")
+            created = False
+        else:
+            if not answer.strip():
+                raise InboxError("新建知识库条目需要填写答案")
+            first = question.strip() or texts[0]
+            entry = Entry(question=first, answer=answer.strip(), category=category.strip())
+            created = True
+        known = {match_key(t) for t in entry.examples()}
+        added = []
+        for text in texts:
+            key = match_key(text)
+            if key and key not in known:
+                known.add(key)
+                added.append(text)
+        entry.phrasings = [*entry.phrasings, *added]
+        changed = created or bool(added)
+        if changed:
+            try:
+                entry = kb.save(entry, by=by)
+            except KnowledgeError as exc:
+                raise InboxError(str(exc)) from exc
+        assert entry.id is not None
+        store.resolve(item_ids, "accepted", f"kb:{entry.id}", by)
+    run_id, message = None, "这些问法已在该知识库条目中，无需修改"
+    if changed and retrain:
+        what = "新建" if created else "补充"
+        run_id, message = request_retrain(by, f"待学习：{what}知识库条目 kb{entry.id}")
+        message = f"已{what}知识库条目 kb{entry.id}（原句即刻可答）；{message}"
+    elif changed:
+        message = f"已{'新建' if created else '补充'}知识库条目 kb{entry.id}"
+    log.info("inbox: %s assigned %s to kb%s", by, item_ids, entry.id)
+    return KbAssignResult(entry.id, entry.question, created, added, run_id, message)
 
 
 def dismiss(item_ids: list[int], status: str, by: str, *, store: InboxStore | None = None) -> int:

@@ -20,7 +20,10 @@ customer segment.
   turns: ``thanked``, ``contact`` (a phone or WeChat id), ``human`` (asked for a human),
   ``continued`` (:data:`TURNS` more messages without any of these), ``left`` (no message
   within ``learning.left_after_minutes``), ``paid`` (an order of the buyer paid after the
-  exposure, from the shop backend, checked when the exposure closes). Each response says
+  exposure, from the shop backend, checked when an unanswered exposure closes), ``rated``
+  (the satisfaction question answered with a score). The buyer behind a conversation is
+  the ``buyer_id`` of its messages' metadata on a channel that knows its buyers
+  (``security.channels.<name>.buyer_known``: Douyin), as the order lookups trust it. Each response says
   which outcomes count as a success (:class:`ResponseSpec`).
 """
 
@@ -46,9 +49,10 @@ WARMUP = 20  # exposures every variant gets (uniformly) before Thompson sampling
 TURNS = 2  # customer messages after which an exposure without a decisive outcome "continued"
 SEGMENTS = ("new", "returning")
 DAYPARTS = ("day", "night")
-OUTCOMES = ("continued", "thanked", "contact", "paid", "human", "left")
+OUTCOMES = ("continued", "thanked", "contact", "rated", "paid", "human", "left")
 OUTCOME_LABELS = {
     "continued": "继续对话",
+    "rated": "打了分",
     "thanked": "道谢",
     "contact": "留了联系方式",
     "paid": "之后付款",
@@ -78,7 +82,8 @@ RESPONSES: dict[str, ResponseSpec] = {
         ResponseSpec("ask_contact_ask_size", "索要联系方式（问尺码）", _CONTACT_GOAL),
         ResponseSpec("ask_contact_ask_discount", "索要联系方式（问优惠）", _CONTACT_GOAL),
         ResponseSpec("ask_contact_ask_wholesale", "索要联系方式（批发）", _CONTACT_GOAL),
-        ResponseSpec("csat_question", "满意度调查"),
+        # the satisfaction question (actions/satisfaction.py): it works when it is answered
+        ResponseSpec("ask_csat_rating", "满意度调查", frozenset({"rated"})),
     )
 }
 
@@ -395,6 +400,18 @@ class VariantStore:
             )
             return int(conn.execute(select(e.turns).where(e.id == exposure_id)).scalar() or 0)
 
+    def set_buyer(self, sender_id: str, buyer_id: str) -> int:
+        """The buyer of a conversation's open exposures that have none yet."""
+        e = variant_exposures.c
+        with self.db.begin() as conn:
+            return int(
+                conn.execute(
+                    variant_exposures.update()
+                    .where(e.sender_id == sender_id, e.outcome.is_(None), e.buyer_id == "")
+                    .values(buyer_id=buyer_id)
+                ).rowcount
+            )
+
     def stale(self, before: float, limit: int = 500) -> list[Any]:
         e = variant_exposures.c
         with self.db.connect() as conn:
@@ -445,6 +462,8 @@ def choose(
 # --- outcomes (the learning follower) -----------------------------------------------------
 _THANKS_INTENTS = ("thank",)
 _HUMAN_INTENTS = ("request_human",)
+_RATING_INTENT = "rate_service"
+BUYERS_REMEMBERED = 10_000  # conversations whose buyer the follower keeps in memory
 
 
 def classify(event: dict[str, Any]) -> str | None:
@@ -464,7 +483,24 @@ def classify(event: dict[str, Any]) -> str | None:
         return "human"
     if intent in _THANKS_INTENTS:
         return "thanked"
+    if intent == _RATING_INTENT or text.startswith(f"/{_RATING_INTENT}"):
+        rating = next((e.get("value") for e in entities if e.get("entity") == "csat_rating"), "")
+        if str(rating) != "skip" and '"skip"' not in text:  # skipping is no answer
+            return "rated"
     return None
+
+
+def trusted_buyer(event: dict[str, Any]) -> str:
+    """The buyer id a customer message carries, from a channel that knows its buyers
+    (``buyer_known``, e.g. Douyin, whose channel sets it); "" elsewhere (a REST client
+    could claim any buyer)."""
+    buyer = (event.get("metadata") or {}).get("buyer_id")
+    if not buyer:
+        return ""
+    from xiaoer.shop.access import security_settings
+
+    channel = event.get("input_channel")
+    return str(buyer) if security_settings().channel(channel).buyer_known else ""
 
 
 class OutcomeTracker:
@@ -472,6 +508,9 @@ class OutcomeTracker:
 
     def __init__(self, store: VariantStore | None = None) -> None:
         self.store = store or get_variant_store()
+        # sender -> buyer, from the customer's latest message (the exposure's bot message
+        # follows it); open exposures get it too when a later message names the buyer
+        self.buyers: dict[str, str] = {}
 
     def __call__(self, event: dict[str, Any]) -> None:
         sender = str(event.get("sender_id") or "")
@@ -491,11 +530,19 @@ class OutcomeTracker:
                 part=str(tag.get("daypart") or "day"),
                 sender_id=sender,
                 shown_at=at,
-                buyer_id=str((event.get("metadata") or {}).get("buyer_id") or ""),
+                buyer_id=self.buyers.get(sender, ""),
             )
             return
         if kind != "user":
             return
+        buyer = trusted_buyer(event)
+        if buyer:
+            if self.buyers.get(sender) != buyer:
+                self.store.set_buyer(sender, buyer)
+            self.buyers.pop(sender, None)
+            self.buyers[sender] = buyer
+            while len(self.buyers) > BUYERS_REMEMBERED:
+                self.buyers.pop(next(iter(self.buyers)))
         at = float(event.get("timestamp") or time.time())
         outcome = classify(event)
         for row in self.store.open_exposures(sender):

@@ -11,7 +11,8 @@ exclusion words) gets, whatever the classifier said, with full confidence:
 
 The rule's id is in the intent's ``keyword_rule`` (kept in the tracker's parse data, shown
 by the console's test chat). The model's own complaint / human intents are dropped when the
-message only mentions them negated ("我不是要投诉", "不用转人工"): the next intent of the
+message only mentions them negated ("我不是要投诉", "不用转人工") or, for a complaint, only in
+the other sense a handoff rule's exclusion words name ("拍照曝光"): the next intent of the
 ranking takes over (``negated`` names the word).
 
 Why here and not in the channels: every channel (REST, Douyin, the console's test chat)
@@ -80,7 +81,7 @@ class HandoffKeywordClassifier(GraphComponent):
 
     def process(self, messages: list[Message]) -> list[Message]:
         try:
-            from xiaoer.keywords.matching import match, negated_intent
+            from xiaoer.keywords.matching import excluded_sense, match, negated_intent
             from xiaoer.keywords.store import get_keyword_store
 
             rules = get_keyword_store().enabled()
@@ -96,7 +97,8 @@ class HandoffKeywordClassifier(GraphComponent):
                 self._force(message, found)
                 continue
             intent = message.get(INTENT) or {}
-            word = negated_intent(str(intent.get("name") or ""), text)
+            name = str(intent.get("name") or "")
+            word = negated_intent(name, text) or excluded_sense(name, text, rules)
             if word:
                 self._demote(message, word)
         return messages

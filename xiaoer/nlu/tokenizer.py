@@ -47,6 +47,48 @@ def get_segmenter(terms: tuple[str, ...]) -> Any:
         return _segmenters[terms]
 
 
+_shared_models: dict[str, tuple[Any, Any]] = {}
+
+
+def share_segmenter_model() -> None:
+    """Load pkuseg's model (its 2.6 million-entry feature dictionary, about 0.8 GB, and its
+    weights) once in this process and let every later ``pkuseg.pkuseg(...)`` reuse it,
+    whatever its user dictionary. Called by the Rasa server before it forks its Sanic
+    workers: the workers then share those pages copy-on-write (segmenting only reads
+    them) instead of loading a copy each. The user dictionary stays per segmenter."""
+    import gc
+
+    import pkuseg
+    from pkuseg.config import config
+
+    if getattr(pkuseg, "_xiaoer_shared", False):
+        return
+    stock_features, stock_model = pkuseg.FeatureExtractor, pkuseg.Model
+
+    def loaded() -> tuple[Any, Any]:
+        where = config.modelDir
+        if where not in _shared_models:
+            _shared_models[where] = (stock_features.load(), stock_model.load())
+        return _shared_models[where]
+
+    class SharedFeatureExtractor:
+        @staticmethod
+        def load(model_dir: str | None = None) -> Any:
+            return loaded()[0] if model_dir is None else stock_features.load(model_dir)
+
+    class SharedModel:
+        @staticmethod
+        def load(model_dir: str | None = None) -> Any:
+            return loaded()[1] if model_dir is None else stock_model.load(model_dir)
+
+    pkuseg.FeatureExtractor = SharedFeatureExtractor
+    pkuseg.Model = SharedModel
+    pkuseg._xiaoer_shared = True
+    pkuseg.pkuseg(model_name="default", user_dict=None)  # load it now, before the fork
+    gc.collect()
+    gc.freeze()  # the workers' collections leave these objects' pages alone
+
+
 def read_terms(path: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [t.strip() for t in lines if t.strip() and not t.lstrip().startswith("#")]

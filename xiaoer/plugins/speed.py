@@ -25,6 +25,8 @@ Rasa 3.6 set-up (``XIAOER_SPEED_LEVERS=off`` turns every lever off, for that com
   by training it for one step before loading its weights, tracing the whole training graph
   (most of the start time); one eager forward pass builds the same variables
   (:func:`install_fast_model_load`): the same weights, the same predictions.
+* **TED predictions cached for identical featurised states**
+  (:mod:`xiaoer.plugins.prediction_cache`; exactly the same predictions).
 * **Warm-up before ready**: the models answer a few typical messages (parse and policy
   prediction on a throw-away tracker, nothing stored) before the server accepts its first
   connection, so the first customer does not pay TensorFlow's graph building.
@@ -286,7 +288,14 @@ def install_warm_up() -> None:
         except Exception:  # noqa: BLE001 - a slow first message rather than no server
             logger.exception("warm-up failed; the first messages will be slower")
         else:
-            logger.info("models warmed up (%d messages, %.1f s)", count, time.monotonic() - started)
+            from xiaoer.plugins.prediction_cache import cache_state
+
+            logger.info(
+                "models warmed up (%d messages, %.1f s; policy prediction cache %s)",
+                count,
+                time.monotonic() - started,
+                cache_state(),
+            )
         return agent
 
     rasa_run.load_agent_on_start = load_and_warm_up
@@ -300,6 +309,9 @@ def install(*, warm: bool = True) -> bool:
     install_compiled_validator()
     install_turn_stores()
     install_fast_model_load()
+    from xiaoer.plugins.prediction_cache import install_prediction_cache
+
+    install_prediction_cache()
     if warm:
         install_warm_up()
     return True

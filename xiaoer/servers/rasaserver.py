@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     if speed.install() and sanic_workers() > 1:
         share_lock_store_between_workers()
         one_tensorflow_thread_per_worker()
+        if os.environ.get("XIAOER_SHARE_SEGMENTER", "on").lower() != "off":
+            from xiaoer.nlu.tokenizer import share_segmenter_model
+
+            share_segmenter_model()  # one copy of pkuseg's model for all workers
 
     from xiaoer.core.clock import install_demo_clock
 

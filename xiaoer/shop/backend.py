@@ -163,3 +163,57 @@ class GuardedBackend(ShopBackend):
 
     async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
         return await self._call("popular_with", lambda: self.inner.popular_with(product_id, limit))
+
+
+class ReadOnlyRefused(BackendError):
+    """A change was asked of a read-only backend (the console's test chat)."""
+
+
+class ReadOnlyBackend(ShopBackend):
+    """Wraps a backend for the console's test chat (a sandboxed sender): every read goes
+    to the shop, every change is refused with :class:`ReadOnlyRefused` before it reaches
+    it. The flows stop before the change and say it is a test (actions/common.py
+    ``sandbox_stop``); this wrapper makes sure a flow that forgot cannot write."""
+
+    def __init__(self, inner: ShopBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def get_order(self, order_id: str) -> Order | None:
+        return await self.inner.get_order(order_id)
+
+    async def orders_by_buyer(self, buyer_id: str, limit: int = 10) -> list[Order]:
+        return await self.inner.orders_by_buyer(buyer_id, limit)
+
+    async def get_buyer(self, buyer_id: str) -> Buyer | None:
+        return await self.inner.get_buyer(buyer_id)
+
+    async def get_product(self, product_id: str) -> Product | None:
+        return await self.inner.get_product(product_id)
+
+    async def list_products(self) -> list[Product]:
+        return await self.inner.list_products()
+
+    async def get_size_chart(self, product_id: str) -> SizeChart | None:
+        return await self.inner.get_size_chart(product_id)
+
+    async def after_sales_for_order(self, order_id: str) -> list[AfterSaleCase]:
+        return await self.inner.after_sales_for_order(order_id)
+
+    async def get_after_sale(self, case_id: str) -> AfterSaleCase | None:
+        return await self.inner.get_after_sale(case_id)
+
+    def policies(self) -> ShopPolicies:
+        return self.inner.policies()
+
+    async def popular_with(self, product_id: str, limit: int = 3) -> list[str]:
+        return await self.inner.popular_with(product_id, limit)
+
+    async def cancel_order(self, order_id: str) -> Order:
+        raise ReadOnlyRefused("cancel_order")
+
+    async def update_address(self, order_id: str, recipient: Recipient) -> Order:
+        raise ReadOnlyRefused("update_address")
+
+    async def create_after_sale(self, request: AfterSaleRequest) -> AfterSaleCase:
+        raise ReadOnlyRefused("create_after_sale")

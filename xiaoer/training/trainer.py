@@ -3,8 +3,12 @@ child process, so the worker stays responsive and gets its memory back), with pr
 
 Where things are (``training`` in xiaoer.yml):
 
-* ``config``: the pipeline (default ``config.yml``; ``$XIAOER_TRAINING_CONFIG`` overrides it,
-  e.g. a small configuration in tests);
+* ``project_dir``: the folder of the project's Rasa files (``data/``, ``domain.yml``,
+  ``config.yml``), where the inbox writes accepted examples too (default: the folder of
+  xiaoer.yml when it holds a ``domain.yml``, else the code's folder: a deployment's or a
+  test stack's xiaoer.yml may stand alone);
+* ``config``: the pipeline (default ``config.yml`` of the project folder;
+  ``$XIAOER_TRAINING_CONFIG`` overrides it, e.g. a small configuration in tests);
 * ``models_dir``: where trained models go (default ``models/``), a folder every Rasa server
   can read (the same machine, or shared storage at scale): a model is loaded by path;
 * ``build_dir``: the generated training files (default ``<data_dir>/training``).
@@ -35,8 +39,20 @@ def training_settings() -> dict:
     return get_settings().section("training")
 
 
+def project_dir() -> Path:
+    """Where the project's Rasa files are (what is trained, where the inbox writes)."""
+    settings = get_settings()
+    configured = training_settings().get("project_dir")
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() else settings.root / path
+    if (settings.root / "domain.yml").is_file() and (settings.root / "data").is_dir():
+        return Path(settings.root)
+    return PROJECT_ROOT
+
+
 def config_path() -> Path:
-    root = PROJECT_ROOT
+    root = project_dir()
     configured = os.environ.get(CONFIG_ENV) or training_settings().get("config") or "config.yml"
     path = Path(configured)
     return path if path.is_absolute() else root / path
@@ -59,7 +75,7 @@ def build_dir() -> Path:
 def prepare(out: Path | None = None, store: KnowledgeStore | None = None) -> TrainingInputs:
     """Generate the knowledge base's training files beside the project's own."""
     store = store or get_knowledge_store()
-    return write_inputs(out or build_dir() / "build", store.all(), PROJECT_ROOT)
+    return write_inputs(out or build_dir() / "build", store.all(), project_dir())
 
 
 def rasa_train_args(inputs: TrainingInputs, out: Path, name: str | None = None) -> list[str]:

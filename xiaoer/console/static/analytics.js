@@ -10,7 +10,8 @@
   var L = f.labels || {};
   var colors = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4", "#ea7ccc"];
   var font = { fontFamily: "PingFang SC, Microsoft YaHei, WenQuanYi Micro Hei, sans-serif" };
-  function label(kind, code) { return (L[kind] && L[kind][code]) || code; }
+  // every code's Chinese label comes from the server (xiaoer/core/labels.py): a code is never shown raw
+  function label(kind, code) { return (L[kind] && L[kind][code]) || "其他"; }
   function drill(what) {
     var params = new URLSearchParams(window.location.search);
     params.set("from", f.from); params.set("to", f.to); params.set("bucket", f.bucket);
@@ -22,18 +23,22 @@
   var buckets = Object.keys(f.series);
   var top = Object.keys(f.intents).slice(0, 5);
   var sec = function (v) { return v === null || v === undefined ? 0 : Math.round(v * 10) / 10; };
-  var grid = { left: 48, right: 16, top: 36, bottom: 40, containLabel: false };
+  // long Chinese labels (rotated when many) stay inside the card
+  var grid = { left: 16, right: 16, top: 36, bottom: 8, containLabel: true };
+  // a rotated first label reaches left of the axis: room for it
+  var gridFor = function (rotated) { return rotated ? { left: 56, right: 16, top: 36, bottom: 8, containLabel: true } : grid; };
   var bar = function (names, values, color, onClick) {
-    return { option: { color: [color], grid: grid, tooltip: { trigger: "axis" },
+    return { option: { color: [color], grid: gridFor(names.length > 5), tooltip: { trigger: "axis" },
       xAxis: { type: "category", data: names, axisLabel: { interval: 0, rotate: names.length > 5 ? 30 : 0, fontSize: 11 } },
       yAxis: { type: "value", minInterval: 1 }, series: [{ type: "bar", data: values, barMaxWidth: 36, label: { show: true, position: "top" } }] },
       click: onClick };
   };
   var pie = function (pairs, onClick) {
     return { option: { color: colors, tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
-      legend: { type: "scroll", orient: "vertical", right: 0, top: 10, bottom: 10, textStyle: { fontSize: 11 } },
+      legend: { type: "scroll", orient: "vertical", right: 0, top: 10, bottom: 10, tooltip: { show: true },
+        textStyle: { fontSize: 11, width: 120, overflow: "truncate" } },
       series: [{ type: "pie", radius: ["35%", "68%"], center: ["38%", "52%"], data: pairs.map(function (p) { return { name: p[0], value: p[1], code: p[2] }; }),
-        label: { formatter: "{d}%" } }] }, click: onClick };
+        label: { formatter: function (p) { return Math.round(p.percent * 10) / 10 + "%"; } } }] }, click: onClick };
   };
   var charts = {
     series: function () {
@@ -50,8 +55,12 @@
         click: function (p) { drill("bucket:" + buckets[p.dataIndex]); } };
     },
     intents: function () {
-      return pie(entries(f.intents).slice(0, 10).map(function (e) { return [label("intents", e[0]), e[1], e[0]]; }),
-        function (p) { drill("intent:" + p.data.code); });
+      // the top 9 and 其他 (the rest): the slices' shares equal the table's 占比
+      var all = entries(f.intents);
+      var pairs = all.slice(0, 9).map(function (e) { return [label("intents", e[0]), e[1], e[0]]; });
+      var rest = all.slice(9).reduce(function (n, e) { return n + e[1]; }, 0);
+      if (rest) { pairs.push(["其他", rest, ""]); }
+      return pie(pairs, function (p) { if (p.data.code) { drill("intent:" + p.data.code); } });
     },
     intent_trend: function () {
       return { option: { color: colors, grid: grid, tooltip: { trigger: "axis" }, legend: { top: 0, type: "scroll" },
@@ -89,7 +98,7 @@
     },
     csat_by: function () {
       var rows = f.csat.by_intent.slice(0, 8);
-      return { option: { color: ["#9a60b4"], grid: grid, tooltip: { trigger: "axis" },
+      return { option: { color: ["#9a60b4"], grid: gridFor(rows.length > 5), tooltip: { trigger: "axis" },
         xAxis: { type: "category", data: rows.map(function (r) { return label("intents", r.name); }), axisLabel: { rotate: rows.length > 5 ? 30 : 0, fontSize: 11 } },
         yAxis: { type: "value", min: 0, max: 5 },
         series: [{ name: "平均分", type: "bar", barMaxWidth: 36, data: rows.map(function (r) { return r.average; }), label: { show: true, position: "top" } }] },
@@ -97,20 +106,20 @@
     },
     leads: function () {
       return { option: { color: ["#5470c6", "#fac858", "#91cc75"], tooltip: { trigger: "item" },
-        series: [{ type: "funnel", left: "10%", width: "80%", top: 20, bottom: 20, sort: "descending", minSize: "20%",
+        series: [{ type: "funnel", left: "8%", width: "70%", top: 20, bottom: 20, sort: "descending", minSize: "20%",
           label: { formatter: "{b}: {c}" },
-          data: [{ name: "获取", value: f.leads.captured }, { name: "已联系", value: f.leads.contacted }, { name: "成交", value: f.leads.won }] }] },
+          data: [{ name: "获取线索", value: f.leads.captured }, { name: "已联系", value: f.leads.contacted }, { name: "已成交", value: f.leads.won }] }] },
         click: function () { drill("lead"); } };
     },
     after_sales: function () {
-      return pie(entries(f.after_sales.by_reason).map(function (e) { return [e[0], e[1], e[0]]; }), function () { drill("case"); });
+      return pie(entries(f.after_sales.by_reason).map(function (e) { return [label("after_sales", e[0]), e[1], e[0]]; }), function () { drill("case"); });
     },
     channels: function () {
       return pie(entries(f.channels).map(function (e) { return [label("channels", e[0]), e[1], e[0]]; }),
         function (p) { drill("channel:" + p.data.code); });
     },
     greetings: function () {
-      return bar(["问候", "已回复", "待发送", "发送失败"],
+      return bar(["主动问候", "问候后回复", "当前待发送", "当前发送失败"],
         [f.greetings.greeted, f.greetings.replied, f.outbox.backlog, f.outbox.failed], "#fc8452",
         function (p) { if (p.dataIndex < 2) { drill("greeted"); } });
     }

@@ -12,6 +12,7 @@
   var avatar = root.dataset.avatar;
   var botName = root.dataset.bot || "机器人";
   var turnNo = 0;
+  if (avatar) new Image().src = avatar; // loaded with the page, shown with the first answer
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -30,8 +31,12 @@
     if (who === "bot") {
       if (avatar) {
         var img = el("img", "avatar small");
-        img.src = avatar;
         img.alt = botName;
+        img.addEventListener("error", function () {
+          // an avatar that cannot be shown: the name's first character, as without one
+          img.replaceWith(el("span", "badge", botName.slice(0, 1)));
+        });
+        img.src = avatar;
         row.appendChild(img);
       } else {
         row.appendChild(el("span", "badge", botName.slice(0, 1)));
