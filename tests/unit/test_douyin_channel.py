@@ -403,13 +403,42 @@ async def test_duplicates_after_a_restart_are_recognised(sim, assistant, bridge,
 async def test_out_of_order_deliveries_are_processed_in_the_customers_order(h: Harness, assistant):
     h.channel.settings = ChannelSettings(reorder_window_seconds=0.5)
     now = int(time.time() * 1000)
-    first = text_content(h.sim, "buyer_o", "先发的", "m-o1", now)
-    second = text_content(h.sim, "buyer_o", "后发的", "m-o2", now + 1000)
+    # a delivery older than one already received: the platform reorders this customer's
+    # messages (the earlier one could not be answered first: the later one was answered)
+    late = text_content(h.sim, "buyer_o", "更早的", "m-o0", now - 2000)
+    await h.run(h.sim.say, "buyer_o", "刚发的")
+    await h.replies("buyer_o", 1)
+    await h.run(h.sim.deliver, "im_receive_msg", late, from_user_id="buyer_o")
+    await h.replies("buyer_o", 2)
+    # from now on the customer's messages wait the reorder window: a late one overtakes
+    first = text_content(h.sim, "buyer_o", "先发的", "m-o1", now + 1000)
+    second = text_content(h.sim, "buyer_o", "后发的", "m-o2", now + 2000)
     for content in (second, first):  # the platform delivers the later one first
         await h.run(h.sim.deliver, "im_receive_msg", content, from_user_id="buyer_o")
-    await h.replies("buyer_o", 2)
-    assert [t for _, t, _ in assistant.seen] == ["先发的", "后发的"]
-    assert [r.answered for r in h.sim.replies("buyer_o")] == ["m-o1", "m-o2"]
+        await asyncio.sleep(0.2)  # 0.2 s late: within the window
+    await h.replies("buyer_o", 4)
+    assert [t for _, t, _ in assistant.seen][2:] == ["先发的", "后发的"]
+    assert [r.answered for r in h.sim.replies("buyer_o")][2:] == ["m-o1", "m-o2"]
+
+
+async def test_messages_in_order_are_answered_without_the_reorder_window(h: Harness, assistant):
+    h.channel.settings = ChannelSettings(reorder_window_seconds=3.0)
+    for i in range(2):
+        started = time.monotonic()
+        await h.run(h.sim.say, "buyer_quick", f"第{i}句")
+        await h.replies("buyer_quick", i + 1)
+        assert time.monotonic() - started < 2.0  # not held for the 3 s window
+    other = f"buyer_{uuid.uuid4().hex[:6]}"  # another customer's disorder changes nothing
+    await h.run(h.sim.say, other, "新的")
+    await h.run(
+        h.sim.deliver, "im_receive_msg",
+        text_content(h.sim, other, "旧的", "m-old", int(time.time() * 1000) - 60_000),
+        from_user_id=other,
+    )  # fmt: skip
+    started = time.monotonic()
+    await h.run(h.sim.say, "buyer_quick", "第2句")
+    await h.replies("buyer_quick", 3)
+    assert time.monotonic() - started < 2.0
 
 
 async def test_messages_of_one_customer_are_never_processed_concurrently(h: Harness, assistant):
@@ -650,3 +679,40 @@ def test_the_simulator_does_not_print_sanics_production_banner(monkeypatch, capl
     with running_simulator() as simulator:
         assert simulator.base_url
     assert not [r for r in caplog.records if "PRODUCTION" in r.getMessage()]
+
+
+# --- the database down longer than the platform's retries: the local spool -------------------
+async def test_webhooks_during_a_database_outage_are_spooled_then_answered_once_in_order(
+    h: Harness, assistant, tmp_path, monkeypatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    from xiaoer.douyin.spool import Spool
+
+    spool = Spool(tmp_path / "spool" / "douyin-spool.jsonl")
+    h.channel.service._spool = spool
+    record = h.store.record
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(h.store, "record", down)
+    monkeypatch.setattr("xiaoer.douyin.workers.SETTLE_SECONDS", 0.1)
+    now = int(time.time() * 1000)
+    contents = [text_content(h.sim, "buyer_db", f"第{i}句", f"m-db{i}", now + i) for i in range(3)]
+    for content in contents:
+        got = await h.run(h.sim.deliver, "im_receive_msg", content, from_user_id="buyer_db")
+        assert got.statuses == [200]  # kept on disk: acknowledged, no retry needed
+    # the platform delivers one again (a duplicate): kept, recorded once later
+    await h.run(h.sim.deliver, "im_receive_msg", contents[1], from_user_id="buyer_db")
+    assert len(spool.path.read_text(encoding="utf-8").splitlines()) == 4
+    assert h.store.count_events() == 0 and assistant.seen == []
+
+    monkeypatch.setattr(h.store, "record", record)  # the database is back
+    assert await h.channel.service.import_spool() == 3
+    await h.replies("buyer_db", 3)
+    await h.channel.drain(5)
+    assert [t for _, t, _ in assistant.seen] == ["第0句", "第1句", "第2句"]
+    assert [r.answered for r in h.sim.replies("buyer_db")] == ["m-db0", "m-db1", "m-db2"]
+    assert spool.size() == 0
+    assert await h.channel.service.import_spool() == 0

@@ -48,6 +48,7 @@ from xiaoer.douyin.protocol import (
 )
 from xiaoer.douyin.replies import ReplyTarget, chosen_option
 from xiaoer.douyin.settings import ChannelSettings
+from xiaoer.douyin.spool import Spool, SpooledEvent, default_spool
 from xiaoer.douyin.store import DouyinStore, StoredEvent
 from xiaoer.douyin.workers import CustomerWorkers
 from xiaoer.handoff.activity import record_customer_message
@@ -57,6 +58,7 @@ from xiaoer.nlu.multi import handle_message
 logger = logging.getLogger(__name__)
 
 HANDLED_EVENTS = (EVENT_RECEIVE, EVENT_SEND, EVENT_ENTER, EVENT_FOLLOW)
+SPOOL_IMPORT_SECONDS = 1.0  # how often a non-empty spool is tried (an empty one: a stat)
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 
@@ -76,6 +78,7 @@ class DouyinService:
         store: DouyinStore | None = None,
         bridge: TurnBridge | None = None,
         greetings: GreetingSettings | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
@@ -88,6 +91,8 @@ class DouyinService:
         self._agent: Callable[[], Any] = lambda: None
         self._ack_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="douyin-ack")
         self.workers = CustomerWorkers(self)
+        self._spool = spool
+        self._spool_loop: asyncio.Task[Any] | None = None
 
     # --- wiring ---------------------------------------------------------------------
     @property
@@ -101,6 +106,12 @@ class DouyinService:
     @store.setter
     def store(self, store: DouyinStore) -> None:
         self._store = store
+
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            self._spool = default_spool(self.settings.spool_max_bytes)
+        return self._spool
 
     @property
     def sender(self) -> ReplySender | None:
@@ -127,8 +138,15 @@ class DouyinService:
     def start(self) -> None:
         """At server start: events left unprocessed are taken up (now and periodically)."""
         self.workers.start()
+        from xiaoer.douyin.workers import _every
+
+        self._spool_loop = asyncio.ensure_future(
+            _every(SPOOL_IMPORT_SECONDS, self.import_spool, "spool import")
+        )
 
     async def aclose(self) -> None:
+        if self._spool_loop is not None:
+            self._spool_loop.cancel()
         await self.workers.aclose()
         if self._sender is not None:
             await self._sender.aclose()
@@ -151,15 +169,36 @@ class DouyinService:
         else:  # action_time is in seconds
             create_time = (as_number(envelope.content.get("action_time")) or 0) * 1000
         # a thread of its own: the answer never waits behind the workers' store calls
-        event_id = await asyncio.get_running_loop().run_in_executor(
-            self._ack_pool,
-            self.store.record,
-            envelope,
-            customer,
-            create_time or int(time.time() * 1000),
-            msg_id,
-            self.workers.holder,
-        )
+        loop = asyncio.get_running_loop()
+        at = create_time or int(time.time() * 1000)
+        try:
+            if self.spool.size():  # what was kept during an outage goes first
+                await self.import_spool()
+            event_id = await loop.run_in_executor(
+                self._ack_pool,
+                self.store.record,
+                envelope,
+                customer,
+                at,
+                msg_id,
+                self.workers.holder,
+            )
+        except Exception as exc:
+            service = unavailable_service(exc)
+            if service is None:
+                raise
+            # the database is down: kept on disk (fsync'd), acknowledged, imported later
+            spooled = SpooledEvent(dict(envelope.__dict__), customer, at, msg_id, time.time())
+            self.workers.outage_seen = True
+            if not await loop.run_in_executor(self._ack_pool, self.spool.append, spooled):
+                raise  # the spool is full: 503, the platform tries again
+            log_unavailable(logger, service, "douyin webhook", exc)
+            logger.info(
+                "douyin %s from %s kept in the local spool (%s unavailable)",
+                envelope.event, customer, service,
+            )  # fmt: skip
+            return True
+        self.workers.database_back()
         if event_id is None:
             logger.info("douyin %s for %s: duplicate delivery ignored", envelope.event, customer)
             return False
@@ -169,8 +208,49 @@ class DouyinService:
             customer,
             mask_pii(envelope.content.get("message_type") or "-"),
         )
+        if envelope.event == EVENT_RECEIVE:
+            self.workers.note_arrival(customer, at)
         self.workers.schedule(customer)
         return True
+
+    async def import_spool(self) -> int:
+        """Record the webhooks kept in the spool while the database was down; their
+        customers are answered after ``workers.SETTLE_SECONDS``. Returns how many were
+        new. Raises when the database is still down (they stay in the spool)."""
+        if not self.spool.size():
+            return 0
+        # the lease first: it expired while the database was down, and the events this
+        # server records would look orphaned to the sweeps (which skip the settling time)
+        await self.workers.heartbeat()
+        holder = self.workers.holder
+
+        def record(event: SpooledEvent) -> int | None:
+            return self.store.record(
+                Envelope(**event.envelope),
+                event.sender_id,
+                event.create_time,
+                event.msg_id,
+                holder,
+            )
+
+        recorded: list[str] = []
+
+        def run() -> None:
+            def each(event: SpooledEvent) -> None:
+                if record(event) is not None:
+                    recorded.append(event.sender_id)
+
+            self.spool.import_into(each)
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._ack_pool, run)
+        finally:
+            if recorded:
+                self.workers.outage_seen = True
+                self.workers.database_back()  # turns wait: the other servers import too
+                for customer in dict.fromkeys(recorded):
+                    self.workers.schedule(customer)
+        return len(recorded)
 
     async def no_reply_reason(self, envelope: Envelope) -> str | None:
         """Why the event will get no reply (None: it will), read before it is accepted

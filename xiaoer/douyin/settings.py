@@ -41,6 +41,7 @@ class ChannelSettings:
     server_lease_seconds: float = 15.0  # a Rasa server silent this long is taken over
     max_text_chars: int = 1000
     max_concurrent: int = 4  # conversations processed at once by this server
+    spool_max_bytes: int = 10 * 1024 * 1024  # webhooks kept on disk while the database is down
     replies: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REPLIES))
     follow_scene: str = SCENE_ENTER
 
@@ -57,6 +58,7 @@ class ChannelSettings:
             server_lease_seconds=max(3.0, float(section.get("server_lease_seconds", 15))),
             max_text_chars=int(section.get("max_text_chars", 1000)),
             max_concurrent=max(1, int(section.get("max_concurrent_conversations", 4))),
+            spool_max_bytes=int(section.get("spool_max_kb", 10 * 1024)) * 1024,
             replies=replies,
             follow_scene=str(section.get("follow_greeting_scene") or SCENE_ENTER),
         )

@@ -2,8 +2,11 @@
 
 The webhook is answered as soon as an event is recorded; :meth:`CustomerWorkers.schedule`
 then makes sure one task (never two) processes the customer's unprocessed events, one at
-a time, in the order the customer sent them (``create_time``; a short
-``reorder_window_seconds`` lets a late delivery overtake). Each event is claimed in the
+a time, in the order the customer sent them (``create_time``). Most deliveries arrive in
+order and are answered at once; when a customer's message arrives after a later one of
+theirs (its ``create_time`` older than one this server already received), deliveries are
+being reordered for that customer: from then on (for :data:`DISORDER_MEMORY_SECONDS`)
+their messages wait ``reorder_window_seconds`` so that a late delivery can overtake. Each event is claimed in the
 store first, so two Rasa servers never process one event twice; a failed event is kept
 (``attempts``) and the customer's later events wait for it.
 
@@ -49,6 +52,13 @@ logger = logging.getLogger(__name__)
 RECOVER_AFTER_SECONDS = 60.0  # an event this old and unprocessed is taken up by the sweep
 SERVER_LEASE_PREFIX = "douyin.server:"
 WAIT_FOR_OTHER_SERVER_SECONDS = 0.5
+# after a delivery arrived out of order, the customer's messages wait the reorder window
+# this long (the platform's deliveries for them are being reordered)
+DISORDER_MEMORY_SECONDS = 600.0
+# after the database was down, turns wait this long once it is back: the servers import
+# the webhooks they kept in their spools (each within a second) before any is answered
+SETTLE_SECONDS = 2.0
+MAX_REMEMBERED_CUSTOMERS = 50_000
 
 
 class CustomerWorkers:
@@ -61,6 +71,13 @@ class CustomerWorkers:
         self._loops: list[asyncio.Task[Any]] = []
         self.processed = 0
         self._backoff: dict[str, float] = {}
+        self._newest: dict[str, int] = {}  # the newest create_time received per customer
+        self._disordered: dict[str, float] = {}  # customer -> when one came out of order
+        self._arrived: dict[str, float] = {}  # customer -> when their last message came
+        # after the database was down: turns wait until then (monotonic), so that every
+        # server's spool is imported first and a customer's messages keep their order
+        self.hold_until = 0.0
+        self.outage_seen = False
         from xiaoer.worker.leases import new_holder
 
         # this server's name in the events it records and claims, and its lease's
@@ -95,7 +112,18 @@ class CustomerWorkers:
 
         store = LeaseStore(self.service.store.db, holder=self.holder)
         seconds = self.service.settings.server_lease_seconds
-        await asyncio.to_thread(store.acquire, self.holder, seconds)
+        try:
+            await asyncio.to_thread(store.acquire, self.holder, seconds)
+        except Exception:
+            self.outage_seen = True
+            raise
+        self.database_back()
+
+    def database_back(self) -> None:
+        """A store call worked: after an outage, turns wait :data:`SETTLE_SECONDS`."""
+        if self.outage_seen:
+            self.outage_seen = False
+            self.hold_until = time.monotonic() + SETTLE_SECONDS
 
     async def aclose(self) -> None:
         for task in self._loops:
@@ -129,6 +157,41 @@ class CustomerWorkers:
         for sender_id in await asyncio.to_thread(store.senders_with_pending, older_than):
             self.schedule(sender_id)
 
+    # --- arrival order ------------------------------------------------------------------
+    def note_arrival(self, sender_id: str, create_time: int) -> None:
+        """A customer's message was recorded: remember when one arrives out of order."""
+        self._arrived[sender_id] = time.monotonic()
+        newest = self._newest.get(sender_id)
+        if newest is not None and create_time < newest:
+            if sender_id not in self._disordered:
+                logger.info(
+                    "douyin message of %s arrived after a later one: its next messages wait "
+                    "%.1f s for late deliveries",
+                    sender_id, self.service.settings.reorder_window_seconds,
+                )  # fmt: skip
+            if len(self._disordered) >= MAX_REMEMBERED_CUSTOMERS:
+                self._disordered.clear()
+            self._disordered[sender_id] = time.monotonic()
+            return
+        if len(self._newest) >= MAX_REMEMBERED_CUSTOMERS and sender_id not in self._newest:
+            self._newest.clear()  # a bound on memory: the oldest knowledge goes first
+            self._arrived.clear()
+        self._newest[sender_id] = create_time
+
+    def reorder_window(self, sender_id: str) -> float:
+        """How long the customer's next turn still waits: 0 unless one of their
+        messages arrived out of order lately; then up to ``reorder_window_seconds`` after
+        their last message arrived."""
+        since = self._disordered.get(sender_id)
+        if since is None:
+            return 0.0
+        now = time.monotonic()
+        if now - since > DISORDER_MEMORY_SECONDS:
+            del self._disordered[sender_id]
+            return 0.0
+        window = self.service.settings.reorder_window_seconds
+        return max(0.0, self._arrived.get(sender_id, now) + window - now)
+
     # --- the per-customer workers ---------------------------------------------------------
     def schedule(self, sender_id: str) -> None:
         self._dirty.add(sender_id)
@@ -138,8 +201,10 @@ class CustomerWorkers:
     async def _work(self, sender_id: str) -> None:
         store = self.service.store
         try:
-            await asyncio.sleep(self.service.settings.reorder_window_seconds)
             while sender_id in self._dirty:
+                window = max(self.reorder_window(sender_id), self.hold_until - time.monotonic())
+                if window > 0:  # a late delivery (or a spooled one) may still come
+                    await asyncio.sleep(window)
                 self._dirty.discard(sender_id)
                 for event in await asyncio.to_thread(store.pending_for, sender_id):
                     if not await asyncio.to_thread(store.claim, event.id, self.holder):
