@@ -9,10 +9,10 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, log_event, sandbox_stop
+from actions.common import backend, log_event
 from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import backend_failed, hand_over
-from actions.messages import say
+from actions.messages import sandbox_stop, say
 from actions.order_flow import OrderFlowSubmit
 from actions.order_replies import order_values
 from actions.questions import ask_actions

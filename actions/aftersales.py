@@ -11,10 +11,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import backend, fmt_time, latest_intent, log_event, sandbox_stop
+from actions.common import backend, fmt_time, latest_intent, log_event
 from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
 from actions.handoff import backend_failed, hand_over
-from actions.messages import say
+from actions.messages import sandbox_stop, say
 from actions.order_access import (
     FOCUS_ORDER_SLOT,
     VERIFY_SLOT,

@@ -8,10 +8,10 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import backend, log_event, sandbox_stop
+from actions.common import backend, log_event
 from actions.forms import OrderFormValidation, form_reset
 from actions.handoff import backend_failed, hand_over
-from actions.messages import say
+from actions.messages import sandbox_stop, say
 from actions.order_access import current_order
 from actions.order_flow import OrderFlowSubmit
 from actions.order_replies import order_values

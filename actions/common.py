@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 
 from xiaoer.core.senders import is_sandbox
 from xiaoer.shop.access import ChannelSecurity, security_settings
@@ -24,21 +23,6 @@ def backend(tracker: Tracker | None = None) -> ShopBackend:
     if tracker is not None and is_sandbox(tracker.sender_id):
         return ReadOnlyBackend(shop)
     return shop
-
-
-def sandbox_stop(
-    dispatcher: CollectingDispatcher, tracker: Tracker, key: str, **values: Any
-) -> bool:
-    """In the console's test chat, a flow stops before it changes the shop: message ``key``
-    says what would be submitted and that nothing was (True: stopped, the caller submits
-    nothing)."""
-    if not is_sandbox(tracker.sender_id):
-        return False
-    from actions.messages import say
-
-    say(dispatcher, key, **values)
-    log_event("sandbox_not_submitted", tracker, what=key)
-    return True
 
 
 def shop_facts() -> dict[str, str]:

@@ -97,3 +97,19 @@ def say_with_buttons(
     message = render(key, **_with_facts(values))
     message["buttons"] = message.get("buttons", []) + buttons
     dispatcher.utter_message(**message)
+
+
+def sandbox_stop(
+    dispatcher: CollectingDispatcher, tracker: Tracker, key: str, **values: Any
+) -> bool:
+    """In the console's test chat, a flow stops before it changes the shop: message ``key``
+    says what would be submitted and that nothing was (True: stopped, the caller submits
+    nothing)."""
+    from actions.common import log_event
+    from xiaoer.core.senders import is_sandbox
+
+    if not is_sandbox(tracker.sender_id):
+        return False
+    say(dispatcher, key, **values)
+    log_event("sandbox_not_submitted", tracker, what=key)
+    return True

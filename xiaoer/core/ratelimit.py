@@ -225,7 +225,7 @@ class RedisSlidingWindow:
         self._tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def _run(self, key: str, record: bool, enforce: bool) -> tuple[bool, int, int]:
-        import redis  # type: ignore[import-untyped]
+        import redis  # type: ignore[import-untyped,unused-ignore]
 
         try:
             allowed, count, wait_ms = self._script(

@@ -138,7 +138,7 @@ def check_sql(url: URL | str, what: str, endpoints: Path, label: str) -> None:
 
 
 def check_redis(config: Any, endpoints: Path) -> str:
-    import redis  # type: ignore[import-untyped]
+    import redis  # type: ignore[import-untyped,unused-ignore]
 
     kwargs = dict(config.kwargs)
     host = config.url or "localhost"

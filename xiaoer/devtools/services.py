@@ -88,7 +88,7 @@ def stop_redis(r: Redis) -> None:
 
 def start_redis(r: Redis) -> None:
     """Start a stopped server again, on its port (it writes its own pidfile)."""
-    import redis  # type: ignore[import-untyped]
+    import redis  # type: ignore[import-untyped,unused-ignore]
 
     subprocess.Popen(
         list(r.argv), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
