@@ -299,6 +299,12 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     from xiaoer.knowledge.collisions import intent_examples
     from xiaoer.knowledge.sheets import write_csv
 
+    # the entries of the first test (idempotent: unchanged when it ran before)
+    seed = tmp_path / "entries.csv"
+    seed.write_bytes(write_csv(ENTRIES))
+    done = kb(stack, "import", str(seed))
+    assert done.returncode == 0, done.stdout + done.stderr
+
     page = browser_context.new_page()
     page.goto(f"{stack.console_url}/knowledge")
     assert "/login" in page.url  # login required
