@@ -14,6 +14,7 @@ The models are trained with a small configuration (tests/data/small_config.yml).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -374,11 +375,11 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.goto(f"{stack.console_url}/knowledge")
     with page.expect_download() as download:
         page.click("text=下载模板")
-    template = load_workbook(download.value.path()).worksheets[0]
+    template = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).worksheets[0]
     assert [c.value for c in template[1]][:3] == ["问题", "相似问法", "答案"]
     with page.expect_download() as download:
         page.click("text=导出 Excel")
-    exported = load_workbook(download.value.path()).worksheets[0]
+    exported = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).worksheets[0]
     questions = {r[0] for r in exported.iter_rows(min_row=2, values_only=True)}
     assert {"可以帮忙写贺卡吗", "包装能不能不放发票", ENTRIES[1]["问题"]} <= questions
 
