@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
 PHONE = "13912345678"
 RASA_METADATA = ("assistant_id", "model_id")  # what Rasa itself adds to user events
+# what the server adds: the channel the message really came in on (xiaoer/nlu/multi.py)
+SERVER_METADATA = (*RASA_METADATA, "channel")
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +262,7 @@ def test_rest_metadata_outside_the_allow_list_is_ignored(stack: Stack):
     metadata = {
         "buyer_id": "buyer_demo_001", "nickname": "管理员", "handoff_limited": False,
         "lead_card": {"card_id": "c1", "card_data": [{"label": "手机号", "value": PHONE}]},
-        "product_id": "P1001", "is_external": True,
+        "product_id": "P1001", "is_external": True, "channel": "douyin",
     }  # fmt: skip
     r = requests.post(
         stack.webhook, json={"sender": user, "message": "这个多少钱", "metadata": metadata}
@@ -269,8 +271,10 @@ def test_rest_metadata_outside_the_allow_list_is_ignored(stack: Stack):
     user_events = [
         e for e in tracker_events(stack, Stack.conversation(user)) if e["event"] == "user"
     ]
-    kept = {k: v for k, v in user_events[-1]["metadata"].items() if k not in RASA_METADATA}
+    stored = user_events[-1]["metadata"]
+    kept = {k: v for k, v in stored.items() if k not in SERVER_METADATA}
     assert kept == {"product_id": "P1001"}
+    assert stored.get("channel") == "rest"  # the server's, never the client's
     with db(stack, "xiaoer.db") as conn:
         rows = conn.execute("SELECT COUNT(*) FROM leads WHERE source_sender_id = ?",
                             (Stack.conversation(user),)).fetchone()  # fmt: skip
