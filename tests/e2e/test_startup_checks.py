@@ -182,7 +182,7 @@ def test_xiaoer_up_banner_and_readiness_until_the_project_database_is_gone(
         assert "店小二已启动 ✅" in out, out[-4000:]
         banner = out[out.index("店铺后台") :]
         assert "店铺后台 backend:        sqlite (演示店铺 demo shop)" in banner
-        assert "渠道 channels:           rest, douyin（未配置 not configured: " in banner
+        assert "渠道 channels:           rest, test_chat, douyin（未配置 not configured: " in banner
         assert f"项目数据库 project db:   postgresql://{postgres.user}:***@" in banner
         assert "xiaoer_up_app" in banner and postgres.password not in out
         assert f"sqlite:///{tmp_path / 'tracker.db'}" in banner

@@ -481,7 +481,7 @@ def check_model(path: Path) -> Path:
 
 # --- channels (for the banner) -----------------------------------------------------------
 def channels(credentials: Path) -> list[str]:
-    """The input channels of ``credentials.yml`` (short names: rest, douyin, doudian_push)."""
+    """The input channels of ``credentials.yml`` (short names: rest, douyin, doudian_push, test_chat: the console's test chat)."""
     import yaml
 
     try:
@@ -492,7 +492,7 @@ def channels(credentials: Path) -> list[str]:
     for key in raw:
         short = str(key).rsplit(".", 1)[-1]
         short = {"XiaoerRestInput": "rest", "DouyinInput": "douyin",
-                 "DoudianPushInput": "doudian_push"}.get(short, short)  # fmt: skip
+                 "DoudianPushInput": "doudian_push", "SandboxInput": "test_chat"}.get(short, short)  # fmt: skip
         names.append(short)
     return names
 
