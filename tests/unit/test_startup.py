@@ -153,7 +153,7 @@ def test_the_banner_says_backend_channels_stores_model_and_worker(monkeypatch):
         worker="running",
     )
     assert "店铺后台 backend:        doudian (openapi-fxg.jinritemai.com)" in text
-    assert "渠道 channels:           rest, douyin\n" in text
+    assert "渠道 channels:           rest, test_chat, douyin\n" in text
     assert "项目数据库 project db:   postgresql://xiaoer:***@db.internal:5432/xiaoer_app" in text
     assert "会话 tracker store:      sqlite:///var/tracker.db" in text
     assert "模型 model:              20261130-000000-x.tar.gz" in text
