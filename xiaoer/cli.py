@@ -98,6 +98,17 @@ def training_fingerprint(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def model_fingerprint(root: Path) -> str:
+    """What a model is trained from: the project's inputs and the knowledge base (its
+    entries become retrieval intents at training time, docs/knowledge.md)."""
+    from xiaoer.knowledge.store import get_knowledge_store
+
+    kb = get_knowledge_store()
+    return hashlib.sha256(f"{training_fingerprint(root)}:{kb.fingerprint()}".encode()).hexdigest()[
+        :16
+    ]
+
+
 def train(out: Path | None = None, quiet: bool = False) -> Path:
     """Train unless the latest model was trained on exactly the current inputs.
 
@@ -108,12 +119,7 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
 
     root = get_settings().root
     out = out or root / "models"
-    kb = get_knowledge_store()
-    # the knowledge base is trained too (generated retrieval intents, docs/knowledge.md)
-    fingerprint = hashlib.sha256(
-        f"{training_fingerprint(root)}:{kb.fingerprint()}".encode()
-    ).hexdigest()[:16]
-    marker = out / f"{fingerprint}.model"
+    marker = out / f"{model_fingerprint(root)}.model"
     if marker.exists():
         model = out / marker.read_text().strip()
         if model.exists():
@@ -124,7 +130,7 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
     print("==> rasa train (data/, domain.yml, config.yml or the knowledge base changed)")
     started = time.monotonic()
     subprocess.run(
-        trainer.rasa_train_args(trainer.prepare(store=kb), out),
+        trainer.rasa_train_args(trainer.prepare(store=get_knowledge_store()), out),
         cwd=root,
         env=_env(),
         check=True,

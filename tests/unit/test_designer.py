@@ -81,7 +81,7 @@ def test_the_current_model_is_used_without_retraining(calls, tmp_path, monkeypat
     models.mkdir()
     current = models / "20261130-000000-current.tar.gz"
     current.write_bytes(b"model")
-    (models / f"{cli.training_fingerprint(PROJECT_ROOT)}.model").write_text(current.name)
+    (models / f"{cli.model_fingerprint(PROJECT_ROOT)}.model").write_text(current.name)
 
     def no_training(*args: Any, **kwargs: Any) -> None:
         raise AssertionError(f"retrained: {args}")
