@@ -86,7 +86,7 @@ def test_a_customer_left_waiting_hears_they_still_wait(stack: Stack):
     user = f"buyer-{uuid.uuid4().hex[:8]}"
     handed = " ".join(m.get("text") or "" for m in stack.say(user, "转人工"))
     assert "人工客服" in handed, handed
-    messages = wait_for_inbox(stack, user, "还在排队")
-    told = [m["text"] for m in messages if "还在排队" in m["text"]]
+    messages = wait_for_inbox(stack, user, "久等了")
+    told = [m["text"] for m in messages if "久等了" in m["text"]]
     assert told and "前面还有" in told[0], told  # (and again after each timeout)
     assert told[0] in tracker_bot_texts(stack, user)
