@@ -88,5 +88,6 @@ def test_a_customer_left_waiting_hears_they_still_wait(stack: Stack):
     assert "人工客服" in handed, handed
     messages = wait_for_inbox(stack, user, "久等了")
     told = [m["text"] for m in messages if "久等了" in m["text"]]
-    assert told and "前面还有" in told[0], told  # (and again after each timeout)
+    # the only customer waiting is next in line (never "前面还有0位"); again after each timeout
+    assert told and "下一位就轮到您了" in told[0] and "前面还有0位" not in told[0], told
     assert told[0] in tracker_bot_texts(stack, user)
