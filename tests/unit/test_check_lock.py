@@ -169,3 +169,19 @@ def test_the_repository_lock_is_in_step() -> None:
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_installed_package_is_pinned_by_the_lock() -> None:
+    """A package installed by hand into the development venv (and imported by the code)
+    works on the developer's machine and fails on a fresh clone: the venv holds only what
+    the lock pins, and the project itself."""
+    import importlib.metadata as metadata
+
+    from packaging.utils import canonicalize_name
+
+    pinned = set()
+    for line in (ROOT / "requirements" / "lock.txt").read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            pinned.add(canonicalize_name(line.split("==", 1)[0].strip()))
+    installed = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions()}
+    assert installed - pinned - {"xiaoer"} == set()
