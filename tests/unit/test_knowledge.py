@@ -346,6 +346,105 @@ def test_the_nlu_component_answers_faq_and_rescues_close_misses(store: Knowledge
     assert other["intent"]["name"] == "order_status" and other["response_selector"] == {}
 
 
+def test_nearest_reads_the_answer_too(store: KnowledgeStore) -> None:
+    # no phrasing says "当面给钱", the answer does: the entry is found by its answer
+    cod = store.save(
+        Entry(question="支持货到付款吗", answer="支持货到付款，快递送到时当面给钱即可",
+              phrasings=["能到付吗"])
+    )  # fmt: skip
+    store.save(Entry(question="可以开纸质收据吗", answer="可以", phrasings=["要一张收据"]))
+    near = Matcher(store, ttl=0).nearest("能不能当面给钱")
+    assert near is not None and near.key == cod.key
+
+
+def _trained_matcher(tmp_path: Path, examples: dict[str, list[str]]) -> Any:
+    """A KnowledgeMatcher trained on ``examples`` and loaded back, as in a model."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    from xiaoer.nlu.knowledge import KnowledgeMatcher
+
+    context = ExecutionContext(GraphSchema({}), "test")
+    storage = LocalModelStorage(tmp_path)
+    config = {**KnowledgeMatcher.get_default_config(), "refresh_seconds": 0}
+    messages = [
+        Message(data={"text": text, "intent": intent})
+        for intent, texts in examples.items()
+        for text in texts
+    ]
+    messages.append(Message(data={"text": "有实体店吗", "intent": "faq"}))  # the KB's own
+    KnowledgeMatcher.create(config, storage, Resource("kb"), context).train(TrainingData(messages))
+    return KnowledgeMatcher.load(config, storage, Resource("kb"), context)
+
+
+def test_an_unsure_intent_closer_to_an_entry_is_the_entry(
+    store: KnowledgeStore, tmp_path: Path
+) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    receipt = store.save(
+        Entry(question="可以开纸质收据吗", answer="可以的", phrasings=["要一张纸质收据"])
+    )
+    component = _trained_matcher(
+        tmp_path, {"ask_invoice": ["能开发票吗", "电子发票怎么开", "发票抬头填公司"]}
+    )
+    assert "faq" not in component.matcher.intent_examples  # only the intents' examples
+
+    def parse(text: str, intent: str, confidence: float, **data: Any) -> dict[str, Any]:
+        message = Message(data={"text": text, **data})
+        message.set("intent", {"name": intent, "confidence": confidence})
+        component.process([message])
+        return {
+            "intent": message.get("intent"),
+            "response_selector": message.get("response_selector"),
+        }
+
+    closer = parse("纸质收据能给一张不", "ask_invoice", 0.7)
+    assert closer["intent"]["name"] == "faq" and describe(closer)["id"] == receipt.id  # type: ignore[index]
+    assert closer["intent"]["knowledge_match_kind"] == "closer"
+    # the intent's own examples are as close: the classifier keeps it
+    assert parse("电子发票能开吗", "ask_invoice", 0.7)["intent"]["name"] == "ask_invoice"
+    # a confident classifier keeps it
+    assert parse("纸质收据能给一张不", "ask_invoice", 0.95)["intent"]["name"] == "ask_invoice"
+    # an order number leads: the order flows keep it
+    with_order = parse("纸质收据能给一张不 6938271045123400001", "ask_invoice", 0.7,
+                       entities=[{"entity": "order_id", "value": "6938271045123400001"}])  # fmt: skip
+    assert with_order["intent"]["name"] == "ask_invoice"
+
+
+def test_a_model_without_kept_examples_never_overrides(store: KnowledgeStore) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from xiaoer.nlu.knowledge import KnowledgeMatcher
+
+    store.save(Entry(question="可以开纸质收据吗", answer="可以的", phrasings=["要一张纸质收据"]))
+    component = KnowledgeMatcher({"refresh_seconds": 0})  # an older model: nothing kept
+    message = Message(data={"text": "纸质收据能给一张不"})
+    message.set("intent", {"name": "ask_invoice", "confidence": 0.5})
+    component.process([message])
+    assert message.get("intent")["name"] == "ask_invoice"
+
+
+def test_a_product_question_the_catalogue_cannot_answer_is_knowledge(
+    store: KnowledgeStore,
+) -> None:
+    model = ModelVerdicts({
+        "雨衣有异味吗": ("product_info", 0.97),  # the catalogue states no smell
+        "雨衣会不会有味道": ("product_info", 0.95),
+        "T恤会缩水吗": ("product_info", 0.98),  # the catalogue states "shrinks"
+    })  # fmt: skip
+    rows = [
+        {"问题": "雨衣有异味吗", "相似问法": "雨衣会不会有味道", "答案": "拆开通风半天就没味了"},
+        {"问题": "T恤会缩水吗", "相似问法": "", "答案": "不会"},
+    ]
+    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
+    assert [r.status for r in report.rows] == [ADDED, REJECTED]
+    assert report.rows[1].reason.startswith("已有流程会回答：商品信息")
+
+
 class ModelVerdicts:
     """The current model's classification of texts (intent, confidence), as the Rasa
     server's /model/parse gives it; records what it was asked."""
@@ -409,9 +508,9 @@ def test_one_phrasing_of_several_a_flow_would_take_does_not_refuse_the_entry(
     assert [r.status for r in report.rows] == [ADDED]
     # half of them: refused
     model.verdicts.update({"快递用什么箱子": ("ask_shipping", 0.95),
-                           "箱子多大": ("product_info", 0.93)})  # fmt: skip
+                           "箱子多大": ("ask_size", 0.93)})  # fmt: skip
     rows = [{"问题": "外箱能留着用吗", "相似问法": "快递用什么箱子|箱子多大|外箱结实吗",
              "答案": "外箱很结实"}]  # fmt: skip
     report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
     assert report.rows[0].status == REJECTED
-    assert "已有流程会回答：问物流、商品信息" in report.rows[0].reason
+    assert "已有流程会回答：问物流、问尺码" in report.rows[0].reason

@@ -91,7 +91,17 @@ class Match:
 class Matcher:
     """Near-exact phrasings of the enabled entries, refreshed from the store every
     ``ttl`` seconds (so a new entry is matched within seconds, a switched-off one no
-    longer)."""
+    longer).
+
+    ``intent_examples`` (intent -> training examples, kept by the trained NLU component)
+    lets :meth:`intent_similarity` say how close a message is to an existing intent's own
+    examples, in the same vector space as the entries'."""
+
+    # which entry a message is about: the best example's similarity, plus these shares of
+    # the similarity to the entry's answer and to all its phrasings together (measured on
+    # blind paraphrases: bench/knowledge_nlu.py)
+    ANSWER_WEIGHT = 0.3
+    ENTRY_WEIGHT = 0.5
 
     def __init__(
         self,
@@ -99,14 +109,20 @@ class Matcher:
         ttl: float = 3.0,
         threshold: float = 90.0,
         min_fuzzy_length: int = 6,
+        intent_examples: dict[str, list[str]] | None = None,
     ) -> None:
         self._store = store
         self.ttl = ttl
         self.threshold = threshold
         self.min_fuzzy_length = min_fuzzy_length
+        self.intent_examples = {
+            intent: [k for k in (match_key(normalize_message_text(t)) for t in texts) if k]
+            for intent, texts in (intent_examples or {}).items()
+        }
         self._loaded = -1e9
         self._choices: dict[str, tuple[int, str]] = {}  # match key -> (entry id, phrasing)
-        self._index: Any = None  # (vectorizer, matrix, [(entry id, phrasing)]) for nearest()
+        self._entries: dict[int, tuple[str, str]] = {}  # entry id -> (answer, all phrasings)
+        self._index: _Index | None = None
         self._lock = threading.Lock()
 
     @property
@@ -122,14 +138,21 @@ class Matcher:
         with self._lock:
             if now - self._loaded >= self.ttl:
                 choices: dict[str, tuple[int, str]] = {}
+                entries: dict[int, tuple[str, str]] = {}
                 for entry in self.store.all(enabled_only=True):
+                    keys = []
                     for text in entry.examples():
-                        choices.setdefault(
-                            match_key(normalize_message_text(text)), (entry.id or 0, text)
-                        )
+                        key = match_key(normalize_message_text(text))
+                        choices.setdefault(key, (entry.id or 0, text))
+                        keys.append(key)
+                    entries[entry.id or 0] = (
+                        match_key(normalize_message_text(entry.answer or "")),
+                        " ".join(k for k in keys if k),
+                    )
                 choices.pop("", None)
-                self._choices = choices
-                self._index = None
+                if choices != self._choices or entries != self._entries:
+                    self._index = None
+                self._choices, self._entries = choices, entries
                 self._loaded = now
         return self._choices
 
@@ -153,30 +176,102 @@ class Matcher:
         entry_id, phrasing = choices[found[0]]
         return Match(entry_id, f"kb{entry_id}", float(found[1]), phrasing)
 
-    def nearest(self, text: str) -> Match | None:
-        """The entry with the most similar example (cosine of character 1-2-gram TF-IDF
-        vectors of the normalised texts; score 0-100), whatever the score.
-
-        Chosen by measurement over the ResponseSelector to pick *which* entry a question
-        the classifier recognised as ``faq`` is about: with 3-5 phrasings per entry the
-        selector, trained on the entries' keys, picked the right one of 187 entries for 45%
-        of unseen paraphrases, this nearest neighbour for 91% (bench/knowledge.py)."""
+    def _built(self) -> _Index | None:
         choices = self._refresh()
         if not choices:
             return None
         index = self._index
         if index is None:
-            from sklearn.feature_extraction.text import TfidfVectorizer
+            with self._lock:
+                index = self._index = _Index.build(choices, self._entries, self.intent_examples)
+        return index
 
-            keys = list(choices)
-            vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
-            index = (vectorizer, vectorizer.fit_transform(keys), [choices[k] for k in keys])
-            self._index = index
-        vectorizer, matrix, owners = index
+    def nearest(self, text: str) -> Match | None:
+        """The entry a message is most likely about, whatever the score.
+
+        Cosine similarities of character 1-2-gram TF-IDF vectors of the normalised texts:
+        the entry whose example, answer and phrasings together are closest wins; the score
+        (0-100) is the similarity of the closest example of any entry (how much the
+        message resembles the knowledge base at all).
+
+        Chosen by measurement over the ResponseSelector to pick *which* entry a question
+        the classifier recognised as ``faq`` is about: with 3-5 phrasings per entry the
+        selector picked the right one for 63% of blind paraphrases, the closest example
+        for 94%, with the answer and the phrasings together 95.5% (bench/knowledge_nlu.py)."""
+        index = self._built()
         query = match_key(normalize_message_text(text))
-        if not query:
+        if index is None or not query:
             return None
-        scores = (vectorizer.transform([query]) @ matrix.T).toarray()[0]
-        best = int(scores.argmax())
-        entry_id, phrasing = owners[best]
-        return Match(entry_id, f"kb{entry_id}", round(float(scores[best]) * 100, 2), phrasing)
+        return index.nearest(query)
+
+    def intent_similarity(self, text: str, intent: str) -> float:
+        """How close ``text`` is to the closest training example of ``intent`` (0-100, in
+        the space of :meth:`nearest`; 0 for an intent without known examples)."""
+        index = self._built()
+        query = match_key(normalize_message_text(text))
+        if index is None or not query:
+            return 0.0
+        return index.intent_similarity(query, intent)
+
+
+@dataclass
+class _Index:
+    vectorizer: Any
+    examples: Any  # matrix: one row per example
+    owners: list[tuple[int, str]]  # (entry id, phrasing) per example row
+    entry_ids: list[int]
+    answers: Any  # matrix: one row per entry
+    phrasings: Any  # matrix: one row per entry
+    intents: dict[str, Any]  # intent -> matrix of its examples
+
+    @classmethod
+    def build(
+        cls,
+        choices: dict[str, tuple[int, str]],
+        entries: dict[int, tuple[str, str]],
+        intent_examples: dict[str, list[str]],
+    ) -> _Index:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        keys = list(choices)
+        ids = list(entries)
+        answers = [entries[i][0] or " " for i in ids]
+        phrasings = [entries[i][1] or " " for i in ids]
+        vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+        vectorizer.fit(keys + answers + phrasings)
+        return cls(
+            vectorizer,
+            vectorizer.transform(keys),
+            [choices[k] for k in keys],
+            ids,
+            vectorizer.transform(answers),
+            vectorizer.transform(phrasings),
+            {i: vectorizer.transform(t) for i, t in intent_examples.items() if t},
+        )
+
+    def nearest(self, query: str) -> Match:
+        vector = self.vectorizer.transform([query])
+        scores = (vector @ self.examples.T).toarray()[0]
+        best_example: dict[int, tuple[float, str]] = {}
+        for (entry_id, phrasing), score in zip(self.owners, scores, strict=True):
+            if score > best_example.get(entry_id, (-1.0, ""))[0]:
+                best_example[entry_id] = (float(score), phrasing)
+        answers = (vector @ self.answers.T).toarray()[0]
+        together = (vector @ self.phrasings.T).toarray()[0]
+        combined = {
+            entry_id: best_example.get(entry_id, (0.0, ""))[0]
+            + Matcher.ANSWER_WEIGHT * float(answer)
+            + Matcher.ENTRY_WEIGHT * float(all_of_them)
+            for entry_id, answer, all_of_them in zip(self.entry_ids, answers, together, strict=True)
+        }
+        entry_id = max(combined, key=lambda i: (combined[i], -i))
+        score = max(s for s, _ in best_example.values()) if best_example else 0.0
+        phrasing = best_example.get(entry_id, (0.0, ""))[1]
+        return Match(entry_id, f"kb{entry_id}", round(score * 100, 2), phrasing)
+
+    def intent_similarity(self, query: str, intent: str) -> float:
+        matrix = self.intents.get(intent)
+        if matrix is None:
+            return 0.0
+        scores = (self.vectorizer.transform([query]) @ matrix.T).toarray()[0]
+        return round(float(scores.max()) * 100, 2) if len(scores) else 0.0

@@ -57,14 +57,27 @@ class FlowHit:
         return INTENTS.get(self.intent, self.intent)
 
 
+def shop_data_answers(intent: str, text: str) -> bool:
+    """Does the flow of ``intent`` answer ``text`` from the shop's data? A product question
+    is answered from the catalogue only for the facts it states (washable, shrinks, cotton…:
+    xiaoer/shop/attributes.py); for anything else ("雨衣有异味吗", "杯子送礼盒吗") the flow
+    can only list the product's attributes, and the merchant's answer is the knowledge."""
+    if intent == "product_info":
+        from xiaoer.shop.attributes import asked_traits
+
+        return bool(asked_traits(text))
+    return True
+
+
 def flow_hits(
     texts: Iterable[str], verdicts: dict[str, Verdict], confidence: float = CONFIDENCE
 ) -> list[FlowHit]:
-    """The texts the model gives to a business intent with at least ``confidence``."""
+    """The texts the model gives with at least ``confidence`` to a business intent whose
+    flow answers them from the shop's data."""
     hits = []
     for text in texts:
         intent, score = verdicts.get(text, ("", 0.0))
-        if intent in BUSINESS_INTENTS and score >= confidence:
+        if intent in BUSINESS_INTENTS and score >= confidence and shop_data_answers(intent, text):
             hits.append(FlowHit(text, intent, score))
     return hits
 
