@@ -333,6 +333,14 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     expect(page.locator("#kb-error")).to_contain_text(f"已有意图 {intent}")
     expect(page.locator("#kb-error")).to_contain_text(example)
 
+    # a question the running assistant answers from the shop's data (invoices): refused
+    page.goto(f"{stack.console_url}/knowledge/new")
+    page.fill("input[name=question]", "麻烦开张发票给我")
+    page.fill("textarea[name=answer]", "好的")
+    page.click("button:has-text('保存')")
+    expect(page.locator("#kb-error")).to_contain_text("已有流程会回答：问发票")
+    expect(page.locator("textarea[name=answer]")).to_have_value("好的")  # nothing lost
+
     # import: one good row, one without an answer, one colliding
     sheet = tmp_path / "导入.csv"
     sheet.write_bytes(write_csv([

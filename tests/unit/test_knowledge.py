@@ -432,16 +432,19 @@ def test_a_product_question_the_catalogue_cannot_answer_is_knowledge(
     store: KnowledgeStore,
 ) -> None:
     model = ModelVerdicts({
-        "雨衣有异味吗": ("product_info", 0.97),  # the catalogue states no smell
-        "雨衣会不会有味道": ("product_info", 0.95),
+        "T恤领口会变形吗": ("product_info", 0.97),  # the catalogue says nothing of it
+        "领口洗了会不会松": ("product_info", 0.95),
         "T恤会缩水吗": ("product_info", 0.98),  # the catalogue states "shrinks"
     })  # fmt: skip
     rows = [
-        {"问题": "雨衣有异味吗", "相似问法": "雨衣会不会有味道", "答案": "拆开通风半天就没味了"},
-        {"问题": "T恤会缩水吗", "相似问法": "", "答案": "不会"},
-    ]
+        {"问题": "T恤领口会变形吗", "相似问法": "领口洗了会不会松", "答案": "罗纹领口，不易变形",
+         "商品": "P1001"},
+        {"问题": "T恤会缩水吗", "相似问法": "", "答案": "不会", "商品": "P1001"},
+        # without a product: a product question stays the catalogue's
+        {"问题": "T恤领口会变形吗", "相似问法": "", "答案": "不会"},
+    ]  # fmt: skip
     report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
-    assert [r.status for r in report.rows] == [ADDED, REJECTED]
+    assert [r.status for r in report.rows] == [ADDED, REJECTED, REJECTED]
     assert report.rows[1].reason.startswith("已有流程会回答：商品信息")
 
 

@@ -11,6 +11,7 @@ answer is read when the bot answers); new questions and phrasings are learnt by 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,8 @@ from xiaoer.knowledge.importing import (
 )
 from xiaoer.knowledge.sheets import SheetError, template
 from xiaoer.knowledge.store import Entry, KnowledgeError, get_knowledge_store
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("knowledge", url_prefix="/knowledge")
 NAV_ITEMS.append(("/knowledge", "知识库", None))
@@ -141,6 +144,26 @@ def _from_form(form: Any, entry_id: int | None) -> Entry:
     )
 
 
+async def _model_check(entry: Entry) -> str:
+    """The import's model check for one entry: its new texts that the running assistant
+    gives to a shop-data flow (empty: none, or no assistant running to ask)."""
+    from xiaoer.knowledge.modelcheck import check_entry, refusal, running_classifier
+
+    saved = get_knowledge_store().get(entry.id) if entry.id else None
+
+    def run() -> str:
+        classify = running_classifier()
+        before = saved.examples() if saved is not None else None
+        hits = check_entry(entry.question, entry.examples(), before, classify, entry.product)
+        return refusal(hits) if hits else ""
+
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, run)
+    except Exception:  # noqa: BLE001 - the assistant being down must not block a save
+        logger.warning("knowledge entry saved without the model check", exc_info=True)
+        return ""
+
+
 async def _save(request: Request, entry_id: int | None) -> HTTPResponse:
     form = request.form or {}
     entry = _from_form(form, entry_id)
@@ -151,6 +174,8 @@ async def _save(request: Request, entry_id: int | None) -> HTTPResponse:
         error = "请选择店铺里的商品"
     elif entry.image_url and not entry.image_url.startswith(("https://", "http://")):
         error = "图片应是以 https:// 开头的链接"
+    if not error and entry.enabled and entry.question:
+        error = await _model_check(entry)
     if not error:
         try:
             get_knowledge_store().save(entry, by=current_agent(request).username)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xiaoer.knowledge.collisions import Collision, CollisionIndex
-from xiaoer.knowledge.modelcheck import Classify, flow_collision
+from xiaoer.knowledge.modelcheck import Classify, check_entry, refusal
 from xiaoer.knowledge.sheets import Table, read_table, write_table
 from xiaoer.knowledge.store import Button, Entry, KnowledgeStore, match_key
 
@@ -195,21 +195,17 @@ def import_table(
         current = by_ident.get(ident)
         unchanged = current is not None and current.content() == entry.content()
         if classify is not None and not unchanged:
-            new_texts = [t for t in entry.examples() if current is None
-                         or match_key(t) not in {match_key(x) for x in current.examples()}]  # fmt: skip
-            hits = (
-                flow_collision(entry.question, new_texts, classify(new_texts)) if new_texts else []
+            hits = check_entry(
+                entry.question,
+                entry.examples(),
+                current.examples() if current is not None else None,
+                classify,
+                entry.product,
             )
             if hits:
-                clashes = [Collision(h.text, with_intent=h.intent, flow=h.label,
-                                     confidence=h.confidence) for h in hits]  # fmt: skip
-                flows = "、".join(dict.fromkeys(h.label for h in hits))
-                result.reason = (
-                    f"已有流程会回答：{flows}（"
-                    + "、".join(f"「{h.text}」" for h in hits)
-                    + "），这类问题按店铺数据回答，请不要写进知识库"
-                )
-                result.collisions = clashes
+                result.reason = refusal(hits)
+                result.collisions = [Collision(h.text, with_intent=h.intent, flow=h.label,
+                                               confidence=h.confidence) for h in hits]  # fmt: skip
                 continue
         seen[ident] = number
         if current is not None:

@@ -57,12 +57,15 @@ class FlowHit:
         return INTENTS.get(self.intent, self.intent)
 
 
-def shop_data_answers(intent: str, text: str) -> bool:
-    """Does the flow of ``intent`` answer ``text`` from the shop's data? A product question
-    is answered from the catalogue only for the facts it states (washable, shrinks, cotton…:
-    xiaoer/shop/attributes.py); for anything else ("雨衣有异味吗", "杯子送礼盒吗") the flow
-    can only list the product's attributes, and the merchant's answer is the knowledge."""
-    if intent == "product_info":
+def shop_data_answers(intent: str, text: str, product: str = "") -> bool:
+    """Does the flow of ``intent`` answer ``text`` from the shop's data? A question about
+    one product (an entry with a product) is answered from the catalogue only for the facts
+    it states (washable, shrinks, cotton…: xiaoer/shop/attributes.py); for anything else
+    ("雨衣有异味吗") the flow can only list the product's attributes, and the merchant's
+    answer for that product is the knowledge. Without a product, a product question stays
+    the catalogue's (measured: such entries pull the existing intents' messages away,
+    bench/knowledge_nlu.py)."""
+    if intent == "product_info" and product:
         from xiaoer.shop.attributes import asked_traits
 
         return bool(asked_traits(text))
@@ -70,14 +73,21 @@ def shop_data_answers(intent: str, text: str) -> bool:
 
 
 def flow_hits(
-    texts: Iterable[str], verdicts: dict[str, Verdict], confidence: float = CONFIDENCE
+    texts: Iterable[str],
+    verdicts: dict[str, Verdict],
+    confidence: float = CONFIDENCE,
+    product: str = "",
 ) -> list[FlowHit]:
     """The texts the model gives with at least ``confidence`` to a business intent whose
     flow answers them from the shop's data."""
     hits = []
     for text in texts:
         intent, score = verdicts.get(text, ("", 0.0))
-        if intent in BUSINESS_INTENTS and score >= confidence and shop_data_answers(intent, text):
+        if (
+            intent in BUSINESS_INTENTS
+            and score >= confidence
+            and shop_data_answers(intent, text, product)
+        ):
             hits.append(FlowHit(text, intent, score))
     return hits
 
@@ -90,14 +100,53 @@ def confidence() -> float:
 
 
 def flow_collision(
-    question: str, texts: list[str], verdicts: dict[str, Verdict], threshold: float | None = None
+    question: str,
+    texts: list[str],
+    verdicts: dict[str, Verdict],
+    threshold: float | None = None,
+    product: str = "",
 ) -> list[FlowHit]:
     """The hits that make the entry a flow's question: its standard question is one, or at
     least half of its texts are (one phrasing of five is the classifier's noise)."""
-    hits = flow_hits(texts, verdicts, confidence() if threshold is None else threshold)
+    hits = flow_hits(texts, verdicts, confidence() if threshold is None else threshold, product)
     if any(h.text == question for h in hits) or (texts and 2 * len(hits) >= len(texts)):
         return hits
     return []
+
+
+def refusal(hits: list[FlowHit]) -> str:
+    """What the merchant reads when an entry is refused as a flow's question."""
+    flows = "、".join(dict.fromkeys(h.label for h in hits))
+    return (
+        f"已有流程会回答：{flows}（"
+        + "、".join(f"「{h.text}」" for h in hits)
+        + "），这类问题按店铺数据回答，请不要写进知识库"
+    )
+
+
+def new_texts(question: str, texts: list[str], before: list[str] | None) -> list[str]:
+    """The texts of an entry not already in its saved version (those were checked then)."""
+    from xiaoer.knowledge.store import match_key
+
+    if before is None:
+        return texts
+    known = {match_key(x) for x in before}
+    return [t for t in texts if match_key(t) not in known]
+
+
+def check_entry(
+    question: str,
+    texts: list[str],
+    before: list[str] | None,
+    classify: Classify | None,
+    product: str = "",
+) -> list[FlowHit]:
+    """The model check of one entry (its texts; ``before``: the saved version's texts;
+    ``product``: the entry's product, if any)."""
+    fresh = new_texts(question, texts, before)
+    if classify is None or not fresh:
+        return []
+    return flow_collision(question, fresh, classify(fresh), product=product)
 
 
 class ServerClassifier:
