@@ -428,26 +428,6 @@ def test_a_model_without_kept_examples_never_overrides(store: KnowledgeStore) ->
     assert message.get("intent")["name"] == "ask_invoice"
 
 
-def test_a_product_question_the_catalogue_cannot_answer_is_knowledge(
-    store: KnowledgeStore,
-) -> None:
-    model = ModelVerdicts({
-        "T恤领口会变形吗": ("product_info", 0.97),  # the catalogue says nothing of it
-        "领口洗了会不会松": ("product_info", 0.95),
-        "T恤会缩水吗": ("product_info", 0.98),  # the catalogue states "shrinks"
-    })  # fmt: skip
-    rows = [
-        {"问题": "T恤领口会变形吗", "相似问法": "领口洗了会不会松", "答案": "罗纹领口，不易变形",
-         "商品": "P1001"},
-        {"问题": "T恤会缩水吗", "相似问法": "", "答案": "不会", "商品": "P1001"},
-        # without a product: a product question stays the catalogue's
-        {"问题": "T恤领口会变形吗", "相似问法": "", "答案": "不会"},
-    ]  # fmt: skip
-    report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
-    assert [r.status for r in report.rows] == [ADDED, REJECTED, REJECTED]
-    assert report.rows[1].reason.startswith("已有流程会回答：商品信息")
-
-
 class ModelVerdicts:
     """The current model's classification of texts (intent, confidence), as the Rasa
     server's /model/parse gives it; records what it was asked."""
@@ -511,9 +491,9 @@ def test_one_phrasing_of_several_a_flow_would_take_does_not_refuse_the_entry(
     assert [r.status for r in report.rows] == [ADDED]
     # half of them: refused
     model.verdicts.update({"快递用什么箱子": ("ask_shipping", 0.95),
-                           "箱子多大": ("ask_size", 0.93)})  # fmt: skip
+                           "箱子多大": ("product_info", 0.93)})  # fmt: skip
     rows = [{"问题": "外箱能留着用吗", "相似问法": "快递用什么箱子|箱子多大|外箱结实吗",
              "答案": "外箱很结实"}]  # fmt: skip
     report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
     assert report.rows[0].status == REJECTED
-    assert "已有流程会回答：问物流、问尺码" in report.rows[0].reason
+    assert "已有流程会回答：问物流、商品信息" in report.rows[0].reason

@@ -154,7 +154,7 @@ async def _model_check(entry: Entry) -> str:
     def run() -> str:
         classify = running_classifier()
         before = saved.examples() if saved is not None else None
-        hits = check_entry(entry.question, entry.examples(), before, classify, entry.product)
+        hits = check_entry(entry.question, entry.examples(), before, classify)
         return refusal(hits) if hits else ""
 
     try:

@@ -200,7 +200,6 @@ def import_table(
                 entry.examples(),
                 current.examples() if current is not None else None,
                 classify,
-                entry.product,
             )
             if hits:
                 result.reason = refusal(hits)

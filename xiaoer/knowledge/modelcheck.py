@@ -57,37 +57,17 @@ class FlowHit:
         return INTENTS.get(self.intent, self.intent)
 
 
-def shop_data_answers(intent: str, text: str, product: str = "") -> bool:
-    """Does the flow of ``intent`` answer ``text`` from the shop's data? A question about
-    one product (an entry with a product) is answered from the catalogue only for the facts
-    it states (washable, shrinks, cotton…: xiaoer/shop/attributes.py); for anything else
-    ("雨衣有异味吗") the flow can only list the product's attributes, and the merchant's
-    answer for that product is the knowledge. Without a product, a product question stays
-    the catalogue's (measured: such entries pull the existing intents' messages away,
-    bench/knowledge_nlu.py)."""
-    if intent == "product_info" and product:
-        from xiaoer.shop.attributes import asked_traits
-
-        return bool(asked_traits(text))
-    return True
-
-
 def flow_hits(
-    texts: Iterable[str],
-    verdicts: dict[str, Verdict],
-    confidence: float = CONFIDENCE,
-    product: str = "",
+    texts: Iterable[str], verdicts: dict[str, Verdict], confidence: float = CONFIDENCE
 ) -> list[FlowHit]:
-    """The texts the model gives with at least ``confidence`` to a business intent whose
-    flow answers them from the shop's data."""
+    """The texts the model gives with at least ``confidence`` to a business intent (a flow
+    answering from the shop's data or taking an action). Product questions included, with
+    or without a product: letting the catalogue's questions into the knowledge base cost
+    the existing intents 2.4 heldout points for 21 more entries (bench/knowledge_nlu.py)."""
     hits = []
     for text in texts:
         intent, score = verdicts.get(text, ("", 0.0))
-        if (
-            intent in BUSINESS_INTENTS
-            and score >= confidence
-            and shop_data_answers(intent, text, product)
-        ):
+        if intent in BUSINESS_INTENTS and score >= confidence:
             hits.append(FlowHit(text, intent, score))
     return hits
 
@@ -104,11 +84,10 @@ def flow_collision(
     texts: list[str],
     verdicts: dict[str, Verdict],
     threshold: float | None = None,
-    product: str = "",
 ) -> list[FlowHit]:
     """The hits that make the entry a flow's question: its standard question is one, or at
     least half of its texts are (one phrasing of five is the classifier's noise)."""
-    hits = flow_hits(texts, verdicts, confidence() if threshold is None else threshold, product)
+    hits = flow_hits(texts, verdicts, confidence() if threshold is None else threshold)
     if any(h.text == question for h in hits) or (texts and 2 * len(hits) >= len(texts)):
         return hits
     return []
@@ -139,14 +118,12 @@ def check_entry(
     texts: list[str],
     before: list[str] | None,
     classify: Classify | None,
-    product: str = "",
 ) -> list[FlowHit]:
-    """The model check of one entry (its texts; ``before``: the saved version's texts;
-    ``product``: the entry's product, if any)."""
+    """The model check of one entry (its texts; ``before``: the saved version's texts)."""
     fresh = new_texts(question, texts, before)
     if classify is None or not fresh:
         return []
-    return flow_collision(question, fresh, classify(fresh), product=product)
+    return flow_collision(question, fresh, classify(fresh))
 
 
 class ServerClassifier:
