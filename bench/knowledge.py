@@ -225,6 +225,7 @@ def main() -> int:
         results["retrain_error"] = run["error"]
         results["retrain_seconds_total"] = round(time.monotonic() - started, 1)
         results["train_seconds"] = run["train_seconds"]
+        results["retrained_model"] = run.get("model")
         results["traffic"] = {
             "requests": traffic.ok + len(traffic.failed),
             "failed": len(traffic.failed),

@@ -86,20 +86,37 @@ def wait_answered(sim: DouyinSimulator, sent: dict[str, list[str]], timeout: flo
             sim.wait_replies(who, len(sim.replies(who)) + 1, timeout=2)
 
 
-def assert_exactly_once(c: ScaleOut, sim: DouyinSimulator, sent: dict[str, list[str]]) -> None:
+def assert_exactly_once(
+    c: ScaleOut,
+    sim: DouyinSimulator,
+    sent: dict[str, list[str]],
+    taken_over: frozenset[str] = frozenset(),
+) -> None:
     """Each acknowledged message answered, in order, once on the platform and once in the
-    conversation (a turn run twice would show its user message twice)."""
+    conversation (a turn run twice would show its user message twice).
+
+    ``taken_over``: customers whose message a killed server had in hand. One reply of one of
+    them may arrive twice: the platform's send API has no idempotency key, so a server
+    killed after the platform took a reply and before it recorded the send leaves a reply
+    the survivor cannot know was sent; it sends it again rather than risk losing it (the
+    platform contract: never drop). The turn itself still runs once (checked below)."""
+    resent = 0
     for who, ids in sent.items():
         received = sim.replies(who)
         assert list(dict.fromkeys(r.answered for r in received)) == ids, (who, received)
         pairs = [(r.answered, r.text) for r in received]
-        assert len(pairs) == len(set(pairs)), f"delivered twice to {who}: {pairs}"
+        twice = len(pairs) - len(set(pairs))
+        if twice and who in taken_over:
+            resent += twice
+        else:
+            assert twice == 0, f"delivered twice to {who}: {pairs}"
         user_ids = Counter(
             e.get("message_id")
             for e in tracker(c, 1, who)["events"]
             if e["event"] == "user" and e.get("message_id") in ids
         )
         assert set(user_ids) == set(ids) and max(user_ids.values()) == 1, (who, user_ids)
+    assert resent <= 1, f"{resent} replies sent twice after the kill: more than its one window"
 
 
 # --- 2. a Rasa server killed with SIGKILL under load ------------------------------------------
@@ -131,7 +148,9 @@ def test_a_rasa_server_killed_under_load_every_acknowledged_message_answered_onc
 
     wait_answered(sim, acknowledged, timeout=90)
     time.sleep(3)  # a duplicate would come now
-    assert_exactly_once(c, sim, acknowledged)
+    log = c.log("rasa-1")
+    taken_over = frozenset(who for who in customers if f"of {who} taken over from" in log)
+    assert_exactly_once(c, sim, acknowledged, taken_over)
     assert sim.rejected == []
     # the killed server had messages acknowledged and not answered: the other took them
     db = database_for(c.database_url)
@@ -143,7 +162,6 @@ def test_a_rasa_server_killed_under_load_every_acknowledged_message_answered_onc
         ).all()
     receivers = {r.received_by for r in rows}
     assert len(receivers) == 2, receivers  # both servers took webhooks
-    log = c.log("rasa-1")
     assert "taken over from" in log, "the kill hit no message in flight: nothing was tested"
     taken = [line for line in log.splitlines() if "taken over from" in line]
     print(f"\n{len(taken)} message(s) taken over after the kill at {killed_at:.0f}")

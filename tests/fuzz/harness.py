@@ -42,10 +42,11 @@ DOUYIN_ENV = {
     "XIAOER_DOUYIN_BASE_URL": "http://127.0.0.1:9",  # never reached: nothing is signed
 }
 ADMIN, ADMIN_PASSWORD = "fuzzadmin", "Fuzz-admin-2026"
-# tables the event follower writes later (leads from accepted messages): they may change
-# while a rejected request runs, so they are not compared
+# tables the event followers write later (leads, analytics and the learning inbox, from
+# accepted messages): they may change while a rejected request runs, so they are not compared
 ASYNC_TABLES = re.compile(
-    r":(leads|lead_contacts|lead_senders|lead_activity|lead_kv|crm_outbox|event_cursor)$"
+    r":(leads|lead_contacts|lead_senders|lead_activity|lead_kv|crm_outbox|event_cursor"
+    r"|analytics_[a-z]+|inbox_items|inbox_sightings|learning_senders)$"
 )
 # no background writer during the run: the console's re-announcement of long waits would
 # append to conversations at any moment

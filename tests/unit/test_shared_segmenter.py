@@ -71,6 +71,9 @@ def test_forked_workers_share_pkuseg_and_segment_the_same() -> None:
         w.join(timeout=60)
     for grown_mb, cuts in results:
         assert cuts == expected  # the same words as an unshared segmenter
-        assert grown_mb < 150  # not another copy of the ~800 MB model
+        # not another copy of the ~800 MB model: a shared worker grows by the pages its
+        # reference counts touch (100-180 MB measured, more when the forking process holds
+        # more, as in the whole suite)
+        assert grown_mb < 400
     shared = tokenizer.get_segmenter(("另一个词典",))
     assert shared.feature_extractor is tokenizer.get_segmenter(TERMS).feature_extractor
