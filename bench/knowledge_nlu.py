@@ -46,9 +46,9 @@ from knowledge import KB_FILE, PARAPHRASES, heldout, paraphrases  # noqa: E402
 
 
 def train_nlu(config: Path, out: Path, name: str) -> tuple[Path, float]:
-    from xiaoer.training.trainer import prepare
-
     import shutil
+
+    from xiaoer.training.trainer import prepare
 
     inputs = prepare(out.parent / f"build-{name}")
     nlu = out.parent / f"nlu-{name}"  # `rasa train nlu` reads one folder

@@ -131,7 +131,7 @@ class KnowledgeMatcher(GraphComponent):
                 (Path(directory) / EXAMPLES_FILE).write_text(
                     json.dumps(examples, ensure_ascii=False), encoding="utf-8"
                 )
-        return self._resource  # type: ignore[return-value]
+        return self._resource
 
     def _override(self, message: Message, text: str, intent: str | None) -> Any:
         """The entry an existing intent's message is really about, or None."""
