@@ -107,6 +107,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path)
     parser.add_argument("--reuse-control", action="store_true",
                         help="keep the control model of an earlier run in --work")  # fmt: skip
+    parser.add_argument("--reuse-kb", action="store_true",
+                        help="keep the knowledge base of <work>/var (e.g. another seed's run "
+                             "on the same entries) instead of importing again")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sets = args.paraphrases or [PARAPHRASES]
@@ -114,7 +117,7 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-kb-nlu-"))
     work.mkdir(parents=True, exist_ok=True)
     var = work / "var"
-    if var.exists():
+    if var.exists() and not args.reuse_kb:
         import shutil
 
         shutil.rmtree(var)
@@ -139,14 +142,21 @@ def main() -> int:
     print(f"    heldout {held_before['accuracy']:.4f}", flush=True)
 
     store = get_knowledge_store()
-    report = import_bytes(args.kb.read_bytes(), args.kb.name, store,
-                          asyncio.run(shop_products()), by="bench", classify=before.classify)  # fmt: skip
-    results["import"] = report.as_dict()["counts"]
-    refused = Counter(
-        c.flow for r in report.rows if r.status == "rejected" for c in r.collisions[:1] if c.flow
-    )
-    results["refused_by_flow"] = dict(refused.most_common())
-    print(f"==> import: {report.summary()}", flush=True)
+    if args.reuse_kb and store.all():
+        print(f"==> the knowledge base of {var}: {len(store.all())} entries", flush=True)
+    else:
+        report = import_bytes(args.kb.read_bytes(), args.kb.name, store,
+                              asyncio.run(shop_products()), by="bench", classify=before.classify)  # fmt: skip
+        results["import"] = report.as_dict()["counts"]
+        refused = Counter(
+            c.flow
+            for r in report.rows
+            if r.status == "rejected"
+            for c in r.collisions[:1]
+            if c.flow
+        )
+        results["refused_by_flow"] = dict(refused.most_common())
+        print(f"==> import: {report.summary()}", flush=True)
     del before
 
     print("==> training with the knowledge base…", flush=True)
