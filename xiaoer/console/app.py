@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=log_level(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     process_start()
+    if args.rasa_url:  # every helper of this process talks to the same Rasa server
+        from xiaoer.core.rasa_api import RASA_URL_ENV
+
+        os.environ[RASA_URL_ENV] = args.rasa_url
     app = create_app(args.rasa_url)
     app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)
     return 0

@@ -153,6 +153,8 @@ async def _model_check(entry: Entry) -> str:
 
     def run() -> str:
         classify = running_classifier()
+        if classify is None:
+            logger.warning("knowledge entry checked without the model: no assistant answers")
         before = saved.examples() if saved is not None else None
         hits = check_entry(entry.question, entry.examples(), before, classify)
         return refusal(hits) if hits else ""
@@ -174,11 +176,17 @@ async def _save(request: Request, entry_id: int | None) -> HTTPResponse:
         error = "请选择店铺里的商品"
     elif entry.image_url and not entry.image_url.startswith(("https://", "http://")):
         error = "图片应是以 https:// 开头的链接"
-    if not error and entry.enabled and entry.question:
-        error = await _model_check(entry)
+    store = get_knowledge_store()
     if not error:
         try:
-            get_knowledge_store().save(entry, by=current_agent(request).username)
+            store.check(entry)  # empty fields, phrasings equal to an intent's or entry's
+        except KnowledgeError as exc:
+            error = str(exc)
+    if not error and entry.enabled:
+        error = await _model_check(entry)  # what the running assistant already answers
+    if not error:
+        try:
+            store.save(entry, by=current_agent(request).username)
         except KnowledgeError as exc:
             error = str(exc)
     if error:
