@@ -124,6 +124,14 @@ def test_xiaoer_up_names_the_taken_port_and_its_process(tmp_path):
     assert "店小二已启动" not in done.stdout
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Ctrl-C reaches `xiaoer up` as it does in a terminal. A suite started in the
+    background by a non-interactive shell (`make test &`, nohup, some CI runners) has
+    SIGINT ignored, and an ignored signal stays ignored in every child: Python then never
+    raises KeyboardInterrupt and the servers would keep running."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -175,7 +183,7 @@ def test_xiaoer_up_banner_and_readiness_until_the_project_database_is_gone(
          str(actions_port), "--console-port", "0", "--model", str(trained_model),
          "--endpoints", str(endpoints)],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     try:
         out = _read_until(proc, "店小二已启动", 400)

@@ -46,7 +46,7 @@ ADMIN, ADMIN_PASSWORD = "fuzzadmin", "Fuzz-admin-2026"
 # accepted messages): they may change while a rejected request runs, so they are not compared
 ASYNC_TABLES = re.compile(
     r":(leads|lead_contacts|lead_senders|lead_activity|lead_kv|crm_outbox|event_cursor"
-    r"|analytics_[a-z]+|inbox_items|inbox_sightings|learning_senders)$"
+    r"|analytics_[a-z]+|inbox_items|inbox_sightings|learning_senders|variant_exposures)$"
 )
 # no background writer during the run: the console's re-announcement of long waits would
 # append to conversations at any moment
