@@ -315,13 +315,13 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
 
     # add an entry
     page.click("text=新增条目")
-    page.fill("input[name=question]", "包装能不能不放发票")
-    page.fill("textarea[name=phrasings]", "发票不要放在包裹里\n不要随货发票")
-    page.fill("textarea[name=answer]", "可以的，下单时备注“发票不随货”即可～")
-    page.fill("input[name=category]", "票据")
+    page.fill("input[name=question]", "能帮忙包成礼物吗")
+    page.fill("textarea[name=phrasings]", "可以打包成礼盒吗\n礼物包装要钱吗")
+    page.fill("textarea[name=answer]", "可以的，下单时备注“礼物包装”，免费包成礼盒～")
+    page.fill("input[name=category]", "礼品包装")
     page.click("button:has-text('保存')")
     expect(page.locator(".alert.ok")).to_contain_text("已保存")
-    expect(page.locator("#kb-table")).to_contain_text("包装能不能不放发票")
+    expect(page.locator("#kb-table")).to_contain_text("能帮忙包成礼物吗")
 
     # a phrasing that is an existing intent's example is refused, with the example shown
     intent, example = next(v for v in intent_examples().values() if v[0] == "ask_wholesale")
@@ -368,16 +368,16 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.click("form.kb-filter button:has-text('筛选')")
     expect(page.locator("#kb-table tbody tr")).to_have_count(1)
     page.goto(f"{stack.console_url}/knowledge")
-    page.select_option("form.kb-filter select[name=category]", "票据")
+    page.select_option("form.kb-filter select[name=category]", "礼品包装")
     page.click("form.kb-filter button:has-text('筛选')")
-    expect(page.locator("#kb-table")).to_contain_text("包装能不能不放发票")
+    expect(page.locator("#kb-table")).to_contain_text("能帮忙包成礼物吗")
     expect(page.locator("#kb-table")).not_to_contain_text("可以帮忙写贺卡吗")
 
     # switch off
-    row = page.locator("#kb-table tr", has_text="包装能不能不放发票")
+    row = page.locator("#kb-table tr", has_text="能帮忙包成礼物吗")
     row.locator("button:has-text('停用')").click()
     expect(page.locator(".alert.ok")).to_contain_text("已停用")
-    expect(page.locator("#kb-table tr", has_text="包装能不能不放发票")).to_contain_text("已停用")
+    expect(page.locator("#kb-table tr", has_text="能帮忙包成礼物吗")).to_contain_text("已停用")
 
     # template and export downloads
     page.goto(f"{stack.console_url}/knowledge")
@@ -389,7 +389,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
         page.click("text=导出 Excel")
     exported = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).worksheets[0]
     questions = {r[0] for r in exported.iter_rows(min_row=2, values_only=True)}
-    assert {"可以帮忙写贺卡吗", "包装能不能不放发票", ENTRIES[1]["问题"]} <= questions
+    assert {"可以帮忙写贺卡吗", "能帮忙包成礼物吗", ENTRIES[1]["问题"]} <= questions
 
     # usable at 800 px: no sideways scrolling
     page.set_viewport_size({"width": 800, "height": 700})
