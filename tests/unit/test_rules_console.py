@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import requests
 from tests.unit.test_console import PASSWORD, TOKEN, FakeRasa, login
 from tests.unit.test_profile_sandbox import png
 from xiaoer.agents import AgentStore
-from xiaoer.devtools.stack import free_port, stop, wait_http
+from xiaoer.devtools.stack import free_port, start_console, stop
 from xiaoer.keywords.store import KeywordRuleStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,18 +32,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     agents.create("boss", PASSWORD, display_name="王主管", role="admin")
     agents.create("presale", PASSWORD, display_name="小售前", groups=["售前"])
     port = free_port()
-    env = {**os.environ, "XIAOER_DATA_DIR": str(data), "XIAOER_API_TOKEN": TOKEN}
-    log = open(data / "console.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xiaoer.console", "--port", str(port), "--rasa-url", fake.url],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    procs: list[subprocess.Popen] = []
     try:
-        assert wait_http(f"http://127.0.0.1:{port}/login", 60, proc)
+        start_console(port=port, rasa_url=fake.url, token=TOKEN, logs=data,
+                      env={**os.environ, "XIAOER_DATA_DIR": str(data)}, procs=procs)  # fmt: skip
         yield {"url": f"http://127.0.0.1:{port}", "rules": KeywordRuleStore(data / "xiaoer.db")}
     finally:
-        stop([proc])
-        log.close()
+        stop(procs)
         fake.server.shutdown()
 
 
