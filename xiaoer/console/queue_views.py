@@ -525,6 +525,19 @@ def reply_refusal(me: Agent, handoff: HandoffRequest, override: bool) -> HTTPRes
     return None
 
 
+def _text_field(
+    body: dict[str, Any] | None, *, empty: str, too_long: str
+) -> tuple[str, HTTPResponse | None]:
+    """The ``text`` of a JSON body an agent wrote, or the 400 / 413 to answer instead."""
+    text = str((body or {}).get("text") or "").strip()
+    if not text:
+        return text, response.json({"error": "empty", "message": empty}, status=400)
+    if len(text) > MAX_REPLY_CHARS:
+        message = f"{too_long} {MAX_REPLY_CHARS} 个字"
+        return text, response.json({"error": "too_long", "message": message}, status=413)
+    return text, None
+
+
 @bp.post("/api/handoffs/<request_id:int>/reply")
 @login_required()
 async def reply(request: Request, request_id: int) -> HTTPResponse:
@@ -537,13 +550,9 @@ async def reply(request: Request, request_id: int) -> HTTPResponse:
         return response.json(
             {"error": "invalid_body", "message": "请求体必须是 JSON 对象"}, status=400
         )
-    text = str(body.get("text") or "").strip()
-    if not text:
-        return response.json({"error": "empty", "message": "回复内容不能为空"}, status=400)
-    if len(text) > MAX_REPLY_CHARS:
-        return response.json(
-            {"error": "too_long", "message": f"回复最长 {MAX_REPLY_CHARS} 个字"}, status=413
-        )
+    text, bad = _text_field(body, empty="回复内容不能为空", too_long="回复最长")
+    if bad is not None:
+        return bad
     refusal = reply_refusal(me, handoff, bool(body.get("override")))
     if refusal is not None:
         return refusal
@@ -574,14 +583,9 @@ async def add_internal_note(request: Request, request_id: int) -> HTTPResponse:
     handoff = _load(me, request_id)
     if handoff is None:
         return _not_found(request)
-    body = _json_body(request)
-    text = str((body or {}).get("text") or "").strip()
-    if not text:
-        return response.json({"error": "empty", "message": "备注不能为空"}, status=400)
-    if len(text) > MAX_REPLY_CHARS:
-        return response.json(
-            {"error": "too_long", "message": f"备注最长 {MAX_REPLY_CHARS} 个字"}, status=413
-        )
+    text, bad = _text_field(_json_body(request), empty="备注不能为空", too_long="备注最长")
+    if bad is not None:
+        return bad
     get_activity_store().log(handoff.id, "note", actor_id=me.id, note=text)
     return response.json({"ok": True})
 
