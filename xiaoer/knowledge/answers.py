@@ -94,7 +94,7 @@ class Matcher:
     longer).
 
     ``intent_examples`` (intent -> training examples, kept by the trained NLU component)
-    lets :meth:`intent_similarity` say how close a message is to an existing intent's own
+    lets :meth:`nearest_and_intent` say how close a message is to an existing intent's own
     examples, in the same vector space as the entries'."""
 
     # which entry a message is about: the best example's similarity, plus these shares of
@@ -202,16 +202,18 @@ class Matcher:
         query = match_key(normalize_message_text(text))
         if index is None or not query:
             return None
-        return index.nearest(query)
+        return index.nearest(index.vectorizer.transform([query]))
 
-    def intent_similarity(self, text: str, intent: str) -> float:
-        """How close ``text`` is to the closest training example of ``intent`` (0-100, in
-        the space of :meth:`nearest`; 0 for an intent without known examples)."""
+    def nearest_and_intent(self, text: str, intent: str) -> tuple[Match | None, float]:
+        """:meth:`nearest`, and how close ``text`` is to the closest training example of
+        ``intent`` (0-100, in the same space; 0 for an intent without known examples). The
+        message is vectorised once for both."""
         index = self._built()
         query = match_key(normalize_message_text(text))
         if index is None or not query:
-            return 0.0
-        return index.intent_similarity(query, intent)
+            return None, 0.0
+        vector = index.vectorizer.transform([query])
+        return index.nearest(vector), index.intent_similarity(vector, intent)
 
 
 @dataclass
@@ -249,8 +251,7 @@ class _Index:
             {i: vectorizer.transform(t) for i, t in intent_examples.items() if t},
         )
 
-    def nearest(self, query: str) -> Match:
-        vector = self.vectorizer.transform([query])
+    def nearest(self, vector: Any) -> Match:
         scores = (vector @ self.examples.T).toarray()[0]
         best_example: dict[int, tuple[float, str]] = {}
         for (entry_id, phrasing), score in zip(self.owners, scores, strict=True):
@@ -269,9 +270,9 @@ class _Index:
         phrasing = best_example.get(entry_id, (0.0, ""))[1]
         return Match(entry_id, f"kb{entry_id}", round(score * 100, 2), phrasing)
 
-    def intent_similarity(self, query: str, intent: str) -> float:
+    def intent_similarity(self, vector: Any, intent: str) -> float:
         matrix = self.intents.get(intent)
         if matrix is None:
             return 0.0
-        scores = (self.vectorizer.transform([query]) @ matrix.T).toarray()[0]
+        scores = (vector @ matrix.T).toarray()[0]
         return round(float(scores.max()) * 100, 2) if len(scores) else 0.0

@@ -141,10 +141,10 @@ class KnowledgeMatcher(GraphComponent):
             return None
         if any(e.get("entity") in ("order_id", "case_id") for e in message.get(ENTITIES) or []):
             return None
-        found = self.matcher.nearest(text)
+        found, own = self.matcher.nearest_and_intent(text, intent)
         if found is None or found.score < self.override_similarity:
             return None
-        if found.score - self.matcher.intent_similarity(text, intent) < self.override_margin:
+        if found.score - own < self.override_margin:
             return None
         return found
 
