@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -260,36 +260,44 @@ def assert_recovered(c: ScaleOut, sim: DouyinSimulator, load: Load, up_at: float
     assert any(f"{service} unavailable" in c.log(f"rasa-{i}") for i in alive(c))
 
 
+def restarted_under_load(
+    cluster: tuple[ScaleOut, DouyinSimulator],
+    tag: str,
+    service: str,
+    stop: Callable[[], None],
+    start: Callable[[], None],
+    down: float,
+    after: float,
+) -> None:
+    """``service`` stopped ``down`` seconds under load, started again, watched ``after``
+    seconds: the load recovers (assert_recovered) without a storm of tracebacks."""
+    c, sim = cluster
+    before = tracebacks(c)
+    with Load(c, sim, tag) as load:
+        time.sleep(3)
+        stop()
+        time.sleep(down)
+        start()
+        up_at = time.time()
+        time.sleep(after)
+    assert_recovered(c, sim, load, up_at, service)
+    assert tracebacks(c) - before <= 4, f"a traceback storm while {service} was down"
+
+
 def test_postgresql_restarted_under_load(cluster):
     from xiaoer.devtools.services import start_postgres, stop_postgres
 
-    c, sim = cluster
-    before = tracebacks(c)
-    with Load(c, sim, "pg") as load:
-        time.sleep(3)
-        stop_postgres(c.postgres)
-        time.sleep(6)
-        start_postgres(c.postgres)
-        up_at = time.time()
-        time.sleep(14)
-    assert_recovered(c, sim, load, up_at, "PostgreSQL")
-    assert tracebacks(c) - before <= 4, "a traceback storm while PostgreSQL was down"
+    pg = cluster[0].postgres
+    restarted_under_load(cluster, "pg", "PostgreSQL",
+                         lambda: stop_postgres(pg), lambda: start_postgres(pg), 6, 14)  # fmt: skip
 
 
 def test_redis_restarted_under_load(cluster):
     from xiaoer.devtools.services import start_redis, stop_redis
 
-    c, sim = cluster
-    before = tracebacks(c)
-    with Load(c, sim, "redis") as load:
-        time.sleep(3)
-        stop_redis(c.redis)
-        time.sleep(5)
-        start_redis(c.redis)
-        up_at = time.time()
-        time.sleep(12)
-    assert_recovered(c, sim, load, up_at, "Redis")
-    assert tracebacks(c) - before <= 4, "a traceback storm while Redis was down"
+    redis = cluster[0].redis
+    restarted_under_load(cluster, "redis", "Redis",
+                         lambda: stop_redis(redis), lambda: start_redis(redis), 5, 12)  # fmt: skip
 
 
 def test_douyin_messages_during_a_database_outage_longer_than_the_retries_are_kept(cluster):
