@@ -14,7 +14,7 @@ classifying), then parses in this process:
   intent, not understood).
 
     .venv/bin/python bench/knowledge_nlu.py [--config config.yml] [--paraphrases FILE]
-        [--work DIR] [--reuse-control] [--json out.json]
+        [--work DIR] [--reuse-control] [--reuse-kb] [--reuse-trained] [--json out.json]
 
 The blind paraphrases' lines are never printed (counts only), so the people working on the
 pipeline do not learn them.
@@ -110,6 +110,9 @@ def main() -> int:
     parser.add_argument("--reuse-kb", action="store_true",
                         help="keep the knowledge base of <work>/var (e.g. another seed's run "
                              "on the same entries) instead of importing again")  # fmt: skip
+    parser.add_argument("--reuse-trained", action="store_true",
+                        help="keep the model with the knowledge base of an earlier run in "
+                             "--work (to measure a run-time change of the pipeline)")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sets = args.paraphrases or [PARAPHRASES]
@@ -159,9 +162,11 @@ def main() -> int:
         print(f"==> import: {report.summary()}", flush=True)
     del before
 
-    print("==> training with the knowledge base…", flush=True)
-    model, seconds = train_nlu(args.config, models, "kb")
-    results["kb_train_seconds"] = round(seconds)
+    model = models / "kb.tar.gz"
+    if not (args.reuse_trained and model.exists()):
+        print("==> training with the knowledge base…", flush=True)
+        model, seconds = train_nlu(args.config, models, "kb")
+        results["kb_train_seconds"] = round(seconds)
     after = Parser(model)
     held_after = heldout_result(after)
     lost = Counter(

@@ -415,6 +415,75 @@ def test_an_unsure_intent_closer_to_an_entry_is_the_entry(
     assert with_order["intent"]["name"] == "ask_invoice"
 
 
+def test_a_faq_message_much_closer_to_the_next_intent_goes_back_to_it(
+    store: KnowledgeStore, tmp_path: Path
+) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    store.save(Entry(question="支付密码忘了怎么办", answer="在抖音支付设置里找回"))
+    store.save(Entry(question="有实体店吗", answer="只有线上店"))
+    component = _trained_matcher(
+        tmp_path,
+        {
+            "change_address": [
+                "地址写错了",
+                "收货地址能改吗",
+                "帮我改下地址",
+                "地址里的路名写错了",
+            ],
+            "out_of_scope": ["今天天气怎么样", "wifi密码是多少"],
+        },
+    )
+
+    def parse(text: str) -> Message:
+        message = Message(data={"text": text})
+        ranking = [
+            {"name": "faq", "confidence": 0.97},
+            {"name": "change_address", "confidence": 0.02},
+            {"name": "out_of_scope", "confidence": 0.01},
+        ]
+        message.set("intent", ranking[0])
+        message.set("intent_ranking", ranking)
+        component.process([message])
+        return message
+
+    # "the road name in my address is mistyped" is an address change, not the password entry
+    back = parse("地址里的路名打错了")
+    assert back.get("intent")["name"] == "change_address"
+    assert back.get("intent")["confidence"] == 0.02
+    assert [r["name"] for r in back.get("intent_ranking")] == ["change_address", "out_of_scope"]
+    assert back.get("response_selector") is None
+    # a message as close to an entry stays the entry's
+    kept = parse("支付密码忘记了咋办")
+    assert (
+        kept.get("intent")["name"] == "faq"
+        and describe(
+            {"intent": kept.get("intent"), "response_selector": kept.get("response_selector")}
+        )["question"]
+        == "支付密码忘了怎么办"
+    )  # type: ignore[index]
+
+
+def test_an_unsure_intent_is_kept_when_another_intent_is_much_closer(
+    store: KnowledgeStore, tmp_path: Path
+) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    store.save(Entry(question="可以帮忙写贺卡吗", answer="可以，下单时备注贺卡内容"))
+    component = _trained_matcher(
+        tmp_path,
+        {
+            "refund": ["退款什么时候到账", "钱退到哪里"],
+            "ask_payment": ["钱会退到我付款那张卡上吗", "能用信用卡付款吗"],
+        },
+    )
+    message = Message(data={"text": "钱会退到我付款那张卡上吗"})
+    message.set("intent", {"name": "refund", "confidence": 0.6})
+    component.process([message])
+    # closer to an example of ask_payment than to the greeting-card entry: not the entry
+    assert message.get("intent")["name"] == "refund"
+
+
 def test_a_model_without_kept_examples_never_overrides(store: KnowledgeStore) -> None:
     from rasa.shared.nlu.training_data.message import Message
 

@@ -215,6 +215,28 @@ class Matcher:
         vector = index.vectorizer.transform([query])
         return index.nearest(vector), index.intent_similarity(vector, intent)
 
+    def compared(self, text: str, intent: str | None = None) -> Comparison | None:
+        """How ``text`` compares with the knowledge base and the intents' training examples,
+        all in one space (0-100): the nearest entry, the similarity to ``intent``'s closest
+        example and to the closest example of any intent. None without entries."""
+        index = self._built()
+        query = match_key(normalize_message_text(text))
+        if index is None or not query:
+            return None
+        vector = index.vectorizer.transform([query])
+        return Comparison(
+            index.nearest(vector),
+            index.intent_similarity(vector, intent) if intent else 0.0,
+            index.closest_intent_similarity(vector),
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    entry: Match  # the nearest entry (its score: the closest example of any entry)
+    intent: float  # the closest training example of the intent asked about
+    any_intent: float  # the closest training example of any intent
+
 
 @dataclass
 class _Index:
@@ -269,6 +291,10 @@ class _Index:
         score = max(s for s, _ in best_example.values()) if best_example else 0.0
         phrasing = best_example.get(entry_id, (0.0, ""))[1]
         return Match(entry_id, f"kb{entry_id}", round(score * 100, 2), phrasing)
+
+    def closest_intent_similarity(self, vector: Any) -> float:
+        scores = [self.intent_similarity(vector, intent) for intent in self.intents]
+        return max(scores, default=0.0)
 
     def intent_similarity(self, vector: Any, intent: str) -> float:
         matrix = self.intents.get(intent)

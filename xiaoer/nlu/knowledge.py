@@ -15,8 +15,11 @@ import refuses collisions), so a match overrides the classifier.
 A message the classifier gave to an existing intent without much confidence (below
 ``override_confidence``) is the knowledge base's question when it is at least as close to an
 entry's examples as to any training example of that intent (``override_margin`` more;
-similarities 0-100, at least ``override_similarity``): the classifier has seen a handful of
-phrasings per entry against dozens per intent, and leans to the intents. The thresholds were
+similarities 0-100, at least ``override_similarity``, and no intent's example more than
+``override_any_margin`` closer): the classifier has seen a handful of phrasings per entry
+against dozens per intent, and leans to the intents. The other way round, a message the
+classifier gave to ``faq`` goes to the next intent of its ranking when it is at least
+``faq_back_margin`` closer to that intent's examples than to any entry's. The thresholds were
 chosen on a development set of blind paraphrases (bench/data/blind-dev/), heldout accuracy
 of the existing intents watched (bench/knowledge_nlu.py). The intents'
 examples are kept from training (this component is trained for that alone).
@@ -67,6 +70,12 @@ class KnowledgeMatcher(GraphComponent):
             "override_confidence": 0.9,
             "override_margin": 0.0,
             "override_similarity": 25.0,
+            # ... unless some intent's example is more than this much closer than the entry's
+            "override_any_margin": 15.0,
+            # a message the classifier gave to faq belongs to the next intent of its ranking
+            # when it is at least this much closer to that intent's examples than to any
+            # entry's (0-100; bench/knowledge_nlu.py, mean over three seeds)
+            "faq_back_margin": 20.0,
         }
 
     def __init__(
@@ -85,6 +94,8 @@ class KnowledgeMatcher(GraphComponent):
         self.override_confidence = float(config["override_confidence"])
         self.override_margin = float(config["override_margin"])
         self.override_similarity = float(config["override_similarity"])
+        self.override_any_margin = float(config["override_any_margin"])
+        self.faq_back_margin = float(config["faq_back_margin"])
         self.matcher = Matcher(
             ttl=float(config["refresh_seconds"]),
             threshold=float(config["threshold"]),
@@ -141,12 +152,43 @@ class KnowledgeMatcher(GraphComponent):
             return None
         if any(e.get("entity") in ("order_id", "case_id") for e in message.get(ENTITIES) or []):
             return None
-        found, own = self.matcher.nearest_and_intent(text, intent)
-        if found is None or found.score < self.override_similarity:
+        compared = self.matcher.compared(text, intent)
+        if compared is None or compared.entry.score < self.override_similarity:
             return None
-        if found.score - own < self.override_margin:
+        if compared.entry.score - compared.intent < self.override_margin:
             return None
-        return found
+        if compared.any_intent - compared.entry.score > self.override_any_margin:
+            return None
+        return compared.entry
+
+    def _back_to_intent(self, message: Message, text: str) -> bool:
+        """A message the classifier gave to faq that is much closer to the training examples
+        of the next intent of the ranking than to any entry's is that intent's: the
+        retrieval intent's examples are many topics in one label, and the classifier takes
+        an existing intent's message for it now and then. True when it was given back."""
+        from xiaoer.knowledge.store import RETRIEVAL_INTENT
+
+        if not self.matcher.intent_examples:
+            return False
+        ranking = [
+            r
+            for r in message.get(INTENT_RANKING_KEY) or []
+            if r.get("name") not in (RETRIEVAL_INTENT, "nlu_fallback")
+        ]
+        if not ranking:
+            return False
+        following = ranking[0]
+        compared = self.matcher.compared(text, str(following["name"]))
+        if compared is None or compared.intent - compared.entry.score < self.faq_back_margin:
+            return False
+        intent = {
+            "name": following["name"],
+            "confidence": float(following.get("confidence") or 0),
+            "knowledge_base_declined": round(compared.entry.score, 2),
+        }
+        message.set(INTENT, intent, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [intent, *ranking[1:]], add_to_output=True)
+        return True
 
     def process(self, messages: list[Message]) -> list[Message]:
         from xiaoer.knowledge.store import RETRIEVAL_INTENT
@@ -159,6 +201,12 @@ class KnowledgeMatcher(GraphComponent):
             try:
                 found = self.matcher.match(text)
                 how = "exact"
+                if (
+                    found is None
+                    and intent == RETRIEVAL_INTENT
+                    and self._back_to_intent(message, text)
+                ):
+                    continue
                 if found is None and intent in (RETRIEVAL_INTENT, "nlu_fallback"):
                     found = self.matcher.nearest(text)
                     how = "similar"
