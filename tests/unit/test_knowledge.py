@@ -566,3 +566,109 @@ def test_one_phrasing_of_several_a_flow_would_take_does_not_refuse_the_entry(
     report = import_bytes(csv_bytes(rows), "kb.csv", store, PRODUCTS, classify=model)
     assert report.rows[0].status == REJECTED
     assert "已有流程会回答：问物流、商品信息" in report.rows[0].reason
+
+
+def _featurised(texts_by_intent: dict[str, list[str]], tmp_path: Path) -> Any:
+    """Training data tokenised and featurised (character n-grams), as DIET receives it."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import (
+        CountVectorsFeaturizer,
+    )
+    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+    from rasa.shared.nlu.training_data.message import Message
+    from rasa.shared.nlu.training_data.training_data import TrainingData
+
+    context = ExecutionContext(GraphSchema({}), "test")
+    (tmp_path / "models").mkdir(parents=True)
+    storage = LocalModelStorage(tmp_path / "models")
+    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
+    featurizer = CountVectorsFeaturizer.create(
+        {**CountVectorsFeaturizer.get_default_config(), "analyzer": "char_wb",
+         "min_ngram": 1, "max_ngram": 2},
+        storage, Resource("cv"), context,
+    )  # fmt: skip
+    data = TrainingData(
+        [
+            Message(data={"text": text, "intent": intent})
+            for intent, texts in texts_by_intent.items()
+            for text in texts
+        ]
+    )
+    tokenizer.process_training_data(data)
+    featurizer.train(data)
+    featurizer.process_training_data(data)
+
+    def featurise(text: str) -> Message:
+        message = Message(data={"text": text})
+        tokenizer.process([message])
+        featurizer.process([message])
+        return message
+
+    return data, featurise, storage, context
+
+
+def test_the_intents_alone_classifier_learns_without_the_knowledge_base(tmp_path: Path) -> None:
+    from rasa.engine.storage.resource import Resource
+
+    from xiaoer.nlu.knowledge import ALONE_FIELD, IntentsAlone
+
+    examples = {
+        "order_status": ["我的快递到哪了", "物流怎么不动了", "查一下订单", "包裹到哪里了"],
+        "refund": ["我要退款", "钱什么时候退", "退款到账了吗", "申请退款"],
+        "faq": ["支持货到付款吗", "能到付吗", "有实体店吗", "门店在哪"],
+    }
+    data, featurise, storage, context = _featurised(examples, tmp_path)
+    config = {**IntentsAlone.get_default_config(), "epochs": 30, "random_seed": 1,
+              "entity_recognition": False}  # fmt: skip
+    IntentsAlone.create(config, storage, Resource("alone"), context).train(data)
+    alone = IntentsAlone.load(config, storage, Resource("alone"), context)
+
+    message = featurise("快递到哪了")
+    message.set("intent", {"name": "nlu_fallback", "confidence": 0.55})
+    alone.process([message])
+    # the message's own intent is left alone; the verdict is recorded beside it
+    assert message.get("intent") == {"name": "nlu_fallback", "confidence": 0.55}
+    verdict = message.get(ALONE_FIELD)
+    assert verdict["intent"]["name"] == "order_status"
+    assert {r["name"] for r in verdict["ranking"]} == {"order_status", "refund"}  # no faq
+
+    # without any entry there is nothing to learn apart: no model, nothing recorded
+    no_kb = {k: v for k, v in examples.items() if k != "faq"}
+    data, featurise, storage, context = _featurised(no_kb, tmp_path / "no-kb")
+    IntentsAlone.create(config, storage, Resource("alone"), context).train(data)
+    untrained = IntentsAlone.load(config, storage, Resource("alone"), context)
+    message = featurise("快递到哪了")
+    untrained.process([message])
+    assert message.get(ALONE_FIELD) is None
+
+
+def test_a_message_not_understood_and_no_entrys_takes_the_intents_alone_verdict(
+    store: KnowledgeStore, tmp_path: Path
+) -> None:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from xiaoer.nlu.knowledge import ALONE_FIELD
+
+    store.save(Entry(question="支持货到付款吗", answer="不支持", phrasings=["能到付吗"]))
+    component = _trained_matcher(tmp_path, {"change_address": ["地址写错了", "帮我改下地址"]})
+
+    def parse(text: str, alone: str, confidence: float) -> Message:
+        message = Message(data={"text": text})
+        message.set("intent", {"name": "nlu_fallback", "confidence": 0.55})
+        message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.55}])
+        ranking = [{"name": alone, "confidence": confidence}, {"name": "greet", "confidence": 0.01}]
+        message.set(ALONE_FIELD, {"intent": ranking[0], "ranking": ranking})
+        component.process([message])
+        return message
+
+    sure = parse("收件人电话留错了", "change_address", 0.93)
+    assert sure.get("intent")["name"] == "change_address"
+    assert sure.get("intent")["classifier"] == "intents_alone"
+    assert [r["name"] for r in sure.get("intent_ranking")] == ["change_address", "greet"]
+    # not sure enough: still not understood
+    assert parse("收件人电话留错了", "change_address", 0.5).get("intent")["name"] == "nlu_fallback"
+    # an entry's question is the entry's, whatever the other classifier says
+    cod = parse("货到再付款行不", "change_address", 0.93)
+    assert cod.get("intent")["name"] == "faq"
