@@ -314,6 +314,20 @@ def test_nearest_picks_the_entry_with_the_most_similar_example(store: KnowledgeS
     assert near is not None and near.key == cod.key and 0 < near.score < 100
 
 
+def test_the_response_selector_breaks_a_near_tie(store: KnowledgeStore) -> None:
+    returns = store.save(Entry(question="退货运费谁出", answer="七天无理由退货运费由买家承担"))
+    exchange = store.save(Entry(question="换货运费谁出", answer="质量问题换货运费由我们承担"))
+    matcher = Matcher(store, ttl=0)
+    plain = matcher.nearest("运费谁出")
+    assert plain is not None and plain.key in (returns.key, exchange.key)
+    other = exchange if plain.key == returns.key else returns
+    # the selector is sure of the other entry: it wins the tie, the score stays the example's
+    chosen = matcher.nearest("运费谁出", {other.key: 0.9, plain.key: 0.05})
+    assert chosen is not None and chosen.key == other.key and chosen.score == plain.score
+    # a selector's whim does not beat a clearly closer example
+    assert matcher.nearest("退货的运费谁出", {exchange.key: 0.9}).key == returns.key  # type: ignore[union-attr]
+
+
 def test_the_nlu_component_answers_faq_and_rescues_close_misses(store: KnowledgeStore) -> None:
     from rasa.shared.nlu.training_data.message import Message
 

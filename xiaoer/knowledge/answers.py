@@ -102,6 +102,9 @@ class Matcher:
     # blind paraphrases: bench/knowledge_nlu.py)
     ANSWER_WEIGHT = 0.3
     ENTRY_WEIGHT = 0.5
+    # ... and this share of the ResponseSelector's confidence in the entry, when given
+    # (chosen on the development paraphrases, bench/data/blind-dev/)
+    SELECTOR_WEIGHT = 0.5
 
     def __init__(
         self,
@@ -186,7 +189,7 @@ class Matcher:
                 index = self._index = _Index.build(choices, self._entries, self.intent_examples)
         return index
 
-    def nearest(self, text: str) -> Match | None:
+    def nearest(self, text: str, selector: dict[str, float] | None = None) -> Match | None:
         """The entry a message is most likely about, whatever the score.
 
         Cosine similarities of character 1-2-gram TF-IDF vectors of the normalised texts:
@@ -197,12 +200,15 @@ class Matcher:
         Chosen by measurement over the ResponseSelector to pick *which* entry a question
         the classifier recognised as ``faq`` is about: with 3-5 phrasings per entry the
         selector picked the right one for 63% of blind paraphrases, the closest example
-        for 94%, with the answer and the phrasings together 95.5% (bench/knowledge_nlu.py)."""
+        for 94%, with the answer and the phrasings together 95.5% (bench/knowledge_nlu.py).
+        ``selector`` (entry key ``kb12`` -> the ResponseSelector's confidence) adds that
+        evidence too, weighted by :attr:`SELECTOR_WEIGHT`: the two are wrong on different
+        messages (development paraphrases 63.9% -> 65.8%, mean over three trainings)."""
         index = self._built()
         query = match_key(normalize_message_text(text))
         if index is None or not query:
             return None
-        return index.nearest(index.vectorizer.transform([query]))
+        return index.nearest(index.vectorizer.transform([query]), selector)
 
     def nearest_and_intent(self, text: str, intent: str) -> tuple[Match | None, float]:
         """:meth:`nearest`, and how close ``text`` is to the closest training example of
@@ -215,7 +221,9 @@ class Matcher:
         vector = index.vectorizer.transform([query])
         return index.nearest(vector), index.intent_similarity(vector, intent)
 
-    def compared(self, text: str, intent: str | None = None) -> Comparison | None:
+    def compared(
+        self, text: str, intent: str | None = None, selector: dict[str, float] | None = None
+    ) -> Comparison | None:
         """How ``text`` compares with the knowledge base and the intents' training examples,
         all in one space (0-100): the nearest entry, the similarity to ``intent``'s closest
         example and to the closest example of any intent. None without entries."""
@@ -225,7 +233,7 @@ class Matcher:
             return None
         vector = index.vectorizer.transform([query])
         return Comparison(
-            index.nearest(vector),
+            index.nearest(vector, selector),
             index.intent_similarity(vector, intent) if intent else 0.0,
             index.closest_intent_similarity(vector),
         )
@@ -273,7 +281,7 @@ class _Index:
             {i: vectorizer.transform(t) for i, t in intent_examples.items() if t},
         )
 
-    def nearest(self, vector: Any) -> Match:
+    def nearest(self, vector: Any, selector: dict[str, float] | None = None) -> Match:
         scores = (vector @ self.examples.T).toarray()[0]
         best_example: dict[int, tuple[float, str]] = {}
         for (entry_id, phrasing), score in zip(self.owners, scores, strict=True):
@@ -281,10 +289,12 @@ class _Index:
                 best_example[entry_id] = (float(score), phrasing)
         answers = (vector @ self.answers.T).toarray()[0]
         together = (vector @ self.phrasings.T).toarray()[0]
+        selector = selector or {}
         combined = {
             entry_id: best_example.get(entry_id, (0.0, ""))[0]
             + Matcher.ANSWER_WEIGHT * float(answer)
             + Matcher.ENTRY_WEIGHT * float(all_of_them)
+            + Matcher.SELECTOR_WEIGHT * selector.get(f"kb{entry_id}", 0.0)
             for entry_id, answer, all_of_them in zip(self.entry_ids, answers, together, strict=True)
         }
         entry_id = max(combined, key=lambda i: (combined[i], -i))

@@ -53,6 +53,19 @@ EXAMPLES_FILE = "intent_examples.json"
 KEPT_INTENTS = frozenset({"affirm", "deny", "inform_order_id", "provide_contact", "greet"})
 
 
+def _selector_confidences(message: Message) -> dict[str, float]:
+    """The ResponseSelector's confidence per entry (``kb12`` -> 0.8) for ``message``."""
+    from xiaoer.knowledge.store import RETRIEVAL_INTENT
+
+    chosen = (message.get("response_selector") or {}).get(RETRIEVAL_INTENT) or {}
+    out: dict[str, float] = {}
+    for r in chosen.get("ranking") or []:
+        key = str(r.get("intent_response_key") or "").partition("/")[2]
+        if key:
+            out[key] = float(r.get("confidence") or 0)
+    return out
+
+
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class IntentsAlone(DIETClassifier):
     """DIET trained on the existing intents alone, without the knowledge base's questions.
@@ -202,7 +215,7 @@ class KnowledgeMatcher(GraphComponent):
             return None
         if any(e.get("entity") in ("order_id", "case_id") for e in message.get(ENTITIES) or []):
             return None
-        compared = self.matcher.compared(text, intent)
+        compared = self.matcher.compared(text, intent, _selector_confidences(message))
         if compared is None or compared.entry.score < self.override_similarity:
             return None
         if compared.entry.score - compared.intent < self.override_margin:
@@ -272,7 +285,7 @@ class KnowledgeMatcher(GraphComponent):
                 ):
                     continue
                 if found is None and intent in (RETRIEVAL_INTENT, "nlu_fallback"):
-                    found = self.matcher.nearest(text)
+                    found = self.matcher.nearest(text, _selector_confidences(message))
                     how = "similar"
                     needed = (
                         self.select_threshold

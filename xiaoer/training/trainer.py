@@ -98,6 +98,7 @@ _COMPONENT = re.compile(r"Starting to train component '(\w+)'")
 COMPONENT_LABELS = {
     "PkusegTokenizer": "分词",
     "DIETClassifier": "意图识别",
+    "IntentsAlone": "意图识别（不含知识库）",
     "ResponseSelector": "知识库问答",
     "TEDPolicy": "对话策略",
     "RulePolicy": "对话规则",
