@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import Any
 
 import pytest
 
@@ -181,6 +182,18 @@ def test_explanations_name_intent_rule_retrieval_form_and_actions():
     assert first["replies"][0]["keyword_rule"] == 7
     assert second["retrieval"] == {"key": "faq/kb3", "confidence": 0.88}
     assert third["forms"] == ["order_status_form"] and third["slots"] == {}
+    assert first["decided_by"] is None
+
+
+def test_explanations_say_how_the_knowledge_base_decided():
+    def turn(intent: dict[str, Any]) -> dict[str, Any]:
+        [only] = explain_events([{"event": "user", "text": "x", "parse_data": {"intent": intent}}])
+        return only
+
+    assert turn({"name": "faq", "knowledge_match_kind": "closer"})["decided_by"] == "closer"
+    assert turn({"name": "refund", "classifier": "intents_alone"})["decided_by"] == "intents_alone"
+    declined = turn({"name": "change_address", "knowledge_base_declined": 31.5})
+    assert declined["decided_by"] == "kb_declined"
 
 
 def test_a_knowledge_base_answer_names_its_entry_and_an_edit_link(project_db):

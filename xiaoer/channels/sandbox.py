@@ -45,6 +45,18 @@ def _error(status: int, code: str, message: str) -> HTTPResponse:
     return response.json({"error": code, "message": message}, status=status)
 
 
+def _decided_by(intent: dict[str, Any]) -> str | None:
+    """exact / similar / closer (an entry), intents_alone (the classifier trained without
+    the knowledge base), kb_declined (an intent's examples much closer than any entry's)."""
+    if intent.get("knowledge_match_kind"):
+        return str(intent["knowledge_match_kind"])
+    if intent.get("classifier") == "intents_alone":
+        return "intents_alone"
+    if intent.get("knowledge_base_declined") is not None:
+        return "kb_declined"
+    return None
+
+
 def explain_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per user message in ``events`` (a turn's new tracker events): what the assistant
     understood and did."""
@@ -74,6 +86,8 @@ def explain_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "handoff_keyword": intent.get("handoff_keyword"),
                 "negated": intent.get("negated"),
                 "entity_rule": intent.get("entity_rule"),
+                # how the knowledge base's arbitration decided (xiaoer/nlu/knowledge.py)
+                "decided_by": _decided_by(intent),
                 "ranking": [
                     {"name": r.get("name"), "confidence": r.get("confidence")}
                     for r in (parse.get("intent_ranking") or [])[:4]

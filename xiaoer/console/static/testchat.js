@@ -97,6 +97,14 @@
     } else if (turn.retrieval) {
       line(dl, "知识库", turn.retrieval.key + pct(turn.retrieval.confidence));
     }
+    var decided = {
+      exact: "与知识库问法一致",
+      similar: "与该知识库问题最接近",
+      closer: "模型不太确定，更接近该知识库问题",
+      intents_alone: "模型不太确定，按不含知识库的意图模型识别",
+      kb_declined: "更接近该意图的训练例句，未用知识库"
+    }[turn.decided_by];
+    if (decided) line(dl, "识别依据", decided);
     if (turn.forms && turn.forms.length) line(dl, "流程/表单", turn.forms.join("、"));
     if (turn.actions && turn.actions.length) {
       line(dl, "动作", turn.actions.map(function (a) {
