@@ -125,9 +125,9 @@ class KnowledgeMatcher(GraphComponent):
             # an existing intent below this confidence is the knowledge base's question when
             # the message is this much closer (and at least this close) to an entry's
             # examples than to the intent's own (0-100; bench/knowledge_nlu.py)
-            "override_confidence": 0.9,
+            "override_confidence": 0.98,
             "override_margin": 0.0,
-            "override_similarity": 25.0,
+            "override_similarity": 30.0,
             # ... unless some intent's example is more than this much closer than the entry's
             "override_any_margin": 15.0,
             # a message the classifier gave to faq belongs to the next intent of its ranking
