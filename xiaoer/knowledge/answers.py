@@ -94,7 +94,7 @@ class Matcher:
     longer).
 
     ``intent_examples`` (intent -> training examples, kept by the trained NLU component)
-    lets :meth:`nearest_and_intent` say how close a message is to an existing intent's own
+    lets :meth:`compared` say how close a message is to an existing intent's own
     examples, in the same vector space as the entries'."""
 
     # which entry a message is about: the best example's similarity, plus these shares of
@@ -209,17 +209,6 @@ class Matcher:
         if index is None or not query:
             return None
         return index.nearest(index.vectorizer.transform([query]), selector)
-
-    def nearest_and_intent(self, text: str, intent: str) -> tuple[Match | None, float]:
-        """:meth:`nearest`, and how close ``text`` is to the closest training example of
-        ``intent`` (0-100, in the same space; 0 for an intent without known examples). The
-        message is vectorised once for both."""
-        index = self._built()
-        query = match_key(normalize_message_text(text))
-        if index is None or not query:
-            return None, 0.0
-        vector = index.vectorizer.transform([query])
-        return index.nearest(vector), index.intent_similarity(vector, intent)
 
     def compared(
         self, text: str, intent: str | None = None, selector: dict[str, float] | None = None

@@ -19,7 +19,10 @@ similarities 0-100, at least ``override_similarity``, and no intent's example mo
 ``override_any_margin`` closer): the classifier has seen a handful of phrasings per entry
 against dozens per intent, and leans to the intents. The other way round, a message the
 classifier gave to ``faq`` goes to the next intent of its ranking when it is at least
-``faq_back_margin`` closer to that intent's examples than to any entry's. The thresholds were
+``faq_back_margin`` closer to that intent's examples than to any entry's; and a message the
+classifier did not understand that no entry claims takes the verdict of
+:class:`IntentsAlone` (a classifier trained without the knowledge base) when that one is at
+least ``alone_confidence`` sure. The thresholds were
 chosen on a development set of blind paraphrases (bench/data/blind-dev/), heldout accuracy
 of the existing intents watched (bench/knowledge_nlu.py). The intents'
 examples are kept from training (this component is trained for that alone).
