@@ -99,14 +99,17 @@ def training_fingerprint(root: Path) -> str:
 
 
 def model_fingerprint(root: Path) -> str:
-    """What a model is trained from: the project's inputs and the knowledge base (its
-    entries become retrieval intents at training time, docs/knowledge.md)."""
+    """What a model is trained from: the project's inputs, the training configuration
+    actually used (``XIAOER_TRAINING_CONFIG`` or ``training.config`` may name another than
+    config.yml) and the knowledge base (its entries become retrieval intents at training
+    time, docs/knowledge.md)."""
     from xiaoer.knowledge.store import get_knowledge_store
+    from xiaoer.training.trainer import config_path
 
     kb = get_knowledge_store()
-    return hashlib.sha256(f"{training_fingerprint(root)}:{kb.fingerprint()}".encode()).hexdigest()[
-        :16
-    ]
+    config = hashlib.sha256(config_path().read_bytes()).hexdigest()
+    inputs = f"{training_fingerprint(root)}:{config}:{kb.fingerprint()}"
+    return hashlib.sha256(inputs.encode()).hexdigest()[:16]
 
 
 def train(out: Path | None = None, quiet: bool = False) -> Path:

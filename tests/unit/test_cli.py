@@ -54,6 +54,21 @@ def test_training_fingerprint_follows_data_domain_config_and_component_code(tmp_
     assert cli.training_fingerprint(tmp_path) != changed
 
 
+def test_model_fingerprint_follows_the_training_configuration_in_use(
+    data_dir, tmp_path, monkeypatch
+):
+    before = cli.model_fingerprint(ROOT)
+    other = tmp_path / "seed7.yml"
+    other.write_text(
+        (ROOT / "config.yml").read_text("utf-8").replace("random_seed: 42", "random_seed: 7")
+    )
+    monkeypatch.setenv("XIAOER_TRAINING_CONFIG", str(other))
+    # another configuration is another model: `xiaoer train` must not call the old one current
+    assert cli.model_fingerprint(ROOT) != before
+    monkeypatch.delenv("XIAOER_TRAINING_CONFIG")
+    assert cli.model_fingerprint(ROOT) == before
+
+
 def test_api_token_comes_from_the_environment_or_a_private_file(data_dir, monkeypatch):
     monkeypatch.setenv("XIAOER_API_TOKEN", "from-env")
     assert cli.api_token() == "from-env"
