@@ -244,6 +244,7 @@ class _Index:
     answers: Any  # matrix: one row per entry
     phrasings: Any  # matrix: one row per entry
     intents: dict[str, Any]  # intent -> matrix of its examples
+    all_intents: Any  # the same rows stacked: every intent's examples (None without any)
 
     @classmethod
     def build(
@@ -260,6 +261,9 @@ class _Index:
         phrasings = [entries[i][1] or " " for i in ids]
         vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
         vectorizer.fit(keys + answers + phrasings)
+        from scipy.sparse import vstack
+
+        intents = {i: vectorizer.transform(t) for i, t in intent_examples.items() if t}
         return cls(
             vectorizer,
             vectorizer.transform(keys),
@@ -267,7 +271,8 @@ class _Index:
             ids,
             vectorizer.transform(answers),
             vectorizer.transform(phrasings),
-            {i: vectorizer.transform(t) for i, t in intent_examples.items() if t},
+            intents,
+            vstack(list(intents.values())).tocsr() if intents else None,
         )
 
     def nearest(self, vector: Any, selector: dict[str, float] | None = None) -> Match:
@@ -292,8 +297,10 @@ class _Index:
         return Match(entry_id, f"kb{entry_id}", round(score * 100, 2), phrasing)
 
     def closest_intent_similarity(self, vector: Any) -> float:
-        scores = [self.intent_similarity(vector, intent) for intent in self.intents]
-        return max(scores, default=0.0)
+        if self.all_intents is None:
+            return 0.0
+        scores = (vector @ self.all_intents.T).toarray()[0]
+        return round(float(scores.max()) * 100, 2) if len(scores) else 0.0
 
     def intent_similarity(self, vector: Any, intent: str) -> float:
         matrix = self.intents.get(intent)

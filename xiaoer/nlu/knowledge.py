@@ -227,34 +227,37 @@ class KnowledgeMatcher(GraphComponent):
             return None
         return compared.entry
 
-    def _back_to_intent(self, message: Message, text: str) -> bool:
-        """A message the classifier gave to faq that is much closer to the training examples
-        of the next intent of the ranking than to any entry's is that intent's: the
-        retrieval intent's examples are many topics in one label, and the classifier takes
-        an existing intent's message for it now and then. True when it was given back."""
+    def _faq_entry(self, message: Message, text: str) -> Any:
+        """The entry a message the classifier gave to faq is about (the nearest, at least
+        ``select_threshold`` similar), or None.
+
+        None too when the message is much closer to the training examples of the next
+        intent of the ranking than to any entry's: then it is given back to that intent
+        (the retrieval intent's examples are many topics in one label, and the classifier
+        takes an existing intent's message for it now and then)."""
         from xiaoer.knowledge.store import RETRIEVAL_INTENT
 
-        if not self.matcher.intent_examples:
-            return False
         ranking = [
             r
             for r in message.get(INTENT_RANKING_KEY) or []
             if r.get("name") not in (RETRIEVAL_INTENT, "nlu_fallback")
         ]
-        if not ranking:
-            return False
-        following = ranking[0]
-        compared = self.matcher.compared(text, str(following["name"]))
-        if compared is None or compared.intent - compared.entry.score < self.faq_back_margin:
-            return False
-        intent = {
-            "name": following["name"],
-            "confidence": float(following.get("confidence") or 0),
-            "knowledge_base_declined": round(compared.entry.score, 2),
-        }
-        message.set(INTENT, intent, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [intent, *ranking[1:]], add_to_output=True)
-        return True
+        following = ranking[0] if ranking and self.matcher.intent_examples else None
+        compared = self.matcher.compared(
+            text, str(following["name"]) if following else None, _selector_confidences(message)
+        )
+        if compared is None:
+            return None
+        if following is not None and compared.intent - compared.entry.score >= self.faq_back_margin:
+            intent = {
+                "name": following["name"],
+                "confidence": float(following.get("confidence") or 0),
+                "knowledge_base_declined": round(compared.entry.score, 2),
+            }
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [intent, *ranking[1:]], add_to_output=True)
+            return None
+        return compared.entry if compared.entry.score >= self.select_threshold else None
 
     def _understood_alone(self, message: Message) -> None:
         """The intent of the classifier trained without the knowledge base, for a message
@@ -281,21 +284,12 @@ class KnowledgeMatcher(GraphComponent):
             try:
                 found = self.matcher.match(text)
                 how = "exact"
-                if (
-                    found is None
-                    and intent == RETRIEVAL_INTENT
-                    and self._back_to_intent(message, text)
-                ):
-                    continue
-                if found is None and intent in (RETRIEVAL_INTENT, "nlu_fallback"):
+                if found is None and intent == RETRIEVAL_INTENT:
+                    found, how = self._faq_entry(message, text), "similar"
+                elif found is None and intent == "nlu_fallback":
                     found = self.matcher.nearest(text, _selector_confidences(message))
                     how = "similar"
-                    needed = (
-                        self.select_threshold
-                        if intent == RETRIEVAL_INTENT
-                        else self.rescue_threshold
-                    )
-                    if found is not None and found.score < needed:
+                    if found is not None and found.score < self.rescue_threshold:
                         found = None
                 elif found is None:
                     found = self._override(message, text, intent)
