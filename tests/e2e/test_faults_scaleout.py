@@ -120,6 +120,28 @@ def assert_exactly_once(
 
 
 # --- 2. a Rasa server killed with SIGKILL under load ------------------------------------------
+def wait_both_servers_in_a_turn(c: ScaleOut, customers: list[str], timeout: float) -> None:
+    """Return as soon as two servers each hold a claimed, unanswered event of these
+    customers (whichever server is replica 0, it is then answering one)."""
+    db = database_for(c.database_url)  # cached: the test below uses the same one
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.connect() as conn:
+            claimers = {
+                row.claimed_by
+                for row in conn.execute(
+                    select(douyin_events.c.claimed_by).where(
+                        douyin_events.c.sender_id.in_(customers),
+                        douyin_events.c.processed_at.is_(None),
+                        douyin_events.c.claimed_by.is_not(None),
+                    )
+                )
+            }
+        if len(claimers) >= 2:
+            return
+        time.sleep(0.02)
+
+
 def test_a_rasa_server_killed_under_load_every_acknowledged_message_answered_once(cluster):
     c, sim = cluster
     customers = [f"dy-kill-{i:02d}-{uuid.uuid4().hex[:6]}" for i in range(16)]
@@ -139,7 +161,9 @@ def test_a_rasa_server_killed_under_load_every_acknowledged_message_answered_onc
 
     with ThreadPoolExecutor(max_workers=len(customers)) as pool:
         futures = [pool.submit(chat, who) for who in customers]
-        time.sleep(1.0)  # both servers busy with turns
+        # killed while both servers are inside a turn (an event claimed, not answered): a
+        # fixed delay missed it on a slower machine, where the turns had not started yet
+        wait_both_servers_in_a_turn(c, customers, timeout=30)
         c.kill_replica(0)
         killed_at = time.time()
         for future in futures:
