@@ -245,6 +245,34 @@ def test_an_oversized_body_is_refused_before_it_is_read(stack: Stack):
     assert len(tracker_events(stack, Stack.conversation("big"))) == before
 
 
+def test_a_long_conversation_still_runs_its_actions(stack: Stack):
+    """Every action call carries the whole tracker: a conversation of a few hundred turns
+    is larger than the public request cap, and the action server must still take it."""
+    from xiaoer.servers.actions_down import replies as actions_down_replies
+
+    who = sender()
+    conversation = Stack.conversation(who)
+    assert stack.say(who, "在吗")
+    turn = "我想问一下这个商品的尺码和颜色，还有什么时候能发货，快递是哪一家的呀" * 3
+    url = f"{stack.rasa_url}/conversations/{requests.utils.quote(conversation, safe=':@')}"
+    for _ in range(8):  # 8 x 300 events, each batch under the public cap: ~2 MB of tracker
+        batch = []
+        for _ in range(150):
+            batch.append(
+                {"event": "user", "text": turn, "parse_data": {"intent": {"name": "greet"}}}
+            )
+            batch.append({"event": "bot", "text": "亲，这款有现货，48小时内发货，默认中通快递哦"})
+        r = requests.post(
+            f"{url}/tracker/events", params={"token": stack.token}, json=batch, timeout=30
+        )
+        assert r.status_code == 200, r.text[:200]
+    size = len(requests.get(f"{url}/tracker", params={"token": stack.token}, timeout=30).content)
+    assert size > 1024 * 1024  # larger than server.max_body_kb (512 KB)
+    texts = [m.get("text") or "" for m in stack.say(who, "你好")]
+    assert texts and not set(texts) & set(actions_down_replies()), texts
+    assert "exceeds the size limit" not in stack.log("actions")
+
+
 def test_a_sender_over_the_rate_limit_gets_429(stack: Stack):
     user = sender()
     statuses = []

@@ -60,10 +60,26 @@ def protect(app: Sanic, secret: str) -> Sanic:
     return app
 
 
+# the Rasa server sends the whole tracker with every action call, every event of the
+# conversation since its first message: a customer of many sessions, or a long live-room
+# chat, passes the public servers' request cap (server.max_body_kb) within a few hundred turns
+DEFAULT_ACTIONS_MAX_BODY_KB = 64 * 1024
+
+
+def actions_max_body() -> int:
+    """The action server's request cap in bytes (``server.actions_max_body_kb``)."""
+    section = get_settings().section("server")
+    kb = int(section.get("actions_max_body_kb") or DEFAULT_ACTIONS_MAX_BODY_KB)
+    return max(kb, 1024) * 1024
+
+
 def create_app(actions: str = "actions", secret: str | None = None) -> Sanic:
     from rasa_sdk.endpoint import create_app as sdk_app
 
     app = sdk_app(actions, cors_origins=None)
+    # not the public servers' cap Sanic took from $SANIC_REQUEST_MAX_SIZE: the only caller
+    # is the Rasa server, with the secret, on the loopback address
+    app.config.REQUEST_MAX_SIZE = actions_max_body()
     return protect(app, secret if secret is not None else action_token())
 
 
