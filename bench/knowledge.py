@@ -124,6 +124,12 @@ def selected_question(client: Client, text: str) -> str | None:
     return entry.question_key if entry else None
 
 
+def actions_down_replies() -> list[str]:
+    from xiaoer.servers.actions_down import replies
+
+    return replies()
+
+
 class Traffic(threading.Thread):
     """A customer asking again and again (REST webhook) while the model changes."""
 
@@ -145,6 +151,11 @@ class Traffic(threading.Thread):
                 replies = self.client.say(f"traffic-{i % 7}", text)
                 if not replies:
                     raise ValueError("no reply")
+                # a 200 whose answer is "the system is busy" (an action that did not run) is
+                # a failed request too, as its customer sees it
+                busy = {str(r.get("text")) for r in replies} & set(actions_down_replies())
+                if busy:
+                    raise ValueError(f"actions down: {busy.pop()}")
                 self.ok += 1
             except Exception as exc:  # noqa: BLE001 - counted, reported
                 self.failed.append(f"{text}: {type(exc).__name__} {exc}"[:200])
