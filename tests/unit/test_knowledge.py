@@ -686,3 +686,48 @@ def test_a_message_not_understood_and_no_entrys_takes_the_intents_alone_verdict(
     # an entry's question is the entry's, whatever the other classifier says
     cod = parse("货到再付款行不", "change_address", 0.93)
     assert cod.get("intent")["name"] == "faq"
+
+
+def test_a_message_the_intents_alone_classifier_knows_is_not_rescued_by_a_loose_entry(
+    store: KnowledgeStore, tmp_path: Path
+) -> None:
+    """Not understood, and some entry's example a little alike: the classifier trained
+    without the knowledge base decides when it is sure, or fairly sure and the entry only
+    loosely alike (heldout: "早安 亲" was answered with the shipping hours)."""
+    from rasa.shared.nlu.training_data.message import Message
+
+    from xiaoer.nlu.knowledge import ALONE_FIELD
+
+    store.save(
+        Entry(
+            question="怎么给商品写评价", answer="在订单页点“评价”即可", phrasings=["评价在哪里写"]
+        )
+    )
+    store.save(
+        Entry(question="早上几点开始发货", answer="每天早上9点开始发货", phrasings=["每天几点发货"])
+    )
+    component = _trained_matcher(tmp_path, {"greet": ["你好", "在吗", "早上好"]})
+
+    def parse(text: str, confidence: float) -> Message:
+        message = Message(data={"text": text})
+        message.set("intent", {"name": "nlu_fallback", "confidence": 0.55})
+        message.set("intent_ranking", [{"name": "nlu_fallback", "confidence": 0.55}])
+        ranking = [
+            {"name": "greet", "confidence": confidence},
+            {"name": "thank", "confidence": 0.01},
+        ]
+        message.set(ALONE_FIELD, {"intent": ranking[0], "ranking": ranking})
+        component.process([message])
+        return message
+
+    loose, close = "你好早", "早上好"
+    assert 25 <= component.matcher.nearest(loose).score < 35  # rescued before
+    assert component.matcher.nearest(close).score >= 35
+    # loosely alike: fairly sure is enough for the intent
+    assert parse(loose, 0.8).get("intent")["name"] == "greet"
+    assert parse(loose, 0.8).get("intent")["classifier"] == "intents_alone"
+    # not sure: the entry still rescues it
+    assert parse(loose, 0.5).get("intent")["name"] == "faq"
+    # closer: only a sure verdict keeps it from the entry
+    assert parse(close, 0.9).get("intent")["name"] == "faq"
+    assert parse(close, 0.97).get("intent")["name"] == "greet"

@@ -22,7 +22,9 @@ classifier gave to ``faq`` goes to the next intent of its ranking when it is at 
 ``faq_back_margin`` closer to that intent's examples than to any entry's; and a message the
 classifier did not understand that no entry claims takes the verdict of
 :class:`IntentsAlone` (a classifier trained without the knowledge base) when that one is at
-least ``alone_confidence`` sure. The thresholds were
+least ``alone_confidence`` sure; such a message is not even rescued by an entry when
+that classifier is ``rescue_alone_confidence`` sure, or ``alone_confidence`` sure and the
+entry's example less than ``rescue_alone_similarity`` similar. The thresholds were
 chosen on a development set of blind paraphrases (bench/data/blind-dev/), heldout accuracy
 of the existing intents watched (bench/knowledge_nlu.py). The intents'
 examples are kept from training (this component is trained for that alone).
@@ -141,6 +143,12 @@ class KnowledgeMatcher(GraphComponent):
             # the classifier trained without the knowledge base (IntentsAlone) when that one
             # is at least this sure of it
             "alone_confidence": 0.7,
+            # ... and such a message is not rescued by an entry at all when that classifier is
+            # at least this sure of its intent ("早安 亲", "好啊好啊": short, and some entry's
+            # example resembles them), or at least alone_confidence sure and the entry's
+            # example less than this similar ("价位大概在哪个区间" is not "怎么给商品写评价")
+            "rescue_alone_confidence": 0.95,
+            "rescue_alone_similarity": 35.0,
         }
 
     def __init__(
@@ -162,6 +170,8 @@ class KnowledgeMatcher(GraphComponent):
         self.override_any_margin = float(config["override_any_margin"])
         self.faq_back_margin = float(config["faq_back_margin"])
         self.alone_confidence = float(config["alone_confidence"])
+        self.rescue_alone_confidence = float(config["rescue_alone_confidence"])
+        self.rescue_alone_similarity = float(config["rescue_alone_similarity"])
         self.matcher = Matcher(
             ttl=float(config["refresh_seconds"]),
             threshold=float(config["threshold"]),
@@ -259,6 +269,22 @@ class KnowledgeMatcher(GraphComponent):
             return None
         return compared.entry if compared.entry.score >= self.select_threshold else None
 
+    def _rescue(self, message: Message, text: str) -> Any:
+        """The entry of a message the classifier did not understand: the nearest, when it
+        is at least ``rescue_threshold`` similar and the classifier trained without the
+        knowledge base (:class:`IntentsAlone`) does not know the message better."""
+        found = self.matcher.nearest(text, _selector_confidences(message))
+        if found is None or found.score < self.rescue_threshold:
+            return None
+        intent = (message.get(ALONE_FIELD) or {}).get("intent") or {}
+        name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
+        if name and name != "nlu_fallback":
+            if confidence >= self.rescue_alone_confidence:
+                return None
+            if confidence >= self.alone_confidence and found.score < self.rescue_alone_similarity:
+                return None
+        return found
+
     def _understood_alone(self, message: Message) -> None:
         """The intent of the classifier trained without the knowledge base, for a message
         the one trained with it did not understand and no entry claims."""
@@ -287,10 +313,7 @@ class KnowledgeMatcher(GraphComponent):
                 if found is None and intent == RETRIEVAL_INTENT:
                     found, how = self._faq_entry(message, text), "similar"
                 elif found is None and intent == "nlu_fallback":
-                    found = self.matcher.nearest(text, _selector_confidences(message))
-                    how = "similar"
-                    if found is not None and found.score < self.rescue_threshold:
-                        found = None
+                    found, how = self._rescue(message, text), "similar"
                 elif found is None:
                     found = self._override(message, text, intent)
                     how = "closer"
