@@ -693,7 +693,7 @@ def test_a_message_the_intents_alone_classifier_knows_is_not_rescued_by_a_loose_
 ) -> None:
     """Not understood, and some entry's example a little alike: the classifier trained
     without the knowledge base decides when it is sure, or fairly sure and the entry only
-    loosely alike (heldout: "早安 亲" was answered with the shipping hours)."""
+    loosely alike (heldout: "早安 亲" was answered with the privacy entry)."""
     from rasa.shared.nlu.training_data.message import Message
 
     from xiaoer.nlu.knowledge import ALONE_FIELD
