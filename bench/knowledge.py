@@ -127,12 +127,6 @@ def selected_question(client: Client, text: str) -> str | None:
     return entry.question_key if entry else None
 
 
-def actions_down_replies() -> list[str]:
-    from xiaoer.servers.actions_down import replies
-
-    return replies()
-
-
 class Traffic(threading.Thread):
     """A customer asking again and again (REST webhook) while the model changes."""
 
@@ -143,6 +137,9 @@ class Traffic(threading.Thread):
         self.failed: list[str] = []
         self.latencies: list[float] = []
         self.stop = threading.Event()
+        from xiaoer.servers.actions_down import replies
+
+        self.busy_replies = set(replies())  # what a customer hears when an action did not run
 
     def run(self) -> None:
         i = 0
@@ -156,7 +153,7 @@ class Traffic(threading.Thread):
                     raise ValueError("no reply")
                 # a 200 whose answer is "the system is busy" (an action that did not run) is
                 # a failed request too, as its customer sees it
-                busy = {str(r.get("text")) for r in replies} & set(actions_down_replies())
+                busy = {str(r.get("text")) for r in replies} & self.busy_replies
                 if busy:
                     raise ValueError(f"actions down: {busy.pop()}")
                 self.ok += 1
@@ -171,18 +168,11 @@ def train_base(workdir: Path) -> Path:
     the data folder, and Rasa orders the training files by path: a base trained in another
     folder orders the rules differently, and the retrain cannot reuse the dialogue policy
     (TED) from Rasa's cache (~50 s more). Components already in the cache are reused."""
-    import subprocess
-
     from xiaoer.knowledge.store import get_knowledge_store
     from xiaoer.training import trainer
 
     print("==> training the starting model in the bench's data folder…", flush=True)
-    inputs = trainer.prepare(store=get_knowledge_store())
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    out = workdir / "models"
-    subprocess.run(trainer.rasa_train_args(inputs, out, "base"), cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    return out / "base.tar.gz"
+    return trainer.train("base", store=get_knowledge_store(), out=workdir / "models").model
 
 
 def main() -> int:

@@ -299,8 +299,7 @@ class _Index:
     def closest_intent_similarity(self, vector: Any) -> float:
         if self.all_intents is None:
             return 0.0
-        scores = (vector @ self.all_intents.T).toarray()[0]
-        return round(float(scores.max()) * 100, 2) if len(scores) else 0.0
+        return round(float((vector @ self.all_intents.T).max()) * 100, 2)
 
     def intent_similarity(self, vector: Any, intent: str) -> float:
         matrix = self.intents.get(intent)

@@ -58,6 +58,16 @@ EXAMPLES_FILE = "intent_examples.json"
 KEPT_INTENTS = frozenset({"affirm", "deny", "inform_order_id", "provide_contact", "greet"})
 
 
+def _alone_verdict(message: Message) -> tuple[str | None, float]:
+    """:class:`IntentsAlone`'s intent for ``message`` and its confidence (None: it has no
+    verdict, or it did not understand the message either)."""
+    intent = (message.get(ALONE_FIELD) or {}).get("intent") or {}
+    name = intent.get("name")
+    if not name or name == "nlu_fallback":
+        return None, 0.0
+    return str(name), float(intent.get("confidence") or 0)
+
+
 def _selector_confidences(message: Message) -> dict[str, float]:
     """The ResponseSelector's confidence per entry (``kb12`` -> 0.8) for ``message``."""
     from xiaoer.knowledge.store import RETRIEVAL_INTENT
@@ -273,26 +283,23 @@ class KnowledgeMatcher(GraphComponent):
         """The entry of a message the classifier did not understand: the nearest, when it
         is at least ``rescue_threshold`` similar and the classifier trained without the
         knowledge base (:class:`IntentsAlone`) does not know the message better."""
+        name, confidence = _alone_verdict(message)
+        if name and confidence >= self.rescue_alone_confidence:
+            return None  # sure of an intent: no entry is compared at all
         found = self.matcher.nearest(text, _selector_confidences(message))
         if found is None or found.score < self.rescue_threshold:
             return None
-        intent = (message.get(ALONE_FIELD) or {}).get("intent") or {}
-        name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
-        if name and name != "nlu_fallback":
-            if confidence >= self.rescue_alone_confidence:
-                return None
-            if confidence >= self.alone_confidence and found.score < self.rescue_alone_similarity:
-                return None
+        if name and confidence >= self.alone_confidence:
+            return found if found.score >= self.rescue_alone_similarity else None
         return found
 
     def _understood_alone(self, message: Message) -> None:
         """The intent of the classifier trained without the knowledge base, for a message
         the one trained with it did not understand and no entry claims."""
-        alone = message.get(ALONE_FIELD) or {}
-        intent = alone.get("intent") or {}
-        name, confidence = intent.get("name"), float(intent.get("confidence") or 0)
-        if not name or name == "nlu_fallback" or confidence < self.alone_confidence:
+        name, confidence = _alone_verdict(message)
+        if not name or confidence < self.alone_confidence:
             return
+        alone = message.get(ALONE_FIELD) or {}
         verdict = {"name": name, "confidence": confidence, "classifier": "intents_alone"}
         message.set(INTENT, verdict, add_to_output=True)
         message.set(

@@ -120,13 +120,14 @@ def train(
     store: KnowledgeStore | None = None,
     timeout: float | None = None,
     log: Path | None = None,
+    out: Path | None = None,
 ) -> Trained:
-    """Train ``<models_dir>/<name>.tar.gz``; ``progress`` hears the stage and percent."""
+    """Train ``<out or models_dir>/<name>.tar.gz``; ``progress`` hears the stage and percent."""
     say = progress or (lambda text, percent: None)
     started = time.monotonic()
     say("准备训练数据（项目数据 + 知识库）", 0)
     inputs = prepare(store=store)
-    out = models_dir()
+    out = out or models_dir()
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
            "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "PYTHONWARNINGS": "ignore"}  # fmt: skip
