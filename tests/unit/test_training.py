@@ -77,8 +77,14 @@ class FakeServers:
         if Path(self.models[url]).name != model:
             raise swap.SwapError(f"{url} 仍在使用旧模型")
 
+    def try_model(self, url: str, model: Path | str, texts: list[str]) -> list[dict[str, Any]]:
+        self.calls.append((url, f"tried {Path(model).name}"))
+        return [self.answer(url, True, text) for text in texts]
+
     def parse(self, url: str, text: str) -> dict[str, Any]:
-        new = self.models[url] != self.original
+        return self.answer(url, self.models[url] != self.original, text)
+
+    def answer(self, url: str, new: bool, text: str) -> dict[str, Any]:
         if new and url in self.broken:
             return {"intent": {"name": "nlu_fallback"}}
         if text == "可以货到付款吗":
@@ -97,9 +103,15 @@ def test_swap_changes_every_server_one_after_another(tmp_path: Path) -> None:
     old.write_bytes(b"old")
     new.write_bytes(b"new")
     servers = FakeServers(["http://a", "http://b"], str(old))
-    result = swap.swap_all(new, PROBES, servers=["http://a", "http://b"], api=servers)  # type: ignore[arg-type]
-    assert result.ok
-    assert servers.calls == [("http://a", "new.tar.gz"), ("http://b", "new.tar.gz")]
+    checked = []
+    result = swap.swap_all(new, PROBES, servers=["http://a", "http://b"], api=servers,  # type: ignore[arg-type]
+                           checked=lambda: checked.append(1))  # fmt: skip
+    assert result.ok and checked == [1]
+    # each server tries the model out before it answers customers with it
+    assert servers.calls == [
+        ("http://a", "tried new.tar.gz"), ("http://a", "new.tar.gz"),
+        ("http://b", "tried new.tar.gz"), ("http://b", "new.tar.gz"),
+    ]  # fmt: skip
     assert {Path(m).name for m in servers.models.values()} == {"new.tar.gz"}
 
 
@@ -109,13 +121,59 @@ def test_a_server_failing_its_checks_rolls_every_server_back(tmp_path: Path) -> 
     new.write_bytes(b"new")
     servers = FakeServers(["http://a", "http://b", "http://c"], str(old), broken={"http://b"})
     result = swap.swap_all(new, PROBES, servers=list(servers.models), api=servers)  # type: ignore[arg-type]
-    assert not result.ok and result.rolled_back
+    assert not result.ok and result.rolled_back and result.live_changed
     assert "http://b" in result.error and "nlu_fallback" in result.error
-    # a and b went back to the old model; c was never touched
+    assert result.problems == ["「你好」应识别为 greet，实际为 nlu_fallback",
+                               "「可以货到付款吗」应识别为 faq，实际为 nlu_fallback"]  # fmt: skip
+    # a went back to the old model; b failed its try-out and never answered with the new
+    # one; c was never touched
     assert {u: Path(m).name for u, m in servers.models.items()} == {
         "http://a": "old.tar.gz", "http://b": "old.tar.gz", "http://c": "old.tar.gz",
     }  # fmt: skip
-    assert ("http://c", "new.tar.gz") not in servers.calls
+    assert ("http://b", "new.tar.gz") not in servers.calls
+    assert not [c for c in servers.calls if c[0] == "http://c"]
+
+
+def test_a_model_failing_its_try_out_on_the_first_server_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    old, new = tmp_path / "old.tar.gz", tmp_path / "new.tar.gz"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    servers = FakeServers(["http://a", "http://b"], str(old), broken={"http://a"})
+    checked = []
+    result = swap.swap_all(new, PROBES, servers=list(servers.models), api=servers,  # type: ignore[arg-type]
+                           checked=lambda: checked.append(1))  # fmt: skip
+    assert not result.ok and not result.live_changed and not result.rolled_back
+    assert "「你好」应识别为 greet" in result.problems[0]
+    assert servers.calls == [("http://a", "tried new.tar.gz")] and checked == []
+    assert {Path(m).name for m in servers.models.values()} == {"old.tar.gz"}
+
+
+def test_a_server_without_the_try_out_route_is_checked_in_a_child_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain ``rasa run`` (no /xiaoer/models/candidate): the model is checked once in a
+    child process, for every such server."""
+    old, new = tmp_path / "old.tar.gz", tmp_path / "new.tar.gz"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    servers = FakeServers(["http://a", "http://b"], str(old))
+    servers.try_model = lambda *a: None  # type: ignore[method-assign,assignment]
+    children: list[str] = []
+
+    def check_model(model: Path, probes: list[Probe]) -> list[str]:
+        children.append(model.name)
+        return []
+
+    monkeypatch.setattr(swap.check, "check_model", check_model)
+    result = swap.swap_all(new, PROBES, servers=list(servers.models), api=servers)  # type: ignore[arg-type]
+    assert result.ok and children == ["new.tar.gz"]
+    monkeypatch.setattr(
+        swap.check, "check_model", lambda m, p: ["「你好」应识别为 greet，实际为 faq"]
+    )
+    result = swap.swap_all(old, PROBES, servers=list(servers.models), api=servers)  # type: ignore[arg-type]
+    assert not result.ok and not result.live_changed and "你好" in result.problems[0]
 
 
 def test_probe_failures_are_told_in_words() -> None:
@@ -134,7 +192,6 @@ def test_a_run_goes_live_or_fails_visibly(
         return runner.trainer.Trained(model, 1.0, 3)
 
     monkeypatch.setattr(runner.trainer, "train", fake_train)
-    monkeypatch.setattr(runner.check, "check_model", lambda m, p: [])
     monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: swap.SwapResult(True, []))
     run_id = runs.request("boss", "x")
     assert runner.run_next(runs) == run_id
@@ -145,16 +202,24 @@ def test_a_run_goes_live_or_fails_visibly(
         str(model),
     )
 
-    monkeypatch.setattr(
-        runner.check, "check_model", lambda m, p: ["「你好」应识别为 greet，实际为 faq"]
-    )
-    swapped = []
-    monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: swapped.append(1))
+    # the first server's try-out fails: the run failed, nothing was rolled back
+    failed = swap.SwapResult(False, [swap.ServerState("http://a")], "http://a 新模型未通过检查",
+                             problems=["「你好」应识别为 greet，实际为 faq"])  # fmt: skip
+    monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: failed)
     run_id = runs.request("boss", "y")
     runner.run_next(runs)
     run = runs.get(run_id)
     assert run is not None and run["state"] == "failed" and "你好" in run["error"]
-    assert swapped == []  # a model failing its checks is never loaded
+    assert run["progress"] == "检查未通过，线上模型未变"
+
+    # a later server fails: the ones changed went back
+    back = swap.SwapResult(False, [swap.ServerState("http://a")], "http://b 无法连接",
+                           rolled_back=True, live_changed=True)  # fmt: skip
+    monkeypatch.setattr(runner.swap, "swap_all", lambda *a, **k: back)
+    run_id = runs.request("boss", "w")
+    runner.run_next(runs)
+    run = runs.get(run_id)
+    assert run is not None and run["state"] == "rolled_back" and "http://b" in run["error"]
 
     def broken_train(name: str, progress: Any, **kw: Any) -> Any:
         raise runner.trainer.TrainingError("训练失败：YAML 格式错误")

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 RASA_URL_ENV = "XIAOER_RASA_URL"
 DEFAULT_RASA_URL = "http://localhost:5005"
+# metadata of a message parsed to check what a new model itself learnt (the hot swap's
+# probes, xiaoer/servers/modelsync.py): the knowledge base's run-time matcher leaves it alone
+MODEL_CHECK_FLAG = "xiaoer_model_check"
 
 
 class RasaApiError(RuntimeError):

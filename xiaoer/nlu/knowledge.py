@@ -47,6 +47,8 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
+
 logger = logging.getLogger(__name__)
 
 MATCH_FIELD = "knowledge_match"
@@ -312,6 +314,9 @@ class KnowledgeMatcher(GraphComponent):
         if os.environ.get(OFF_ENV) == "1":  # checking what the model itself learnt
             return messages
         for message in messages:
+            metadata = message.get("metadata")
+            if isinstance(metadata, dict) and metadata.get(MODEL_CHECK_FLAG):
+                continue  # a new model's probe: what the model itself learnt
             text = message.get(TEXT) or ""
             intent = (message.get(INTENT) or {}).get("name")
             try:

@@ -15,6 +15,16 @@ several processes behind one port: ``PUT /model`` reaches one of them. Here:
   ``GET /xiaoer/models?token=<API token>`` (any worker answers) returns the expected number
   of workers, the wanted model and each live worker's model: the hot swap
   (xiaoer/training/swap.py) waits until every worker reports the new one.
+
+Before any of that, the swap tries the new model out in the server that will answer with
+it: ``POST /xiaoer/models/candidate?token=<API token>`` with ``{"model_file", "probes":
+[texts]}`` loads the model in a thread (the running one keeps answering), parses the probe
+texts with it, the knowledge base's run-time matcher left out (``MODEL_CHECK_FLAG``: what the
+model itself learnt), and answers what it understood. The process keeps that agent, and
+the ``PUT /model`` of the same file that follows (or this worker's following of it) puts
+it live without loading it a second time (:func:`take_candidate`); a model failing its
+probes never answers a customer. One model is held at a time, for
+:data:`CANDIDATE_SECONDS` at most.
 """
 
 from __future__ import annotations
@@ -31,7 +41,11 @@ logger = logging.getLogger("xiaoer.servers.modelsync")
 
 SERVER_ID_ENV = "XIAOER_RASA_SERVER_ID"
 PATH = "/xiaoer/models"
+CANDIDATE_PATH = f"{PATH}/candidate"
 CHECK_SECONDS = 1.0
+CANDIDATE_SECONDS = 900.0
+MAX_PROBES = 50
+_candidate: dict[str, Any] = {}  # this process's tried model: path, agent, at
 
 
 def server_id() -> str:
@@ -109,6 +123,42 @@ def snapshot() -> dict[str, Any]:
         "workers": workers,
         "answered_by": os.getpid(),
     }
+
+
+def _same_file(path: str) -> str:
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def hold_candidate(model_path: str, agent: Any) -> None:
+    _candidate.clear()
+    _candidate.update(path=_same_file(model_path), agent=agent, at=time.monotonic())
+
+
+def take_candidate(model_path: str) -> Any | None:
+    """The agent of ``model_path`` if this process has just tried it out (else None); any
+    load lets go of the one held."""
+    held = dict(_candidate)
+    _candidate.clear()
+    if not held or held["path"] != _same_file(model_path):
+        return None
+    if time.monotonic() - float(held["at"]) > CANDIDATE_SECONDS:
+        return None
+    return held["agent"]
+
+
+async def try_out(agent: Any, texts: list[str]) -> list[dict[str, Any]]:
+    """What ``agent``'s model understands of ``texts`` (intent, response selector)."""
+    from rasa.core.channels.channel import UserMessage
+
+    from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
+
+    answers = []
+    for text in texts:
+        parsed = await agent.processor.parse_message(
+            UserMessage(text, metadata={MODEL_CHECK_FLAG: True})
+        )
+        answers.append({k: parsed.get(k) for k in ("text", "intent", "response_selector")})
+    return answers
 
 
 def model_name(agent: Any) -> str:
@@ -216,6 +266,7 @@ def install() -> None:
         model_path: Any, endpoints: Any, remote_storage: Any, app: Any, loop: Any
     ) -> Any:
         agent = await load(model_path, endpoints, remote_storage, app, loop)
+        app.ctx.xiaoer_endpoints = endpoints  # for the candidate route
         follower = Follower(app, endpoints, loader)  # follows, never records
         follower._report_current()
         app.ctx.model_follower = asyncio.get_running_loop().create_task(follower.run())
@@ -236,6 +287,34 @@ def install() -> None:
             if not same_secret(request.args.get("token"), api_token()):
                 return response.json({"error": "unauthorized"}, status=401)
             return response.json(snapshot())
+
+        @app.post(CANDIDATE_PATH)
+        async def candidate(request: Any) -> Any:
+            if not same_secret(request.args.get("token"), api_token()):
+                return response.json({"error": "unauthorized"}, status=401)
+            body = request.json if isinstance(request.json, dict) else {}
+            model_file, texts = body.get("model_file"), body.get("probes", [])
+            if not isinstance(model_file, str) or not model_file:
+                return response.json({"error": "model_file (a model file's path) is required"},
+                                     status=400)  # fmt: skip
+            if (not isinstance(texts, list) or len(texts) > MAX_PROBES
+                    or not all(isinstance(t, str) for t in texts)):  # fmt: skip
+                return response.json(
+                    {"error": f"probes must be a list of at most {MAX_PROBES} texts"}, status=400
+                )
+            _candidate.clear()  # one model held at a time
+            try:
+                agent = await loader(model_file, endpoints=request.app.ctx.xiaoer_endpoints)
+                answers = await try_out(agent, texts)
+            except rasa_server.ErrorResponse as exc:
+                return response.json({"error": exc.error_info["message"]}, status=int(exc.status))
+            except Exception as exc:  # noqa: BLE001 - the running model keeps answering
+                logger.exception("model %s failed while tried out", model_file)
+                return response.json({"error": f"the model failed: {type(exc).__name__}"},
+                                     status=500)  # fmt: skip
+            hold_candidate(model_file, agent)
+            logger.info("model %s tried out on %d probes", Path(model_file).name, len(texts))
+            return response.json({"model": Path(model_file).name, "answers": answers})
 
         return app
 

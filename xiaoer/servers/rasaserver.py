@@ -116,12 +116,16 @@ def load_models_in_thread() -> None:
     new model in a thread: Rasa 3.6 loads it on the event loop, which then answers nobody
     for the 10-30 s a model takes to load. The stores and endpoints of the new agent are
     still made on the loop, as Rasa makes them; the running agent answers until the new
-    one is ready, then Rasa replaces it in one assignment."""
+    one is ready, then Rasa replaces it in one assignment. A model this process has just
+    tried out (:mod:`xiaoer.servers.modelsync`, ``POST /xiaoer/models/candidate``) is not
+    loaded a second time: that agent is the one put live."""
     import asyncio
 
     import rasa.core.agent as rasa_agent
     import rasa.server as rasa_server
     from rasa.exceptions import ModelNotFound
+
+    from xiaoer.servers import modelsync
 
     original = rasa_server._load_agent
 
@@ -133,6 +137,10 @@ def load_models_in_thread() -> None:
     ) -> Any:
         if model_server or remote_storage or not model_path or (endpoints and endpoints.model):
             return await original(model_path, model_server, remote_storage, endpoints)
+        tried = modelsync.take_candidate(model_path)
+        if tried is not None:
+            logger.info("model put live without loading it again: %s", Path(model_path).name)
+            return tried
         agent = await rasa_agent.load_agent(endpoints=endpoints)  # stores, no model yet
         try:
             await asyncio.get_running_loop().run_in_executor(None, agent.load_model, model_path)

@@ -66,19 +66,14 @@ def execute(run_id: int, store: TrainingRunStore) -> None:
         progress="检查新模型：加载并试答几个问题",
         percent=TRAIN_SHARE,
     )
-    probes = check.probes(kb)
-    problems = check.check_model(trained.model, probes)
-    if problems:
-        store.update(run_id, state=FAILED, error="新模型未通过检查：" + "；".join(problems),
-                     progress="检查未通过，线上模型未变")  # fmt: skip
-        return
-    store.update(run_id, state=SWAPPING, progress="切换模型", percent=92)
+    # each server tries the model out before putting it live (swap.py): the check
     known = [Path(r["model"]) for r in store.latest(50) if r.get("model")]
     result = swap.swap_all(
         trained.model,
-        probes,
+        check.probes(kb),
         known_models=known,
         progress=lambda text: store.update(run_id, progress=text),
+        checked=lambda: store.update(run_id, state=SWAPPING, percent=92),
     )
     servers = json.dumps(
         [{"url": s.url, "previous": s.previous, "swapped": s.swapped} for s in result.servers],
@@ -87,6 +82,16 @@ def execute(run_id: int, store: TrainingRunStore) -> None:
     if result.ok:
         store.update(run_id, state=LIVE, progress="新模型已上线", percent=100, servers=servers)
         log.info("training run %s live: %s", run_id, trained.model.name)
+        return
+    if not result.live_changed:  # failed before any server answered with the new model
+        if result.problems:
+            error, progress = (
+                "新模型未通过检查：" + "；".join(result.problems),
+                "检查未通过，线上模型未变",
+            )
+        else:
+            error, progress = result.error, "切换失败，线上模型未变"
+        store.update(run_id, state=FAILED, error=error, servers=servers, progress=progress)
         return
     store.update(
         run_id,

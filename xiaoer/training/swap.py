@@ -7,8 +7,16 @@ keeps answering with its current model while it loads the new one (the Rasa serv
 models in a thread, :mod:`xiaoer.servers.rasaserver`), and the next server is only
 changed once every worker process of this one answers with the new model (a server of
 several Sanic workers: ``PUT /model`` reaches one, the others follow it,
-:mod:`xiaoer.servers.modelsync`), so at scale the others answer meanwhile. After each swap the server must parse the probes as the check did; otherwise
-every server changed so far goes back to the model it had.
+:mod:`xiaoer.servers.modelsync`), so at scale the others answer meanwhile.
+
+Each server first tries the new model out (``POST /xiaoer/models/candidate``): it loads it
+beside the running one and parses the probes with it, the knowledge base's run-time matcher
+left out, so what is checked is what the model learnt; a model that fails is never put
+live, and the ``PUT /model`` that follows puts the loaded one live without loading it
+again (one load per server, where a check in a separate process used to load it once
+more). A server without that route (a plain ``rasa run``) is checked in a child process
+instead (:func:`xiaoer.training.check.check_model`). After each swap the server must parse
+the probes again; otherwise every server changed so far goes back to the model it had.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 
 import requests
 
+from xiaoer.training import check
 from xiaoer.training.check import Probe, failures
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,14 @@ class SwapError(RuntimeError):
     pass
 
 
+class CheckFailed(SwapError):
+    """The new model answered the probes wrongly before it was put live."""
+
+    def __init__(self, url: str, problems: list[str]) -> None:
+        super().__init__(f"{url} 新模型未通过检查：" + "；".join(problems))
+        self.problems = problems
+
+
 @dataclass
 class ServerState:
     url: str
@@ -61,6 +78,8 @@ class SwapResult:
     servers: list[ServerState] = field(default_factory=list)
     error: str = ""
     rolled_back: bool = False
+    problems: list[str] = field(default_factory=list)  # the probes the new model got wrong
+    live_changed: bool = False  # some server had answered with the new model
 
 
 class ModelApi:
@@ -73,6 +92,9 @@ class ModelApi:
             token = api_token()
         self.token = token
         self.timeout = timeout
+        # one connection for trying a model out and putting it live: the same worker
+        # process of a server of several answers both, and loads the model once
+        self.http = requests.Session()
 
     def status(self, url: str) -> dict[str, Any]:
         r = requests.get(f"{url}/status", params={"token": self.token}, timeout=30)
@@ -80,8 +102,27 @@ class ModelApi:
             raise SwapError(f"{url} 状态查询失败（HTTP {r.status_code}）")
         return dict(r.json())
 
+    def try_model(
+        self, url: str, model: Path | str, texts: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """Load ``model`` beside the running one and parse ``texts`` with it (the answers,
+        in order); None for a server without the route (a plain ``rasa run``)."""
+        r = self.http.post(
+            f"{url}/xiaoer/models/candidate",
+            params={"token": self.token},
+            json={"model_file": str(model), "probes": texts},
+            timeout=self.timeout,
+        )
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            detail = r.json().get("error", "") if r.headers.get("content-type", "").startswith(
+                "application/json") else r.text[:200]  # fmt: skip
+            raise SwapError(f"{url} 加载新模型失败（HTTP {r.status_code}）：{detail}")
+        return list(r.json()["answers"])
+
     def load(self, url: str, model: Path | str) -> None:
-        r = requests.put(
+        r = self.http.put(
             f"{url}/model",
             params={"token": self.token},
             json={"model_file": str(model)},
@@ -151,13 +192,17 @@ def swap_all(
     api: ModelApi | None = None,
     known_models: list[Path] | None = None,
     progress: Callable[[str], None] | None = None,
+    checked: Callable[[], None] | None = None,
 ) -> SwapResult:
+    """Try ``model`` out on each server, put it live there, check it again; ``checked`` is
+    called once the first server's try-out has passed (the run's state moves on)."""
     api = api or ModelApi()
     say = progress or (lambda text: None)
     urls = servers or rasa_servers()
     states = [ServerState(u) for u in urls]
     model = model.resolve()
     places = [model.parent, *(known_models or [])]
+    in_child: list[str] | None = None  # the child process's check, for servers without the route
     for i, state in enumerate(states, 1):
         try:
             before = api.status(state.url)
@@ -165,6 +210,18 @@ def swap_all(
             state.previous_path = (
                 find_model(Path(state.previous).name, places) if state.previous else ""
             )
+            say(f"检查新模型：第 {i}/{len(states)} 台机器人服务加载并试答 {len(probes)} 个问题")
+            answers = api.try_model(state.url, model, [p.text for p in probes])
+            if answers is None:
+                if in_child is None:
+                    in_child = check.check_model(model, probes)
+                wrong = in_child
+            else:
+                wrong = failures(probes, answers)
+            if wrong:
+                raise CheckFailed(state.url, wrong)
+            if i == 1 and checked is not None:
+                checked()
             say(f"切换模型：第 {i}/{len(states)} 台机器人服务")
             api.load(state.url, model)
             state.swapped = True
@@ -182,7 +239,9 @@ def swap_all(
                 else f"{state.url} 无法连接（{type(exc).__name__}）"
             )
             result = SwapResult(False, states, error)
-            result.rolled_back = rollback(states, api, say)
+            result.problems = exc.problems if isinstance(exc, CheckFailed) else []
+            result.live_changed = any(s.swapped for s in states)
+            result.rolled_back = rollback(states, api, say) if result.live_changed else False
             return result
     return SwapResult(True, states)
 
