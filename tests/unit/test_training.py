@@ -341,3 +341,27 @@ def test_workers_of_one_server_share_the_wanted_model_and_report_theirs(
     assert seen["workers"] == [{"pid": os.getpid(), "model": "old.tar.gz", "error": ""}]
     monkeypatch.setenv(modelsync.SERVER_ID_ENV, "5006-2")  # another server on the machine
     assert modelsync.snapshot()["wanted"] is None
+
+
+def test_a_tried_model_is_put_live_once_and_let_go_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent a server tried out is the one ``PUT /model`` puts live (no second load),
+    for that model file only; any other load, or 5 minutes, lets it go."""
+    from xiaoer.servers import modelsync
+
+    new, other = tmp_path / "new.tar.gz", tmp_path / "other.tar.gz"
+    new.write_bytes(b"new")
+    other.write_bytes(b"other")
+    agent = object()
+    modelsync.hold_candidate(str(new), agent)
+    assert modelsync.take_candidate(str(tmp_path / "." / "new.tar.gz")) is agent  # same file
+    assert modelsync.take_candidate(str(new)) is None  # taken once
+    modelsync.hold_candidate(str(new), agent)
+    assert modelsync.take_candidate(str(other)) is None  # another model: loaded, and
+    assert modelsync.take_candidate(str(new)) is None  # the tried one let go
+    modelsync.hold_candidate(str(new), agent)
+    now = time.monotonic()
+    monkeypatch.setattr(modelsync.time, "monotonic", lambda: now + modelsync.CANDIDATE_SECONDS + 1)
+    modelsync.release_stale_candidate()  # the workers' watch, once a second
+    assert modelsync._candidate == {}

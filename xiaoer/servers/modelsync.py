@@ -37,13 +37,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
+
 logger = logging.getLogger("xiaoer.servers.modelsync")
 
 SERVER_ID_ENV = "XIAOER_RASA_SERVER_ID"
 PATH = "/xiaoer/models"
 CANDIDATE_PATH = f"{PATH}/candidate"
 CHECK_SECONDS = 1.0
-CANDIDATE_SECONDS = 900.0
+# a tried model not put live within this time is let go (it failed its probes, or the
+# swap stopped): the PUT follows the try-out at once
+CANDIDATE_SECONDS = 300.0
 MAX_PROBES = 50
 _candidate: dict[str, Any] = {}  # this process's tried model: path, agent, at
 
@@ -134,6 +138,12 @@ def hold_candidate(model_path: str, agent: Any) -> None:
     _candidate.update(path=_same_file(model_path), agent=agent, at=time.monotonic())
 
 
+def release_stale_candidate() -> None:
+    if _candidate and time.monotonic() - float(_candidate["at"]) > CANDIDATE_SECONDS:
+        logger.info("tried model %s let go: not put live", Path(_candidate["path"]).name)
+        _candidate.clear()
+
+
 def take_candidate(model_path: str) -> Any | None:
     """The agent of ``model_path`` if this process has just tried it out (else None); any
     load lets go of the one held."""
@@ -149,8 +159,6 @@ def take_candidate(model_path: str) -> Any | None:
 async def try_out(agent: Any, texts: list[str]) -> list[dict[str, Any]]:
     """What ``agent``'s model understands of ``texts`` (intent, response selector)."""
     from rasa.core.channels.channel import UserMessage
-
-    from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
 
     answers = []
     for text in texts:
@@ -184,6 +192,7 @@ class Follower:
             self.reported = current
 
     async def check(self) -> None:
+        release_stale_candidate()
         self._report_current()
         path = state_dir() / "wanted.json"
         try:
