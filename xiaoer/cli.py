@@ -132,13 +132,15 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
             return model
     print("==> rasa train (data/, domain.yml, config.yml or the knowledge base changed)")
     started = time.monotonic()
+    inputs = trainer.prepare(store=get_knowledge_store())
     subprocess.run(
-        trainer.rasa_train_args(trainer.prepare(store=get_knowledge_store()), out),
+        trainer.rasa_train_args(inputs, out),  # with Rasa's validation of the data
         cwd=root,
         env=_env(),
         check=True,
         stdout=subprocess.DEVNULL if quiet else None,
     )
+    trainer.record_validated(inputs)  # the worker's retrains need not validate it again
     model = latest_model(out)
     marker.write_text(model.name)
     print(f"==> trained {model.name} in {time.monotonic() - started:.0f} s")

@@ -259,7 +259,7 @@ def test_training_reports_progress_and_returns_the_model(
     monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
     monkeypatch.setattr(
         trainer, "rasa_train_args",
-        lambda inputs, out, name: [sys.executable, str(script), "--out", str(out),
+        lambda inputs, out, name, **kw: [sys.executable, str(script), "--out", str(out),
                                    "--fixed-model-name", name],
     )  # fmt: skip
     heard: list[tuple[str, int]] = []
@@ -282,7 +282,7 @@ def test_a_failed_training_says_why(
     monkeypatch.setattr(trainer, "models_dir", lambda: tmp_path / "models")
     monkeypatch.setattr(
         trainer, "rasa_train_args",
-        lambda inputs, out, name: [sys.executable, "-c",
+        lambda inputs, out, name, **kw: [sys.executable, "-c",
                                    "print('InvalidDomain: duplicate intent'); raise SystemExit(1)"],
     )  # fmt: skip
     with pytest.raises(trainer.TrainingError, match="InvalidDomain: duplicate intent"):
@@ -365,3 +365,53 @@ def test_a_tried_model_is_put_live_once_and_let_go_otherwise(
     monkeypatch.setattr(modelsync.time, "monotonic", lambda: now + modelsync.CANDIDATE_SECONDS + 1)
     modelsync.release_stale_candidate()  # the workers' watch, once a second
     assert modelsync._candidate == {}
+
+
+ARGV_RASA = """
+import sys, pathlib
+args = sys.argv[1:]
+pathlib.Path(args[args.index("--record") + 1]).open("a").write(" ".join(args) + "\\n")
+out = pathlib.Path(args[args.index("--out") + 1])
+name = args[args.index("--fixed-model-name") + 1]
+(out / (name + ".tar.gz")).write_bytes(b"model")
+print(f"Your Rasa model is trained and saved at '{out / name}.tar.gz'.")
+"""
+
+
+def test_rasa_validates_the_data_again_only_when_the_project_files_changed(
+    project_db: Any, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A knowledge-base retrain skips Rasa's validation (~7 s) when the project's own files
+    are those a training already validated; a changed data file is validated again."""
+    import shutil
+    import sys
+
+    from xiaoer.core.config import PROJECT_ROOT
+    from xiaoer.knowledge.store import KnowledgeStore
+    from xiaoer.training import trainer
+
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "data", project / "data")
+    shutil.copyfile(PROJECT_ROOT / "domain.yml", project / "domain.yml")
+    shutil.copyfile(PROJECT_ROOT / "config.yml", project / "config.yml")
+    monkeypatch.setattr(trainer, "project_dir", lambda: project)
+    monkeypatch.delenv(trainer.CONFIG_ENV, raising=False)
+    script, record = tmp_path / "fake_rasa.py", tmp_path / "argv.txt"
+    script.write_text(ARGV_RASA)
+    real_args = trainer.rasa_train_args
+
+    def args(inputs: Any, out: Path, name: str | None = None, **kw: Any) -> list[str]:
+        return [sys.executable, str(script), *real_args(inputs, out, name, **kw)[2:],
+                "--record", str(record)]  # fmt: skip
+
+    monkeypatch.setattr(trainer, "rasa_train_args", args)
+    store = KnowledgeStore(project_db)
+    for run in ("run1", "run2"):
+        trainer.train(run, store=store, out=tmp_path / "models")
+    edited = sorted((project / "data" / "rules").glob("*.yml"))[0]
+    with edited.open("a", encoding="utf-8") as f:
+        f.write("\n# a designer's edit\n")
+    trainer.train("run3", store=store, out=tmp_path / "models")
+    trainer.train("run4", store=store, out=tmp_path / "models")
+    runs = record.read_text().splitlines()
+    assert ["--skip-validation" in r for r in runs] == [False, True, False, True]

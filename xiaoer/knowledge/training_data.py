@@ -35,6 +35,9 @@ class TrainingInputs:
     entries: int  # retrieval intents generated
 
 
+KNOWLEDGE_NLU_FILE = "knowledge_nlu.yml"  # the entries' phrasings
+
+
 def _example(text: str) -> str:
     # no Rasa entity annotations inside a merchant's text, one line each
     return " ".join(text.replace("[", "【").replace("]", "】").split())
@@ -81,7 +84,7 @@ def write_inputs(out: Path, entries: Iterable[Entry], root: Path) -> TrainingInp
             for name, examples in intents.items()
         ],
     }
-    (out / "data" / "knowledge_nlu.yml").write_text(
+    (out / "data" / KNOWLEDGE_NLU_FILE).write_text(
         header + yaml.safe_dump(nlu, allow_unicode=True, sort_keys=False, width=1000),
         encoding="utf-8",
     )

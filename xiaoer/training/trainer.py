@@ -12,10 +12,17 @@ Where things are (``training`` in xiaoer.yml):
 * ``models_dir``: where trained models go (default ``models/``), a folder every Rasa server
   can read (the same machine, or shared storage at scale): a model is loaded by path;
 * ``build_dir``: the generated training files (default ``<data_dir>/training``).
+
+Rasa's validation of the domain and the training data (``rasa train`` runs it first, ~7 s)
+is run when the project's own Rasa files changed since the last training that passed it
+(their SHA-256 in ``<build_dir>/validated.sha256``), not on every knowledge-base retrain: the
+knowledge base's phrasings can only give Rasa's validator warnings, which do not stop a
+training (the import refuses collisions itself).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -28,7 +35,7 @@ from pathlib import Path
 
 from xiaoer.core.config import PROJECT_ROOT, get_settings
 from xiaoer.knowledge.store import KnowledgeStore, get_knowledge_store
-from xiaoer.knowledge.training_data import TrainingInputs, write_inputs
+from xiaoer.knowledge.training_data import KNOWLEDGE_NLU_FILE, TrainingInputs, write_inputs
 
 logger = logging.getLogger(__name__)
 CONFIG_ENV = "XIAOER_TRAINING_CONFIG"
@@ -78,7 +85,9 @@ def prepare(out: Path | None = None, store: KnowledgeStore | None = None) -> Tra
     return write_inputs(out or build_dir() / "build", store.all(), project_dir())
 
 
-def rasa_train_args(inputs: TrainingInputs, out: Path, name: str | None = None) -> list[str]:
+def rasa_train_args(
+    inputs: TrainingInputs, out: Path, name: str | None = None, *, skip_validation: bool = False
+) -> list[str]:
     args = [
         str(Path(sys.executable).with_name("rasa")), "train",
         "--config", str(config_path()), "--domain", str(inputs.domain),
@@ -86,7 +95,41 @@ def rasa_train_args(inputs: TrainingInputs, out: Path, name: str | None = None) 
     ]  # fmt: skip
     if name:
         args += ["--fixed-model-name", name]
+    if skip_validation:
+        args.append("--skip-validation")
     return args
+
+
+VALIDATED_FILE = "validated.sha256"
+
+
+def project_files_digest(inputs: TrainingInputs) -> str:
+    """SHA-256 of what Rasa's validation judges: the pipeline, the domain and every training
+    file, except the knowledge base's phrasings (``knowledge_nlu.yml``)."""
+    digest = hashlib.sha256()
+    files = [config_path()]
+    for place in [inputs.domain, *inputs.data]:
+        files += sorted(p for p in place.rglob("*") if p.is_file()) if place.is_dir() else [place]
+    for path in files:
+        if path.name == KNOWLEDGE_NLU_FILE:
+            continue
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def validated_before(inputs: TrainingInputs) -> bool:
+    """Whether a training that passed Rasa's validation had these very project files."""
+    validated = build_dir() / VALIDATED_FILE
+    return validated.is_file() and validated.read_text().strip() == project_files_digest(inputs)
+
+
+def record_validated(inputs: TrainingInputs) -> None:
+    """A training that ran Rasa's validation succeeded with these project files."""
+    validated = build_dir() / VALIDATED_FILE
+    validated.parent.mkdir(parents=True, exist_ok=True)
+    validated.write_text(project_files_digest(inputs) + "\n")
 
 
 class TrainingError(RuntimeError):
@@ -127,13 +170,14 @@ def train(
     started = time.monotonic()
     say("准备训练数据（项目数据 + 知识库）", 0)
     inputs = prepare(store=store)
+    unchanged = validated_before(inputs)
     out = out or models_dir()
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
            "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "PYTHONWARNINGS": "ignore"}  # fmt: skip
     timeout = timeout or float(training_settings().get("timeout_minutes") or 30) * 60
     proc = subprocess.Popen(
-        rasa_train_args(inputs, out, name),
+        rasa_train_args(inputs, out, name, skip_validation=unchanged),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -191,5 +235,7 @@ def train(
         raise TrainingError(f"训练失败（退出码 {code}）：" + "\n".join(tail[-8:]))
     if code != 0:  # e.g. a library crashing at exit after the model was written
         logger.warning("rasa train exited with %s after saving %s", code, model.name)
+    if not unchanged:  # validated by this run: the next one need not, files unchanged
+        record_validated(inputs)
     say("训练完成", 100)
     return Trained(model, time.monotonic() - started, inputs.entries)
