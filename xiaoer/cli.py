@@ -133,6 +133,7 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
     print("==> rasa train (data/, domain.yml, config.yml or the knowledge base changed)")
     started = time.monotonic()
     inputs = trainer.prepare(store=get_knowledge_store())
+    digest = trainer.project_files_digest(inputs)
     subprocess.run(
         trainer.rasa_train_args(inputs, out),  # with Rasa's validation of the data
         cwd=root,
@@ -140,7 +141,7 @@ def train(out: Path | None = None, quiet: bool = False) -> Path:
         check=True,
         stdout=subprocess.DEVNULL if quiet else None,
     )
-    trainer.record_validated(inputs)  # the worker's retrains need not validate it again
+    trainer.record_validated(digest)  # the worker's retrains need not validate it again
     model = latest_model(out)
     marker.write_text(model.name)
     print(f"==> trained {model.name} in {time.monotonic() - started:.0f} s")

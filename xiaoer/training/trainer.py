@@ -119,17 +119,18 @@ def project_files_digest(inputs: TrainingInputs) -> str:
     return digest.hexdigest()
 
 
-def validated_before(inputs: TrainingInputs) -> bool:
-    """Whether a training that passed Rasa's validation had these very project files."""
+def validated_before(digest: str) -> bool:
+    """Whether a training that passed Rasa's validation had project files of ``digest``."""
     validated = build_dir() / VALIDATED_FILE
-    return validated.is_file() and validated.read_text().strip() == project_files_digest(inputs)
+    return validated.is_file() and validated.read_text().strip() == digest
 
 
-def record_validated(inputs: TrainingInputs) -> None:
-    """A training that ran Rasa's validation succeeded with these project files."""
+def record_validated(digest: str) -> None:
+    """A training that ran Rasa's validation on project files of ``digest`` (taken before
+    it started: a file edited meanwhile is validated next time) succeeded."""
     validated = build_dir() / VALIDATED_FILE
     validated.parent.mkdir(parents=True, exist_ok=True)
-    validated.write_text(project_files_digest(inputs) + "\n")
+    validated.write_text(digest + "\n")
 
 
 class TrainingError(RuntimeError):
@@ -170,7 +171,8 @@ def train(
     started = time.monotonic()
     say("准备训练数据（项目数据 + 知识库）", 0)
     inputs = prepare(store=store)
-    unchanged = validated_before(inputs)
+    digest = project_files_digest(inputs)
+    unchanged = validated_before(digest)
     out = out or models_dir()
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -236,6 +238,6 @@ def train(
     if code != 0:  # e.g. a library crashing at exit after the model was written
         logger.warning("rasa train exited with %s after saving %s", code, model.name)
     if not unchanged:  # validated by this run: the next one need not, files unchanged
-        record_validated(inputs)
+        record_validated(digest)
     say("训练完成", 100)
     return Trained(model, time.monotonic() - started, inputs.entries)
