@@ -37,8 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
-
 logger = logging.getLogger("xiaoer.servers.modelsync")
 
 SERVER_ID_ENV = "XIAOER_RASA_SERVER_ID"
@@ -154,19 +152,6 @@ def take_candidate(model_path: str) -> Any | None:
     if time.monotonic() - float(held["at"]) > CANDIDATE_SECONDS:
         return None
     return held["agent"]
-
-
-async def try_out(agent: Any, texts: list[str]) -> list[dict[str, Any]]:
-    """What ``agent``'s model understands of ``texts`` (intent, response selector)."""
-    from rasa.core.channels.channel import UserMessage
-
-    answers = []
-    for text in texts:
-        parsed = await agent.processor.parse_message(
-            UserMessage(text, metadata={MODEL_CHECK_FLAG: True})
-        )
-        answers.append({k: parsed.get(k) for k in ("text", "intent", "response_selector")})
-    return answers
 
 
 def model_name(agent: Any) -> str:
@@ -314,7 +299,9 @@ def install() -> None:
             _candidate.clear()  # one model held at a time
             try:
                 agent = await loader(model_file, endpoints=request.app.ctx.xiaoer_endpoints)
-                answers = await try_out(agent, texts)
+                from xiaoer.training.check import parse_probes
+
+                answers = await parse_probes(agent, texts)
             except rasa_server.ErrorResponse as exc:
                 return response.json({"error": exc.error_info["message"]}, status=int(exc.status))
             except Exception as exc:  # noqa: BLE001 - the running model keeps answering

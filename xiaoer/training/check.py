@@ -71,8 +71,7 @@ def check_model(model: Path, probe_list: list[Probe], timeout: float = 600) -> l
     """Load ``model`` in a child process and parse the probes: the problems found (an
     empty list: the model passes)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
-           "RASA_TELEMETRY_ENABLED": "false", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-           "XIAOER_KB_MATCHER_OFF": "1"}  # fmt: skip
+           "RASA_TELEMETRY_ENABLED": "false", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}  # fmt: skip
     try:
         done = subprocess.run(
             [sys.executable, "-m", "xiaoer.training.check", str(model)],
@@ -92,11 +91,28 @@ def check_model(model: Path, probe_list: list[Probe], timeout: float = 600) -> l
     return failures(probe_list, answers)
 
 
+async def parse_probes(agent: Any, texts: list[str]) -> list[dict[str, Any]]:
+    """What ``agent``'s model itself understands of ``texts`` (text, intent, response
+    selector): the knowledge base's run-time matcher leaves these messages alone
+    (``MODEL_CHECK_FLAG``). The server's try-out (xiaoer/servers/modelsync.py) and the
+    child process below both use it."""
+    from rasa.core.channels.channel import UserMessage
+
+    from xiaoer.core.rasa_api import MODEL_CHECK_FLAG
+
+    answers = []
+    for text in texts:
+        parsed = await agent.processor.parse_message(
+            UserMessage(text, metadata={MODEL_CHECK_FLAG: True})
+        )
+        answers.append({k: parsed.get(k) for k in ("text", "intent", "response_selector")})
+    return answers
+
+
 async def _parse_all(model: str, texts: list[str]) -> list[dict[str, Any]]:
     from rasa.core.agent import Agent
 
-    agent = Agent.load(model)
-    return [await agent.parse_message(text) for text in texts]
+    return await parse_probes(Agent.load(model), texts)
 
 
 def main() -> int:
@@ -105,10 +121,7 @@ def main() -> int:
     quiet.install()
     items = json.loads(sys.stdin.read() or "[]")
     answers = asyncio.run(_parse_all(sys.argv[1], [i["text"] for i in items]))
-    keep = ("intent", "response_selector", "text")
-    print(
-        json.dumps([{k: a.get(k) for k in keep} for a in answers], ensure_ascii=False, default=str)
-    )
+    print(json.dumps(answers, ensure_ascii=False, default=str))
     return 0
 
 
