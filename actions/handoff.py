@@ -10,7 +10,7 @@ nothing); the console resumes it when the agent hands back.
 from __future__ import annotations
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import ConversationPaused, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -104,13 +104,18 @@ def start_handoff(
     outcome = request_handoff(conversation_of(tracker), reason, details, what)
     say(dispatcher, outcome.message, tracker=tracker, **outcome.values)
     events: list[EventType] = [SlotSet("handoff_offered", False), SlotSet("handoff_reason", None)]
+    # what the customer was told ends the bot's turn. A paused conversation stops there
+    # anyway; one that is not (the test chat, the REST channel's hourly limit, outside
+    # working hours) used to go on to a prediction that no rule covers when a merchant's
+    # keyword handed over in the middle of a form, and the customer was also told
+    # "没看懂" (the core fallback). Every rule and story waits for the customer after it.
+    end_turn = ConversationPaused() if outcome.paused else FollowupAction("action_listen")
     request = outcome.request
     if request is None:  # the REST channel's hourly limit, or the test chat: not queued
         kind = "handoff_sandbox" if is_sandbox(tracker.sender_id) else "handoff_limited"
         log_event(kind, tracker, reason=reason)
-        return events
-    if outcome.paused:
-        events.append(ConversationPaused())
+        return [*events, end_turn]
+    events.append(end_turn)
     log_event(
         "handoff_requested",
         tracker,

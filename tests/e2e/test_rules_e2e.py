@@ -209,6 +209,40 @@ def test_the_test_chat_explains_and_counts_nothing(stack: Stack) -> None:
     rules.remove(rule.id)
 
 
+NOT_UNDERSTOOD = ("没看懂", "没太明白", "没理解")
+
+
+def test_a_keyword_handoff_in_the_middle_of_a_form_is_the_last_thing_said(stack: Stack) -> None:
+    """A merchant keyword (12315) while the bot asks for the order number hands over. When
+    the bot is not paused after it (the test chat, outside working hours), the customer
+    used to be told "没看懂" right after the handoff message."""
+    s = console_session(stack)
+    url = f"{stack.console_url}/api/testchat/send"
+    first = s.post(url, json={"text": "我要退货", "session": "1-e2e-form"}, timeout=60).json()
+    assert "订单" in " ".join(m.get("text") or "" for m in first["messages"])
+    body = s.post(url, json={"text": "12315", "session": "1-e2e-form"}, timeout=60).json()
+    texts = [m.get("text") or "" for m in body["messages"]]
+    assert "测试会话" in texts[-1], texts
+    assert not any(w in t for t in texts for w in NOT_UNDERSTOOD), texts
+    # a real customer outside working hours: queued for the morning, the bot not paused
+    settings = SettingsStore(db(stack))
+    hour = (time.gmtime().tm_hour + 8 + 2) % 24  # Beijing time, two hours from now
+    settings.save("working_hours", {"start": f"{hour:02d}:00", "end": f"{(hour + 1) % 24:02d}:00"})
+    try:
+        time.sleep(3.5)  # the action server's settings cache
+        sender = f"night-{uuid.uuid4().hex[:6]}"
+        assert "订单" in said(stack, sender, "我要退货")
+        texts = [m.get("text") or "" for m in stack.say(sender, "12315")]
+        assert "上班后第一时间处理" in texts[-1], texts
+        assert not any(w in t for t in texts for w in NOT_UNDERSTOOD), texts
+        request = HandoffStore(db(stack)).active_for(Stack.conversation(sender))
+        assert request is not None and request.reason == "keyword"
+        assert said(stack, sender, "好的")  # not paused: the bot still answers
+    finally:
+        settings.save("working_hours", {"start": "00:00", "end": "00:00"})
+        time.sleep(3.5)
+
+
 def test_the_sandbox_channel_needs_the_api_token(stack: Stack) -> None:
     url = f"{stack.rasa_url}/webhooks/sandbox/webhook"
     body = {"session": "x-1", "message": "你好"}

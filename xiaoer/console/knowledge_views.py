@@ -82,7 +82,7 @@ async def index(request: Request) -> HTTPResponse:
 
 def _notice(request: Request) -> str:
     return {
-        "saved": "已保存，答案立即生效。新的问法在重新训练后识别更准（原句已可直接回答）。",
+        "saved": "已保存，答案立即生效。新的问法在重新训练后识别更准（原句几秒内即可直接回答）。",
         "off": "已停用：机器人不再用这条回答。",
         "on": "已启用。",
         "train": "已开始重新训练，完成后自动切换到新模型，期间机器人照常回复。",

@@ -118,7 +118,7 @@ def _import(args: argparse.Namespace) -> int:
         trained = _train("cli", f"导入 {path.name}", args.timeout)
         code = code or trained
     elif report.changed:
-        print("新问题的原句已可直接回答；运行 xiaoer kb train 让机器人学会相似的说法。")
+        print("几秒内新问题的原句即可直接回答；运行 xiaoer kb train 让机器人学会相似的说法。")
     return code
 
 
