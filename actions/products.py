@@ -162,13 +162,15 @@ class ActionProductQuestion(Action):
                     attributes=f"{attributes}，颜色：{'、'.join(product.colors)}，价格 ¥{product.price}",
                 )
             else:
-                # one message: the price, then whether the coupon applies to it
+                # one message: the price, with whether the coupon applies to it (the
+                # coupon's texts say the product and its price themselves)
                 values = {**shop_facts(), "product_name": product.name, "price": f"{product.price}"}
-                text = render("product_price", None, **values)["text"]
                 coupon = coupon_for_price(backend().policies().coupon_everyone, product.price)
                 if coupon:
                     key = "coupon_applies" if "after_coupon" in coupon else "coupon_not_reached"
-                    text += render(key, None, **values, **coupon)["text"]
+                    text = render(key, None, **values, **coupon)["text"]
+                else:
+                    text = render("product_price", None, **values)["text"]
                 dispatcher.utter_message(text=text)
             color, size = asked_variant(tracker, product)
             restock = {"product_name": product.name, "variant": variant_words(color, size)}

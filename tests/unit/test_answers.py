@@ -221,6 +221,7 @@ async def test_coupon_not_claimed_for_a_single_89_yuan_item():
     )
     assert "¥89.00" in reply and "满199" in reply and "¥110.00" in reply
     assert "券后" not in reply and "叠加" not in reply
+    assert reply.count("¥89.00") == 1  # the price once, not again before the coupon
 
 
 async def test_coupon_applies_to_the_299_yuan_shoes():
@@ -228,6 +229,7 @@ async def test_coupon_applies_to_the_299_yuan_shoes():
         ActionProductQuestion(), "ask_price", "跑鞋多少钱", entities=ents(product="P1002")
     )
     assert "¥299.00" in reply and "券后 ¥279.00" in reply
+    assert reply.count("¥299.00") == 1
 
 
 async def test_discount_question_about_a_product_says_what_is_missing():
