@@ -50,6 +50,11 @@ from xiaoer.shop.models import Order, OrderStatus
 from xiaoer.text.contacts import recipient_in
 from xiaoer.text.parsing import mask_order_id, parse_order_id
 
+# "就刚才那个单", "上面那个订单", "同一个单", "这单": the order the conversation was about
+EARLIER_ORDER = re.compile(
+    r"(刚才|刚刚|上面|前面|之前|上一|同一|这|那)(个|笔)?的?(订单|单子|单)(?![号品])"
+)
+
 
 def form_reset(*slots: str, failures: tuple[str, ...] = ()) -> list[EventType]:
     """Events that clear an order flow's slots once its submit action is done.
@@ -137,13 +142,20 @@ class OrderFormValidation(XiaoerFormValidationAction, abc.ABC):
     async def extract_order_id(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """When the form starts without a number, the order in focus (the one just shown)."""
-        if not activating(tracker) or tracker.get_slot("order_id"):
+        """When the form starts without a number, the order in focus (the one just shown);
+        and when the customer answers the question for the number with "就刚才那个单", the
+        order in focus however long ago it was shown (validated as if its number was sent)."""
+        if tracker.get_slot("order_id"):
             return {}
         if any(e.get("entity") == "order_id" for e in tracker.latest_message.get("entities") or []):
             return {}
         focus = tracker.get_slot(FOCUS_ORDER_SLOT)
-        if not focus or not focus_is_recent(tracker):
+        if not focus:
+            return {}
+        asked = activating(tracker) or tracker.get_slot("requested_slot") == "order_id"
+        if asked and EARLIER_ORDER.search(tracker.latest_message.get("text") or ""):
+            return {"order_id": focus}
+        if not activating(tracker) or not focus_is_recent(tracker):
             return {}
         if self.focus_statuses is not None:  # only an order this flow can work on
             try:

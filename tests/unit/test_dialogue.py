@@ -327,6 +327,29 @@ async def test_a_shipped_order_in_focus_does_not_start_an_after_sales_case():
     assert slot_value(events, "order_id") == "absent"  # the customer picks or types it
 
 
+async def test_the_order_just_talked_about_is_taken_when_the_customer_points_at_it():
+    """Asked for the number, "就刚才那个单" is the order the conversation was about, even
+    after more messages than a follow-up's focus lasts."""
+    t = in_form("urge_form", "nlu_fallback", "就刚才那个单", slots={"focus_order_id": ORDER_PAID})
+    older = [{"event": "slot", "name": "focus_order_id", "value": ORDER_PAID}] + [
+        {"event": "user", "text": "你好", "parse_data": {"intent": {"name": "greet"}}}
+    ] * 5
+    t.events[:0] = older
+    msgs, events = await run(ValidateUrgeForm(), t)
+    assert slot_value(events, "order_id") == ORDER_PAID
+    assert not any(w in texts(msgs) for w in NOT_UNDERSTOOD)
+    # nothing talked about yet: still asked for
+    t = in_form("urge_form", "nlu_fallback", "就刚才那个单")
+    _, events = await run(ValidateUrgeForm(), t)
+    assert slot_value(events, "order_id") in ("absent", None)
+    # "the number of that order" is not the order itself
+    t = in_form(
+        "urge_form", "nlu_fallback", "那个订单号我找不到", slots={"focus_order_id": ORDER_PAID}
+    )
+    _, events = await run(ValidateUrgeForm(), t)
+    assert slot_value(events, "order_id") != ORDER_PAID
+
+
 async def test_a_guessed_yes_does_not_leave_the_form():
     t = in_form("urge_form", "affirm", "asdfgh", slots={"handoff_offered": True})
     t.latest_message["intent"]["confidence"] = 0.67
