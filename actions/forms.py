@@ -448,7 +448,13 @@ async def ask_verify_phone_tail(
     """The phone-tail question; after a message without digits (a question the form
     answered, if it could), once more with the reason why it is needed."""
     misses = int(tracker.get_slot(MISSES_SLOT) or 0)
-    say(dispatcher, "verify_ask_phone_tail_again" if misses else "verify_ask_phone_tail")
+    order_id = tracker.get_slot("order_id")
+    if misses:
+        say(dispatcher, "verify_ask_phone_tail_again")
+    elif order_id:  # which order: it may come from the conversation, not this message
+        say(dispatcher, "verify_ask_phone_tail_order", order_id=str(order_id))
+    else:
+        say(dispatcher, "verify_ask_phone_tail")
     return []
 
 

@@ -64,6 +64,9 @@ async def test_a_question_instead_of_the_phone_tail_is_not_a_try(text, intent):
         ActionAskVerifyPhoneTail(), tracker(slots={"form_misses": misses}, channel="rest")
     )
     assert "后4位" in texts(again) and ("本人" in texts(again) or "保护" in texts(again))
+    # the first question names the order (it may be the one the conversation was about)
+    first, _ = await run(ActionAskVerifyPhoneTail(), tracker(slots={"order_id": PAID}))
+    assert f"订单 {PAID}" in texts(first) and "收件人手机号后4位" in texts(first)
     # wrong digits still count
     t = in_form("address_form", "verify_phone_tail", "1234", {"order_id": PAID}, text="1234")
     msgs, events = await run(ValidateAddressForm(), t)
