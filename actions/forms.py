@@ -442,11 +442,24 @@ def has_digits(value: Any) -> bool:
     )
 
 
+def refused_this_turn(tracker: Tracker, slot: str) -> bool:
+    """Whether the validation of the customer's latest message refused an answer for
+    ``slot`` (a failure counted since that message)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "slot" and event.get("name") == f"{slot}_failures":
+            return float(event.get("value") or 0) > 0
+    return False
+
+
 async def ask_verify_phone_tail(
     dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> list[EventType]:
     """The phone-tail question; after a message without digits (a question the form
     answered, if it could), once more with the reason why it is needed."""
+    if refused_this_turn(tracker, VERIFY_SLOT):
+        return []  # "没有对上…请…再发一次" was just said: no second question
     misses = int(tracker.get_slot(MISSES_SLOT) or 0)
     order_id = tracker.get_slot("order_id")
     if misses:

@@ -15,7 +15,7 @@ from rasa_sdk import Tracker
 from actions.address import ActionChangeAddress, ValidateAddressForm
 from actions.aftersales import ActionSubmitAfterSales, ValidateAfterSalesForm
 from actions.cancel import ActionCancelOrder, ValidateCancelForm
-from actions.forms import MAX_FAILURES
+from actions.forms import MAX_FAILURES, ActionAskVerifyPhoneTail
 from actions.orders import ActionOrderStatus, ValidateOrderStatusForm
 from actions.urge import ActionUrgeShipment
 from tests.helpers import DOMAIN, run, texts, tracker
@@ -110,6 +110,15 @@ async def test_wrong_phone_tail_twice_offers_a_human_and_changes_nothing():
     assert "没有对上" in texts(msgs) or "不一致" in texts(msgs)
     assert slot_value(events, "verify_phone_tail_failures") == 1.0
     assert slot_value(events, "requested_slot") == "verify_phone_tail"
+    # the form's question after it says nothing more: "再发一次" was the question
+    after = tracker(slots={"order_id": PAID, "requested_slot": "verify_phone_tail"})
+    after.events += [{"event": "user", "text": "1234"}, *events]
+    asked, _ = await run(ActionAskVerifyPhoneTail(), after)
+    assert asked == []
+    # a first question (no try yet in this turn) is asked
+    after.events.append({"event": "user", "text": "我要改地址"})
+    asked, _ = await run(ActionAskVerifyPhoneTail(), after)
+    assert "收件人手机号后4位" in texts(asked)
     msgs, events = await run(
         ValidateAddressForm(),
         in_form(
