@@ -43,7 +43,7 @@ from actions.order_access import (
     lookup_allowed,
     verification_locked,
 )
-from actions.questions import ask_actions
+from actions.questions import ask_actions, asked_in_this_message
 from xiaoer.shop.access import get_order_check_store, phone_tail_matches
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
@@ -391,6 +391,8 @@ async def off_topic_events(
     if wants_to_leave(tracker):
         return []
     await answer_digression(dispatcher, tracker, domain)
+    if asked_in_this_message(tracker):
+        return []  # the question came in this same reply: the customer could not answer
     misses = int(tracker.get_slot(MISSES_SLOT) or 0) + 1
     log_event("form_miss", tracker, form=tracker.active_loop.get("name"), slot=requested)
     return [SlotSet(MISSES_SLOT, float(misses))]

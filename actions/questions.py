@@ -23,6 +23,39 @@ Asker = Callable[[CollectingDispatcher, Tracker], Awaitable[list[EventType]]]
 Question = str | Asker
 
 
+def _split_part(event_or_message: dict[str, Any]) -> int:
+    """Which request of a split customer message this is (1: the first, or not split)."""
+    split = (event_or_message.get("metadata") or {}).get("split") or {}
+    return int(split.get("part") or 1)
+
+
+def asked_in_this_message(tracker: Tracker) -> bool:
+    """Whether the form's pending question was asked in the reply to this very customer
+    message: one the assistant split into requests (xiaoer/nlu/multi.py), an earlier of
+    which started the form ("T恤缩水了 要求退货": the after-sales form asks for the order
+    number, then the return policy is answered). The customer has not seen the question
+    yet: it is not asked a second time in the same reply, and a later request that fills
+    no slot is no miss."""
+    requested = tracker.get_slot("requested_slot")
+    if not requested or _split_part(tracker.latest_message) <= 1:
+        return False
+    users = 0
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            users += 1
+            if users > 1 and _split_part(event) <= 1:
+                return False  # the message's first request: asked before this message
+        elif (
+            users >= 1
+            and kind == "slot"
+            and event.get("name") == "requested_slot"
+            and event.get("value") == requested
+        ):
+            return True
+    return False
+
+
 def ask_action(module: str, action_name: str, question: Question) -> type[Action]:
     """An ``Action`` class named like ``action_name`` (``ActionAskNewName``) that asks
     ``question``."""
@@ -33,6 +66,8 @@ def ask_action(module: str, action_name: str, question: Question) -> type[Action
     async def run(
         self: Action, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if asked_in_this_message(tracker):
+            return []  # the reply to this very message already holds the question
         if isinstance(question, str):
             say(dispatcher, question)
             return []

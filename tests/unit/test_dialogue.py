@@ -350,6 +350,41 @@ async def test_the_order_just_talked_about_is_taken_when_the_customer_points_at_
     assert slot_value(events, "order_id") != ORDER_PAID
 
 
+async def test_a_later_request_of_the_same_message_is_no_miss_and_the_question_is_not_repeated():
+    """ "T恤洗了一次就缩水了 要求退货", split in two requests: the first starts the
+    after-sales form, which asks for the order number; the second (the return policy) is
+    answered, without counting a miss and without asking for the number again in the same
+    reply."""
+    from actions.aftersales import ValidateAfterSalesForm
+
+    first = {"split": {"part": 1, "of": 2}}
+    second = {"split": {"part": 2, "of": 2}}
+    case = {"as_type": "quality", "as_reason": "质量问题"}
+    t = in_form("after_sales_form", "return_policy", "要求退货", case, metadata=second)
+    t.events[:0] = [
+        {"event": "user", "text": "T恤洗了一次就缩水了", "metadata": first,
+         "parse_data": {"intent": {"name": "quality_issue"}}},
+        {"event": "action", "name": "after_sales_form"},
+        {"event": "slot", "name": "requested_slot", "value": "order_id"},
+        {"event": "bot", "text": "请提供一下订单编号哦"},
+        {"event": "action", "name": "action_listen"},
+    ]  # fmt: skip
+    t.events[-2]["metadata"] = second  # the user event of the second request
+    msgs, events = await run(ValidateAfterSalesForm(), t)
+    assert "7天无理由" in texts(msgs)  # the question of the second request is answered
+    assert slot_value(events, "form_misses") == "absent"
+    t.events += events
+    asked, _ = await run(ActionAskOrderId(), t)
+    assert asked == []
+    # the same question as a message of its own: a miss, and the number asked again
+    t = in_form("after_sales_form", "return_policy", "要求退货", case)
+    msgs, events = await run(ValidateAfterSalesForm(), t)
+    assert "7天无理由" in texts(msgs) and slot_value(events, "form_misses") == 1.0
+    t.events += events
+    asked, _ = await run(ActionAskOrderId(), t)
+    assert "订单" in texts(asked)
+
+
 async def test_a_guessed_yes_does_not_leave_the_form():
     t = in_form("urge_form", "affirm", "asdfgh", slots={"handoff_offered": True})
     t.latest_message["intent"]["confidence"] = 0.67
