@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import requests
 
+from xiaoer.core.labels import INTENTS
 from xiaoer.devtools.stack import Stack, free_port, running_stack
 
 pytestmark = [pytest.mark.e2e]
@@ -376,7 +377,7 @@ def test_knowledge_pages_in_the_browser(stack: Stack, browser_context: Any, tmp_
     page.fill("textarea[name=phrasings]", example)
     page.fill("textarea[name=answer]", "可以")
     page.click("button:has-text('保存')")
-    expect(page.locator("#kb-error")).to_contain_text(f"已有意图 {intent}")
+    expect(page.locator("#kb-error")).to_contain_text(f"已有意图「{INTENTS[intent]}」")
     expect(page.locator("#kb-error")).to_contain_text(example)
 
     # a question the running assistant answers from the shop's data (invoices): refused

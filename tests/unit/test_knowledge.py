@@ -11,6 +11,7 @@ import pytest
 import yaml
 from openpyxl import Workbook, load_workbook
 
+from xiaoer.core.labels import INTENTS
 from xiaoer.knowledge.answers import Matcher, answer_for, describe
 from xiaoer.knowledge.collisions import intent_examples
 from xiaoer.knowledge.importing import (
@@ -116,7 +117,7 @@ def test_every_rejection_reason_is_reported_and_good_rows_still_imported(
     assert by_row[3].status == REJECTED and by_row[3].reason == "问题为空"
     assert by_row[4].status == ADDED
     assert by_row[5].status == REJECTED and "与第 4 行的问题相同" in by_row[5].reason
-    assert by_row[6].status == REJECTED and f"已有意图 {intent}" in by_row[6].reason
+    assert by_row[6].status == REJECTED and f"已有意图「{INTENTS[intent]}」" in by_row[6].reason
     assert by_row[6].collisions[0].example == example
     assert by_row[7].status == REJECTED and "有没有实体店" in by_row[7].reason
     assert by_row[7].collisions[0].example == "线下有店吗"

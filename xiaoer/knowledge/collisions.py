@@ -71,7 +71,10 @@ class Collision:
         if self.flow:
             return f"「{self.phrasing}」已有流程会回答：{self.flow}"
         if self.with_intent:
-            return f"「{self.phrasing}」与已有意图 {self.with_intent} 的例句「{self.example}」冲突"
+            from xiaoer.core.labels import INTENTS
+
+            label = INTENTS.get(self.with_intent, self.with_intent)  # the merchant's words
+            return f"「{self.phrasing}」与已有意图「{label}」的例句「{self.example}」冲突"
         return f"「{self.phrasing}」与知识库条目「{self.with_entry}」的问法「{self.example}」冲突"
 
     def as_dict(self) -> dict[str, str]:
