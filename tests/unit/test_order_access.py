@@ -378,3 +378,32 @@ async def test_douyin_message_without_a_buyer_is_anonymous():
         ValidateCancelForm(), in_form("cancel_form", "order_id", UNPAID, channel="douyin")
     )
     assert slot_value(events, "requested_slot") == "verify_phone_tail"
+
+
+@pytest.mark.parametrize(
+    ("answer", "matches"),
+    [
+        ("0000", True),
+        ("尾号0000", True),
+        ("００００", True),  # full-width
+        ("零零零零", True),  # Chinese numerals, as customers say them
+        ("〇〇〇〇", True),
+        ("我看一下 是0000", True),  # 一下 is no digit when 4 digits are written
+        ("零零零", False),
+        ("1234", False),
+        ("0000 0000", False),
+    ],
+)
+def test_the_phone_tail_in_every_written_form(answer: str, matches: bool) -> None:
+    from xiaoer.shop.access import phone_tail_matches
+
+    assert phone_tail_matches("13800000000", answer) is matches
+
+
+async def test_a_phone_tail_in_chinese_numerals_verifies():
+    msgs, events = await run(
+        ValidateAddressForm(),
+        in_form("address_form", "verify_phone_tail", "零零零零", {"order_id": PAID}),
+    )
+    assert slot_value(events, "verify_phone_tail") == "verified"
+    assert "没有对上" not in texts(msgs) and "不一致" not in texts(msgs)

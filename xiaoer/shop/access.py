@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,16 @@ def security_settings() -> SecuritySettings:
 
 
 def phone_tail_matches(phone: str | None, answer: str | None) -> bool:
-    """Whether ``answer`` holds exactly the last 4 digits of ``phone``."""
-    digits = "".join(c for c in str(answer or "") if c.isdigit())
-    phone_digits = "".join(c for c in str(phone or "") if c.isdigit())
+    """Whether ``answer`` holds exactly the last 4 digits of ``phone``: written as digits
+    (full-width too) or, when it holds no 4 such digits, in Chinese numerals (零零零零,
+    幺三八八)."""
+    from xiaoer.text.parsing import digits_from_chinese
+
+    text = unicodedata.normalize("NFKC", str(answer or ""))
+    digits = "".join(c for c in text if c.isascii() and c.isdigit())
+    if len(digits) != 4:
+        digits = "".join(c for c in digits_from_chinese(text) if c.isascii() and c.isdigit())
+    phone_digits = "".join(c for c in str(phone or "") if c.isascii() and c.isdigit())
     if len(digits) != 4 or len(phone_digits) < 4:
         return False
     return hmac.compare_digest(digits, phone_digits[-4:])
