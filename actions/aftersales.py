@@ -239,12 +239,16 @@ class ValidateAfterSalesForm(OrderFormValidation):
             recognised = not canonical_reason(text).startswith("其他")
             if latest_intent(tracker) in ESCAPE_INTENTS and not recognised:
                 return {}
+            if not recognised and wanted_from(tracker)[1]:
+                return {"as_reason": "尺码不合适"}  # "换41的": the size is the reason
             return {"as_reason": text}
-        if latest_intent(tracker) in ESCAPE_INTENTS:
+        if latest_intent(tracker) in ESCAPE_INTENTS or tracker.get_slot("as_reason"):
             return {}
-        if not tracker.get_slot("as_reason") and latest_intent(tracker) == "quality_issue":
-            reason = canonical_reason(text)
+        reason = canonical_reason(text)
+        if latest_intent(tracker) == "quality_issue":
             return {"as_reason": reason if reason in PHOTO_REASONS else "质量问题"}
+        if latest_intent(tracker) in INTENT_TYPES and not reason.startswith("其他"):
+            return {"as_reason": reason}  # "码数大了想换小一码": said, not asked again
         return {}
 
     async def extract_as_photo(

@@ -496,6 +496,26 @@ def test_handoff_rows_survive_in_sqlite(data_dir):
     assert rows == [("u1",)]
 
 
+async def test_the_reason_the_customer_already_gave_is_not_asked_for():
+    """ "鞋子码数大了想换小一码": the reason (尺码不合适) is in the request itself; answered
+    with a size ("换41的"), the reason question gets 尺码不合适, not "其他：换41的"."""
+    first = tracker(intent="exchange", text="鞋子码数大了想换小一码")
+    first.active_loop = {"name": "after_sales_form"}  # activating: nothing asked yet
+    _, events = await run(ValidateAfterSalesForm(), first)
+    assert slot_value(events, "as_reason") == "尺码不合适"
+    plain = tracker(intent="return_goods", text="我要退货")
+    plain.active_loop = {"name": "after_sales_form"}
+    _, events = await run(ValidateAfterSalesForm(), plain)
+    assert slot_value(events, "as_reason") == "absent"  # no reason said: it is asked
+    slots = {"order_id": ORDER_NEW_DELIVERED, "as_type": "exchange"}
+    t = tracker(intent="exchange", text="换41的", slots=slots,
+                entities=[{"entity": "size", "value": "41"}])  # fmt: skip
+    t.active_loop = {"name": "after_sales_form"}
+    t.slots["requested_slot"] = "as_reason"
+    _, events = await run(ValidateAfterSalesForm(), t)
+    assert slot_value(events, "as_reason") == "尺码不合适"
+
+
 async def test_reason_button_that_reads_like_a_refusal_is_still_a_reason():
     slots = {"order_id": ORDER_NEW_DELIVERED, "as_type": "return_refund"}
     t = tracker(intent="deny", text="不想要了", slots=slots)
