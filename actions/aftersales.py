@@ -12,11 +12,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
-from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
+from actions.forms import (
+    OrderFormValidation,
+    backend_stop,
+    first_time,
+    form_reset,
+    refused_this_turn,
+)
 from actions.handoff import backend_failed, hand_over
 from actions.messages import sandbox_stop, say
 from actions.order_access import (
     FOCUS_ORDER_SLOT,
+    MAX_FAILURES,
     VERIFY_SLOT,
     accessible_order,
     current_order,
@@ -195,6 +202,12 @@ class ValidateAfterSalesForm(OrderFormValidation):
             slots.remove("as_photo")
         if tracker.get_slot("as_type") != "exchange" and "wanted_variant" in slots:
             slots.remove("wanted_variant")
+        elif (
+            tracker.get_slot("as_type") == "exchange"
+            and not tracker.get_slot("wanted_variant")
+            and self.failures(tracker, "wanted_variant") >= MAX_FAILURES
+        ):
+            return []  # no variant to exchange for: not confirmed, an agent takes the case
         return slots
 
     # --- custom slot extraction -----------------------------------------------------
@@ -318,17 +331,21 @@ class ValidateAfterSalesForm(OrderFormValidation):
         except BackendError:
             return backend_stop("wanted_variant")
         if order is None or product is None:
+            say(dispatcher, "as_ask_variant")
             return self.fail(tracker, "wanted_variant")
         item = order.items[0]
         color = color or item.color or ""
         size = size or item.size or ""
-        if not color and not size or (color == item.color and size == item.size):
+        options = "、".join(variant_label(v.color, v.size) for v in product.variants)
+        if not color and not size:
             say(dispatcher, "as_ask_variant")
+            return self.fail(tracker, "wanted_variant")
+        if color == item.color and size == item.size:  # "换M码" of the M bought
+            say(dispatcher, "as_variant_same", variant=variant_label(color, size), options=options)
             return self.fail(tracker, "wanted_variant")
         variant = next(
             (v for v in product.variants if v.color == color and (v.size or "") == size), None
         )
-        options = "、".join(variant_label(v.color, v.size) for v in product.variants)
         if variant is None:
             say(dispatcher, "as_variant_unknown", product_name=product.name, options=options)
             return self.fail(tracker, "wanted_variant")
@@ -384,13 +401,20 @@ async def ask_as_confirmed(dispatcher: CollectingDispatcher, tracker: Tracker) -
     return []
 
 
+async def ask_wanted_variant(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """Which variant to exchange for; not again right after a refusal, which asked it."""
+    if not refused_this_turn(tracker, "wanted_variant"):
+        say(dispatcher, "as_ask_variant")
+    return []
+
+
 ASKS = ask_actions(
     __name__,
     {
         "action_ask_as_type": "as_ask_type",
         "action_ask_as_reason": "as_ask_reason",
         "action_ask_as_photo": "as_ask_photo",
-        "action_ask_wanted_variant": "as_ask_variant",
+        "action_ask_wanted_variant": ask_wanted_variant,
         "action_ask_as_confirmed": ask_as_confirmed,
     },
 )

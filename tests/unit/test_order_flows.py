@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
 import xiaoer.core.settings
 from actions.address import ActionAskAddressConfirmed, ActionChangeAddress, ValidateAddressForm
 from actions.aftersales import (
+    ASKS,
     ActionAskAsConfirmed,
     ActionSubmitAfterSales,
     ValidateAfterSalesForm,
@@ -21,7 +23,7 @@ from actions.cancel import ActionCancelOrder, ValidateCancelForm
 from actions.orders import ActionAskOrderId
 from actions.products import ActionProductQuestion
 from actions.urge import ActionUrgeShipment
-from tests.helpers import run, texts
+from tests.helpers import DOMAIN, run, texts
 from tests.helpers import tracker as any_tracker
 from xiaoer.core import config
 from xiaoer.handoff.store import get_handoff_store
@@ -375,6 +377,38 @@ async def test_exchange_checks_the_wanted_variant():
     )
     (case,) = await get_backend().after_sales_for_order(ORDER_NEW_DELIVERED)
     assert case.case_type.value == "exchange" and "白色 42" in texts(msgs)
+
+
+async def test_an_exchange_for_what_was_bought_is_asked_again_once_then_an_agent_takes_it():
+    """ "换M码" of the white M bought: told so, with the options, in one question (not the
+    question twice); after two such answers no exchange without a target is confirmed or
+    filed: the submit hands the case to an agent."""
+    order = await get_backend().get_order(ORDER_NEW_DELIVERED)
+    item = order.items[0]
+    base = {"order_id": ORDER_NEW_DELIVERED, "as_type": "exchange", "as_reason": "尺码不合适"}
+    t = tracker(intent="exchange", text="换这个", slots=base,
+                entities=[{"entity": "size", "value": item.size}])  # fmt: skip
+    t.active_loop = {"name": "after_sales_form"}
+    t.slots["requested_slot"] = "wanted_variant"
+    msgs, events = await run(ValidateAfterSalesForm(), t)
+    assert "您买的就是" in texts(msgs) and "可选" in texts(msgs)
+    assert slot_value(events, "wanted_variant_failures") == 1.0
+    t.events += events
+    asked, _ = await run(ASKS["action_ask_wanted_variant"](), t)
+    assert asked == []  # the refusal was the question
+    # a second such answer: the form stops (nothing to confirm), the case goes to an agent
+    failed = {**base, "wanted_variant_failures": 2.0}
+    t = tracker(intent="affirm", text="好的", slots=failed)
+    t.active_loop = {"name": "after_sales_form"}
+    t.slots["requested_slot"] = "wanted_variant"
+    slots = await ValidateAfterSalesForm().required_slots(
+        ["order_id", "as_type", "as_reason", "wanted_variant", "as_confirmed"],
+        CollectingDispatcher(), t, DOMAIN,
+    )  # fmt: skip
+    assert slots == []
+    msgs, _ = await run(ActionSubmitAfterSales(), tracker(intent="affirm", slots=failed))
+    assert "人工" in texts(msgs)
+    assert await get_backend().after_sales_for_order(ORDER_NEW_DELIVERED) == []
 
 
 async def test_refund_before_shipping_is_refund_only():
