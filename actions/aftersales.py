@@ -12,13 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import backend, fmt_time, latest_intent, log_event
-from actions.forms import (
-    OrderFormValidation,
-    backend_stop,
-    first_time,
-    form_reset,
-    refused_this_turn,
-)
+from actions.forms import OrderFormValidation, backend_stop, first_time, form_reset
 from actions.handoff import backend_failed, hand_over
 from actions.messages import sandbox_stop, say
 from actions.order_access import (
@@ -31,7 +25,7 @@ from actions.order_access import (
 )
 from actions.order_flow import OrderFlowSubmit, unverified_stop
 from actions.order_replies import case_id_named, open_case, order_values, say_case
-from actions.questions import ask_actions
+from actions.questions import ask_actions, refused_this_turn
 from xiaoer.core.settings import allowed
 from xiaoer.shop.backend import BackendError, NotSupportedByBackend, OperationRejected
 from xiaoer.shop.models import (
@@ -336,10 +330,10 @@ class ValidateAfterSalesForm(OrderFormValidation):
         item = order.items[0]
         color = color or item.color or ""
         size = size or item.size or ""
-        options = "、".join(variant_label(v.color, v.size) for v in product.variants)
         if not color and not size:
             say(dispatcher, "as_ask_variant")
             return self.fail(tracker, "wanted_variant")
+        options = "、".join(variant_label(v.color, v.size) for v in product.variants)
         if color == item.color and size == item.size:  # "换M码" of the M bought
             say(dispatcher, "as_variant_same", variant=variant_label(color, size), options=options)
             return self.fail(tracker, "wanted_variant")

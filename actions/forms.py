@@ -43,7 +43,7 @@ from actions.order_access import (
     lookup_allowed,
     verification_locked,
 )
-from actions.questions import ask_actions, asked_in_this_message
+from actions.questions import ask_actions, asked_in_this_message, refused_this_turn
 from xiaoer.shop.access import get_order_check_store, phone_tail_matches
 from xiaoer.shop.backend import BackendError
 from xiaoer.shop.models import Order, OrderStatus
@@ -442,17 +442,6 @@ def has_digits(value: Any) -> bool:
     return any(c.isascii() and c.isdigit() for c in text) or (
         sum(c in _CN_NUMERALS for c in text) >= 4
     )
-
-
-def refused_this_turn(tracker: Tracker, slot: str) -> bool:
-    """Whether the validation of the customer's latest message refused an answer for
-    ``slot`` (a failure counted since that message)."""
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            return False
-        if event.get("event") == "slot" and event.get("name") == f"{slot}_failures":
-            return float(event.get("value") or 0) > 0
-    return False
 
 
 async def ask_verify_phone_tail(

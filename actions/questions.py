@@ -56,6 +56,17 @@ def asked_in_this_message(tracker: Tracker) -> bool:
     return False
 
 
+def refused_this_turn(tracker: Tracker, slot: str) -> bool:
+    """Whether the validation of the customer's latest message refused an answer for
+    ``slot`` (a failure counted since that message)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return False
+        if event.get("event") == "slot" and event.get("name") == f"{slot}_failures":
+            return float(event.get("value") or 0) > 0
+    return False
+
+
 def ask_action(module: str, action_name: str, question: Question) -> type[Action]:
     """An ``Action`` class named like ``action_name`` (``ActionAskNewName``) that asks
     ``question``."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from xiaoer.core.labels import INTENTS
 from xiaoer.knowledge.store import Entry, match_key
 
 _ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
@@ -71,8 +72,6 @@ class Collision:
         if self.flow:
             return f"「{self.phrasing}」已有流程会回答：{self.flow}"
         if self.with_intent:
-            from xiaoer.core.labels import INTENTS
-
             label = INTENTS.get(self.with_intent, self.with_intent)  # the merchant's words
             return f"「{self.phrasing}」与已有意图「{label}」的例句「{self.example}」冲突"
         return f"「{self.phrasing}」与知识库条目「{self.with_entry}」的问法「{self.example}」冲突"

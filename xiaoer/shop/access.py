@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 
 from xiaoer.core.config import get_settings
 from xiaoer.core.db import Database, database_for, metadata
+from xiaoer.text.parsing import digits_from_chinese
 
 VERIFY_PHONE_TAIL = "phone_tail"
 VERIFY_OFF = "off"
@@ -113,8 +114,6 @@ def phone_tail_matches(phone: str | None, answer: str | None) -> bool:
     """Whether ``answer`` holds exactly the last 4 digits of ``phone``: written as digits
     (full-width too) or, when it holds no 4 such digits, in Chinese numerals (零零零零,
     幺三八八)."""
-    from xiaoer.text.parsing import digits_from_chinese
-
     text = unicodedata.normalize("NFKC", str(answer or ""))
     digits = "".join(c for c in text if c.isascii() and c.isdigit())
     if len(digits) != 4:
